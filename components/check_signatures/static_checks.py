@@ -1,0 +1,200 @@
+"""Checks that read the SavedModel's protos only, as tensorflow_model_server reads them at load time."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from pathlib import Path
+
+from kfp_tfserving.components.check_signatures.findings import ERROR, WARNING, Finding
+from kfp_tfserving.components.common.formats.saved_model_io import SERVE_TAG, SERVING_DEFAULT, signatures_of
+
+# dtypes TF Serving's REST API encodes to and from JSON.
+REST_DTYPES = {
+    "float32",
+    "float64",
+    "int8",
+    "int16",
+    "int32",
+    "int64",
+    "uint8",
+    "uint32",
+    "uint64",
+    "string",
+    "bool",
+}
+AUTO_NAME = re.compile(r"^(keras_tensor(_\d+)?|args_\d+|output_\d+|input_\d+_\d+|unknown(_\d+)?)$")
+
+Check = Callable[["ModelView"], list[Finding]]
+
+
+class ModelView:
+    """What the checks look at: the directory, its parsed proto and the {serve} meta graph (or None)."""
+
+    def __init__(self, model_dir: Path, proto):
+        self.model_dir = model_dir
+        self.proto = proto
+        self.serve = next((m for m in proto.meta_graphs if set(m.meta_info_def.tags) == {SERVE_TAG}), None)
+        self.signatures = signatures_of(self.serve) if self.serve is not None else {}
+
+
+def check_variables(view: ModelView) -> list[Finding]:
+    if view.serve is None:
+        return []
+    graph_has_variables = any(
+        node.op in ("VarHandleOp", "VariableV2", "Variable") for node in view.serve.graph_def.node
+    ) or any(
+        node.op in ("VarHandleOp", "VariableV2")
+        for fn in view.serve.graph_def.library.function
+        for node in fn.node_def
+    )
+    index = view.model_dir / "variables" / "variables.index"
+    if graph_has_variables and not index.is_file():
+        return [
+            Finding(
+                "missing-variables",
+                ERROR,
+                "the graph has variables but variables/variables.index is missing",
+                "copy the whole SavedModel directory, variables/ included",
+            )
+        ]
+    return []
+
+
+def check_tags(view: ModelView) -> list[Finding]:
+    if view.serve is not None:
+        return []
+    tag_sets = [sorted(m.meta_info_def.tags) for m in view.proto.meta_graphs]
+    return [
+        Finding(
+            "no-serve-tag",
+            ERROR,
+            f"no meta graph with exactly the tag-set {{serve}} (found {tag_sets})",
+            "re-export with tags=['serve'] (tf.saved_model.save does this)",
+        )
+    ]
+
+
+def check_signature_presence(view: ModelView) -> list[Finding]:
+    if view.serve is None:
+        return []
+    found = []
+    if SERVING_DEFAULT not in view.signatures:
+        found.append(
+            Finding(
+                "no-serving-default",
+                ERROR,
+                f"no serving_default signature (has {sorted(view.signatures)})",
+                "export with --signature NAME to choose the one to serve",
+            )
+        )
+    for name, sig in view.signatures.items():
+        if not sig.inputs or not sig.outputs:
+            found.append(
+                Finding(
+                    "empty-signature",
+                    ERROR,
+                    "the signature has no inputs or no outputs",
+                    "export a signature that takes and returns tensors",
+                    signature=name,
+                )
+            )
+    return found
+
+
+def check_tensor_kinds(view: ModelView) -> list[Finding]:
+    found = []
+    for name, sig in sorted(view.serve.signature_def.items() if view.serve else []):
+        for role, tensors in (("input", sig.inputs), ("output", sig.outputs)):
+            for key, info in sorted(tensors.items()):
+                encoding = info.WhichOneof("encoding")
+                if encoding != "name":
+                    found.append(
+                        Finding(
+                            "non-dense-tensor",
+                            ERROR,
+                            f"{role} is a {encoding} tensor, not a dense one",
+                            "serve dense tensors (convert sparse/ragged inside the model)",
+                            name,
+                            key,
+                        )
+                    )
+    return found
+
+
+def check_dtypes(view: ModelView) -> list[Finding]:
+    found = []
+    for name, sig in view.signatures.items():
+        for spec in sig.inputs + sig.outputs:
+            if spec.dtype not in REST_DTYPES:
+                found.append(
+                    Finding(
+                        "unsupported-dtype",
+                        ERROR,
+                        f"dtype {spec.dtype} cannot travel through TF Serving's REST API",
+                        "cast to float32 (or int/string) inside the serving signature",
+                        name,
+                        spec.name,
+                    )
+                )
+    return found
+
+
+def check_batch_dimension(view: ModelView) -> list[Finding]:
+    found = []
+    for name, sig in view.signatures.items():
+        for role, specs in (("input", sig.inputs), ("output", sig.outputs)):
+            for spec in specs:
+                if spec.shape is not None and len(spec.shape) == 0:
+                    if role == "output":
+                        found.append(
+                            Finding(
+                                "scalar-output",
+                                WARNING,
+                                "rank-0 output: row-format JSON and batching need a batch dimension",
+                                "return a tensor with a leading batch dimension",
+                                name,
+                                spec.name,
+                            )
+                        )
+                elif spec.shape is not None and spec.shape[0] is not None:
+                    found.append(
+                        Finding(
+                            "fixed-batch",
+                            WARNING,
+                            f"{role} dim 0 is fixed at {spec.shape[0]}, not -1",
+                            "export with a None batch dimension so any batch size is accepted",
+                            name,
+                            spec.name,
+                        )
+                    )
+    return found
+
+
+def check_names(view: ModelView) -> list[Finding]:
+    found = []
+    for name, sig in view.signatures.items():
+        for spec in sig.inputs + sig.outputs:
+            if AUTO_NAME.match(spec.name):
+                found.append(
+                    Finding(
+                        "auto-generated-name",
+                        WARNING,
+                        f"'{spec.name}' is an auto-generated name clients must hard-code",
+                        "name the model's Input and output layers",
+                        name,
+                        spec.name,
+                    )
+                )
+    return found
+
+
+STATIC_CHECKS: list[Check] = [
+    check_variables,
+    check_tags,
+    check_signature_presence,
+    check_tensor_kinds,
+    check_dtypes,
+    check_batch_dimension,
+    check_names,
+]

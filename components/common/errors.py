@@ -1,0 +1,65 @@
+"""User-facing errors: one line naming the file or tensor, what is wrong and what to do."""
+
+from __future__ import annotations
+
+import functools
+import sys
+from collections.abc import Callable
+from typing import TypeVar
+
+# The CLI finds a failed step's reason in the captured step logs by this prefix.
+ERROR_MARKER = "kfp-tfserving error: "
+
+F = TypeVar("F", bound=Callable)
+
+
+class UserError(Exception):
+    """A problem the user can fix; its message is shown as-is, on one line."""
+
+    def __init__(self, what: str, fix: str | None = None):
+        self.what = what
+        self.fix = fix
+        super().__init__(self.one_line())
+
+    def one_line(self) -> str:
+        text = self.what if not self.fix else f"{self.what}; {self.fix}"
+        return " ".join(text.split())
+
+
+class FormatError(UserError):
+    """The model's files are missing, damaged or not what the format needs."""
+
+
+class StorageError(UserError):
+    """A path or URI cannot be read or written."""
+
+
+class PublishError(UserError):
+    """The push step refused to publish."""
+
+
+def reports_errors(fn: F) -> F:
+    """Make a step entry point print its failure as one marked line on stderr and exit non-zero."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except UserError as err:
+            print(f"{ERROR_MARKER}{err.one_line()}", file=sys.stderr, flush=True)
+            raise SystemExit(2) from None
+        except Exception as err:  # an unexpected failure still gets a readable last line
+            print(f"{ERROR_MARKER}unexpected {type(err).__name__}: {err}".splitlines()[0], file=sys.stderr)
+            raise
+
+    return wrapper  # type: ignore[return-value]
+
+
+def find_error_line(log_text: str) -> str | None:
+    """The last marked error line in a step's log, without its marker."""
+    found = None
+    for line in log_text.splitlines():
+        at = line.find(ERROR_MARKER)
+        if at >= 0:
+            found = line[at + len(ERROR_MARKER) :].strip()
+    return found

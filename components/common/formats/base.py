@@ -1,0 +1,76 @@
+"""The format-handler interface."""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+Tensors = dict[str, np.ndarray]
+
+
+@dataclass(frozen=True)
+class TensorSpecInfo:
+    """A named tensor of a signature: dtype name as numpy spells it, shape with None for unknown dims."""
+
+    name: str
+    dtype: str
+    shape: tuple[int | None, ...] | None  # None: unknown rank
+
+    def describe(self) -> str:
+        dims = (
+            "?"
+            if self.shape is None
+            else "[" + ",".join("-1" if d is None else str(d) for d in self.shape) + "]"
+        )
+        return f"{self.name}: {self.dtype}{dims}"
+
+
+@dataclass
+class ExportOptions:
+    """What the user may say about how to read and export a model (all optional)."""
+
+    signature: str = ""  # which signature becomes serving_default when the source has none
+    inputs: list[str] = field(default_factory=list)  # TF1 graphs: input tensor names
+    outputs: list[str] = field(default_factory=list)  # TF1 graphs: output tensor names
+    feeds: dict[str, str] = field(default_factory=dict)  # TF1 graphs: placeholder -> constant value
+    allow_unsafe_deserialization: bool = False
+
+
+@dataclass
+class LoadedModel:
+    """A source model in memory, ready to export and to be compared with its export."""
+
+    format: str
+    model: Any
+    inputs: list[TensorSpecInfo]
+    # Runs the source model itself (not the export) on a batch; the reference for numeric parity.
+    reference: Callable[[Tensors], Tensors]
+    # Anything the handler needs to carry from load to export.
+    extras: dict[str, Any] = field(default_factory=dict)
+
+
+class FormatHandler(abc.ABC):
+    """One model format: recognise it on disk, load it, export it as a servable SavedModel."""
+
+    name: str = ""
+    description: str = ""
+
+    @abc.abstractmethod
+    def detect(self, path: Path) -> Path | None:
+        """The model's entry point (file or directory) when `path` holds this format, else None.
+
+        Looks at names and magic bytes only: detection must not import TensorFlow.
+        """
+
+    @abc.abstractmethod
+    def load(self, entry: Path, options: ExportOptions) -> LoadedModel:
+        """Load the model found by detect(); raise FormatError with a one-line reason when it cannot."""
+
+    @abc.abstractmethod
+    def export(self, loaded: LoadedModel, export_dir: Path) -> None:
+        """Write a SavedModel with tag-set {serve} and a serving_default signature to export_dir."""

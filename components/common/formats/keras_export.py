@@ -1,0 +1,107 @@
+"""Export any in-memory Keras model (Keras 3 or tf_keras) with the model's own tensor names."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from kfp_tfserving.components.common.errors import FormatError
+from kfp_tfserving.components.common.formats.base import Tensors, TensorSpecInfo
+from kfp_tfserving.components.common.tfenv import import_tensorflow
+
+_INVALID_NAME_CHARS = re.compile(r"[^A-Za-z0-9_.\-/]")
+
+
+def _clean(name: str) -> str:
+    """Signature keys become graph op names; TF refuses characters outside this set."""
+    name = name.split(":")[0]
+    return _INVALID_NAME_CHARS.sub("_", name) or "input"
+
+
+def _input_structure(model: Any) -> tuple[str, list[str], list[Any]]:
+    """('dict'|'list'|'single', names, symbolic tensors) of a model's inputs."""
+    if not getattr(model, "inputs", None):
+        raise FormatError(
+            f"{type(model).__name__}: the Keras model has no defined inputs (a subclassed model never called)",
+            "save a functional or Sequential model with an Input layer, or call the model once before saving",
+        )
+    struct = getattr(model, "input", None)
+    if isinstance(struct, dict):
+        return "dict", [_clean(k) for k in struct], list(struct.values())
+    tensors = list(model.inputs)
+    legacy_names = getattr(model, "input_names", None)  # tf_keras keeps the Input layer names here
+    names = list(legacy_names) if legacy_names else [t.name for t in tensors]
+    return ("list" if len(tensors) > 1 else "single"), [_clean(n) for n in names], tensors
+
+
+def keras_input_specs(model: Any) -> list[TensorSpecInfo]:
+    _, names, tensors = _input_structure(model)
+    return [
+        TensorSpecInfo(
+            name, np.dtype(_dtype_name(t.dtype)).name, tuple(t.shape) if t.shape is not None else None
+        )
+        for name, t in zip(names, tensors, strict=True)
+    ]
+
+
+def _dtype_name(dtype: Any) -> str:
+    return getattr(dtype, "name", None) or str(dtype)
+
+
+def keras_output_names(model: Any) -> list[str]:
+    names = list(getattr(model, "output_names", None) or [])
+    if not names:
+        count = len(model.outputs) if getattr(model, "outputs", None) else 1
+        names = [f"output_{i}" for i in range(count)]
+    return [_clean(n) for n in names]
+
+
+def _call_model(model: Any, kind: str, names: list[str], args: list[Any]) -> Any:
+    if kind == "dict":
+        return model(dict(zip(list(model.input), args, strict=True)), training=False)
+    return model(list(args) if kind == "list" else args[0], training=False)
+
+
+def _named_outputs(result: Any, names: list[str]) -> dict[str, Any]:
+    if isinstance(result, dict):
+        return {_clean(k): v for k, v in result.items()}
+    values = list(result) if isinstance(result, (list, tuple)) else [result]
+    if len(values) != len(names):
+        names = [f"output_{i}" for i in range(len(values))]
+    return dict(zip(names, values, strict=True))
+
+
+def keras_reference(model: Any):
+    """Run the source Keras model on named numpy inputs; returns named numpy outputs."""
+    kind, names, _ = _input_structure(model)
+    out_names = keras_output_names(model)
+
+    def run(inputs: Tensors) -> Tensors:
+        result = _call_model(model, kind, names, [inputs[n] for n in names])
+        return {k: np.asarray(v) for k, v in _named_outputs(result, out_names).items()}
+
+    return run
+
+
+def export_keras(model: Any, export_dir: Path) -> None:
+    """Save `model` with one serving_default whose inputs and outputs carry the model's own names."""
+    tf = import_tensorflow()
+    kind, names, tensors = _input_structure(model)
+    out_names = keras_output_names(model)
+    if len(set(names)) != len(names):
+        raise FormatError(f"model inputs have duplicate names {names}", "give each Input layer a unique name")
+    specs = [
+        tf.TensorSpec(shape=t.shape, dtype=_dtype_name(t.dtype), name=n)
+        for n, t in zip(names, tensors, strict=True)
+    ]
+
+    @tf.function(input_signature=specs)
+    def serving_default(*args):
+        return _named_outputs(_call_model(model, kind, names, list(args)), out_names)
+
+    module = tf.Module()
+    module.model = model  # tracks the variables so they are saved under variables/
+    module.serving_default = serving_default
+    tf.saved_model.save(module, str(export_dir), signatures={"serving_default": serving_default})

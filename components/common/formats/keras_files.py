@@ -1,0 +1,159 @@
+"""Keras model files: Keras 3 `.keras` archives and Keras 2 `.h5`/`.hdf5` files."""
+
+from __future__ import annotations
+
+import json
+import zipfile
+from pathlib import Path
+from typing import Any
+
+from kfp_tfserving.components.common.errors import FormatError
+from kfp_tfserving.components.common.formats.base import ExportOptions, FormatHandler, LoadedModel
+from kfp_tfserving.components.common.formats.keras_export import (
+    export_keras,
+    keras_input_specs,
+    keras_reference,
+)
+from kfp_tfserving.components.common.tfenv import import_tensorflow, silenced_stderr
+
+HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
+UNSAFE_FIX = "if you trust this file, pass --allow-unsafe-deserialization (it runs the model's Python code)"
+# Layers whose config carries Python code (marshalled bytecode or a function reference).
+_CODE_LAYERS = ("Lambda",)
+
+
+def _keras3():
+    import_tensorflow()
+    import keras
+
+    return keras
+
+
+def _reads_as_keras3(path: Path) -> bool:
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return "config.json" in archive.namelist()
+    except (zipfile.BadZipFile, OSError):
+        return False
+
+
+def _code_layers_in(config_text: str) -> list[str]:
+    found: list[str] = []
+
+    def visit(node: Any) -> None:
+        if isinstance(node, dict):
+            if node.get("class_name") in _CODE_LAYERS:
+                found.append(str(node.get("config", {}).get("name", node["class_name"])))
+            for value in node.values():
+                visit(value)
+        elif isinstance(node, list):
+            for value in node:
+                visit(value)
+
+    visit(json.loads(config_text))
+    return found
+
+
+def _loaded(handler_name: str, model: Any) -> LoadedModel:
+    return LoadedModel(handler_name, model, keras_input_specs(model), keras_reference(model))
+
+
+class KerasV3Handler(FormatHandler):
+    name = "keras"
+    description = "Keras 3 .keras archive"
+
+    def detect(self, path: Path) -> Path | None:
+        if path.is_file() and path.suffix == ".keras":
+            return path
+        return None
+
+    def load(self, entry: Path, options: ExportOptions) -> LoadedModel:
+        if not _reads_as_keras3(entry):
+            raise FormatError(
+                f"{entry}: not a valid .keras archive (no config.json in a zip)",
+                "re-save the model with model.save('model.keras')",
+            )
+        keras = _keras3()
+        try:
+            with silenced_stderr():
+                model = keras.saving.load_model(
+                    entry, compile=False, safe_mode=not options.allow_unsafe_deserialization
+                )
+        except ValueError as err:
+            if "safe_mode" in str(err) or "unsafe" in str(err).lower():
+                raise FormatError(
+                    f"{entry}: the model contains Python code (a Lambda layer)", UNSAFE_FIX
+                ) from None
+            raise FormatError(f"{entry}: Keras cannot load it: {str(err).splitlines()[0]}") from None
+        except Exception as err:
+            raise FormatError(f"{entry}: Keras cannot load it: {str(err).splitlines()[0]}") from None
+        return _loaded(self.name, model)
+
+    def export(self, loaded: LoadedModel, export_dir: Path) -> None:
+        export_keras(loaded.model, export_dir)
+
+
+class KerasH5Handler(FormatHandler):
+    name = "keras_h5"
+    description = "Keras 2 HDF5 model file (.h5/.hdf5), Keras 2.0-era files included"
+
+    def detect(self, path: Path) -> Path | None:
+        if not path.is_file():
+            return None
+        if path.suffix.lower() in (".h5", ".hdf5"):
+            return path
+        with open(path, "rb") as f:
+            return path if f.read(8) == HDF5_MAGIC else None
+
+    def _model_config(self, entry: Path) -> str:
+        import h5py
+
+        try:
+            with h5py.File(entry, "r") as f:
+                config = f.attrs.get("model_config")
+        except OSError as err:
+            raise FormatError(
+                f"{entry}: not a readable HDF5 file ({str(err).splitlines()[0]})",
+                "the file is truncated or damaged; copy it again from its source",
+            ) from None
+        if config is None:
+            raise FormatError(
+                f"{entry}: the HDF5 file holds weights only (no model_config)",
+                "save the whole model with model.save(), not save_weights()",
+            )
+        return config.decode() if isinstance(config, bytes) else str(config)
+
+    def load(self, entry: Path, options: ExportOptions) -> LoadedModel:
+        config = self._model_config(entry)
+        code_layers = _code_layers_in(config)
+        if code_layers and not options.allow_unsafe_deserialization:
+            raise FormatError(
+                f"{entry}: the model contains Python code (Lambda layer {code_layers[0]})", UNSAFE_FIX
+            )
+        # Keras 3 reads most Keras 2 files; tf_keras reads the rest (older layer configs).
+        try:
+            keras = _keras3()
+            with silenced_stderr():
+                model = keras.saving.load_model(
+                    entry, compile=False, safe_mode=not options.allow_unsafe_deserialization
+                )
+            return _loaded(self.name, model)
+        except Exception as keras3_error:
+            first_error = (
+                str(keras3_error).splitlines()[0] if str(keras3_error) else type(keras3_error).__name__
+            )
+        try:
+            import tf_keras
+
+            with silenced_stderr():
+                model = tf_keras.models.load_model(entry, compile=False)
+        except Exception as err:
+            raise FormatError(
+                f"{entry}: neither Keras 3 ({first_error}) nor tf_keras ({str(err).splitlines()[0]}) can load it"
+            ) from None
+        loaded = _loaded(self.name, model)
+        loaded.extras["loaded_with"] = "tf_keras"
+        return loaded
+
+    def export(self, loaded: LoadedModel, export_dir: Path) -> None:
+        export_keras(loaded.model, export_dir)

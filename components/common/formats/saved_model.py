@@ -1,0 +1,85 @@
+"""TF2 SavedModel directories."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from kfp_tfserving.components.common.errors import FormatError
+from kfp_tfserving.components.common.formats.base import ExportOptions, FormatHandler, LoadedModel
+from kfp_tfserving.components.common.formats.saved_model_io import (
+    SERVING_DEFAULT,
+    read_saved_model_proto,
+    run_signature,
+    serve_meta_graph,
+    signatures_of,
+)
+from kfp_tfserving.components.common.tfenv import import_tensorflow, silenced_stderr
+
+
+def is_saved_model_dir(path: Path) -> bool:
+    return path.is_dir() and ((path / "saved_model.pb").is_file() or (path / "saved_model.pbtxt").is_file())
+
+
+def choose_serving_signature(names: list[str], wanted: str, where: Path) -> str:
+    """The signature that serves as serving_default: the existing one, the one asked for, or the only one."""
+    if wanted:
+        if wanted not in names:
+            raise FormatError(
+                f"{where}: no signature '{wanted}' (it has {names})", "pass one of those to --signature"
+            )
+        return wanted
+    if SERVING_DEFAULT in names:
+        return SERVING_DEFAULT
+    if len(names) == 1:
+        return names[0]
+    raise FormatError(
+        f"{where}: no serving_default signature and several others {names}",
+        "name the one to serve with --signature",
+    )
+
+
+class SavedModelHandler(FormatHandler):
+    name = "saved_model"
+    description = "TF2 SavedModel directory"
+
+    def detect(self, path: Path) -> Path | None:
+        return path if is_saved_model_dir(path) else None
+
+    def load(self, entry: Path, options: ExportOptions) -> LoadedModel:
+        proto = read_saved_model_proto(entry)
+        meta = serve_meta_graph(proto, entry)
+        signatures = signatures_of(meta)
+        if not signatures:
+            raise FormatError(f"{entry}: the SavedModel has no signatures", "re-save it with signatures=...")
+        serving = choose_serving_signature(sorted(signatures), options.signature, entry)
+        tf = import_tensorflow()
+        try:
+            with silenced_stderr():
+                source = tf.saved_model.load(str(entry))
+        except Exception as err:
+            raise FormatError(f"{entry}: TensorFlow cannot load it: {str(err).splitlines()[0]}") from None
+
+        def reference(inputs):
+            return run_signature(entry, inputs, serving, loaded=source)
+
+        return LoadedModel(
+            self.name,
+            source,
+            signatures[serving].inputs,
+            reference,
+            extras={"entry": entry, "serving_signature": serving, "signatures": sorted(signatures)},
+        )
+
+    def export(self, loaded: LoadedModel, export_dir: Path) -> None:
+        entry: Path = loaded.extras["entry"]
+        if loaded.extras["serving_signature"] == SERVING_DEFAULT:
+            # Already servable: publish the original bytes rather than a re-trace.
+            shutil.copytree(entry, export_dir, dirs_exist_ok=True)
+            return
+        tf = import_tensorflow()
+        source = loaded.model
+        signatures = {name: source.signatures[name] for name in loaded.extras["signatures"]}
+        signatures[SERVING_DEFAULT] = source.signatures[loaded.extras["serving_signature"]]
+        with silenced_stderr():
+            tf.saved_model.save(source, str(export_dir), signatures=signatures)

@@ -1,0 +1,87 @@
+"""Inputs for parity checks and warmup: generated from a signature, or read from the user's sample file."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+from kfp_tfserving.components.common.errors import UserError
+from kfp_tfserving.components.common.formats.base import Tensors, TensorSpecInfo
+
+# Unknown non-batch dimensions get this size: small enough to be quick, big enough to exercise reductions.
+UNKNOWN_DIM = 4
+
+
+def _concrete_shape(spec: TensorSpecInfo, batch: int) -> tuple[int, ...]:
+    if spec.shape is None:
+        return (batch,)
+    dims = list(spec.shape)
+    if dims and dims[0] is None:
+        dims[0] = batch
+    return tuple(UNKNOWN_DIM if d is None else d for d in dims)
+
+
+def generate_inputs(specs: list[TensorSpecInfo], batch: int = 2, seed: int = 0) -> Tensors:
+    """Deterministic inputs matching each spec's dtype and shape."""
+    rng = np.random.default_rng(seed)
+    out: Tensors = {}
+    for spec in specs:
+        shape = _concrete_shape(spec, batch)
+        dtype = np.dtype(spec.dtype) if spec.dtype not in ("string", "bfloat16") else None
+        if spec.dtype == "string":
+            out[spec.name] = np.array(
+                [f"sample-{i}".encode() for i in range(int(np.prod(shape)))], dtype=object
+            ).reshape(shape)
+        elif spec.dtype == "bool":
+            out[spec.name] = rng.integers(0, 2, size=shape).astype(bool)
+        elif dtype is not None and np.issubdtype(dtype, np.integer):
+            out[spec.name] = rng.integers(0, 10, size=shape).astype(dtype)
+        elif dtype is not None and np.issubdtype(dtype, np.complexfloating):
+            out[spec.name] = (rng.standard_normal(shape) + 1j * rng.standard_normal(shape)).astype(dtype)
+        else:
+            out[spec.name] = rng.random(shape).astype(dtype or np.float32)
+    return out
+
+
+def load_sample(path: Path, specs: list[TensorSpecInfo]) -> Tensors:
+    """A user's sample batch: an .npz of named arrays, or JSON in TF Serving's 'inputs' or 'instances' form."""
+    try:
+        if path.suffix == ".npz":
+            with np.load(path, allow_pickle=False) as data:
+                raw = {k: data[k] for k in data.files}
+        else:
+            raw = _from_json(json.loads(path.read_text()))
+    except (OSError, ValueError) as err:
+        raise UserError(
+            f"{path}: cannot read the sample ({err})", "give an .npz or a TF Serving JSON request"
+        ) from None
+    wanted = {s.name: s for s in specs}
+    missing = sorted(set(wanted) - set(raw))
+    if missing:
+        raise UserError(
+            f"{path}: the sample lacks input(s) {missing}", f"the signature's inputs are {sorted(wanted)}"
+        )
+    out = {}
+    for name, spec in wanted.items():
+        value = np.asarray(raw[name])
+        out[name] = value.astype(object) if spec.dtype == "string" else value.astype(spec.dtype)
+    return out
+
+
+def _from_json(doc: object) -> dict[str, np.ndarray]:
+    if isinstance(doc, dict) and "inputs" in doc:
+        inputs = doc["inputs"]
+        return (
+            {k: np.asarray(v) for k, v in inputs.items()}
+            if isinstance(inputs, dict)
+            else {"inputs": np.asarray(inputs)}
+        )
+    if isinstance(doc, dict) and "instances" in doc:
+        rows = doc["instances"]
+        if rows and isinstance(rows[0], dict):
+            return {k: np.asarray([row[k] for row in rows]) for k in rows[0]}
+        return {"instances": np.asarray(rows)}
+    if isinstance(doc, dict):
+        return {k: np.asarray(v) for k, v in doc.items()}
+    raise ValueError("expected a JSON object")

@@ -1,0 +1,50 @@
+"""Import TensorFlow quietly: its start-up chatter is noise to users unless they ask for it."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+import tempfile
+from collections.abc import Iterator
+
+QUIET_ENV = {
+    "TF_CPP_MIN_LOG_LEVEL": "3",
+    "TF_ENABLE_ONEDNN_OPTS": "0",
+    "GRPC_VERBOSITY": "ERROR",
+    "GLOG_minloglevel": "3",
+    "CUDA_VISIBLE_DEVICES": "-1",
+    "KERAS_BACKEND": "tensorflow",
+}
+
+
+def quiet_environment() -> None:
+    for key, value in QUIET_ENV.items():
+        os.environ.setdefault(key, value)
+
+
+@contextlib.contextmanager
+def silenced_stderr() -> Iterator[None]:
+    """Send file descriptor 2 to a scratch file: native libraries write there behind Python's back."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as sink:
+        os.dup2(sink.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+
+
+def import_tensorflow():
+    """TensorFlow, imported with its logging turned down."""
+    quiet_environment()
+    if "tensorflow" in sys.modules:
+        return sys.modules["tensorflow"]
+    with silenced_stderr():
+        import tensorflow as tf
+
+        tf.get_logger().setLevel("ERROR")
+    return tf

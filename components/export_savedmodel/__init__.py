@@ -1,0 +1,1 @@
+"""Step 2: export the source model as a SavedModel TF Serving loads, with proven numeric parity."""

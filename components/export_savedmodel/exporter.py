@@ -1,0 +1,97 @@
+"""Load the source model with its format's handler, export a SavedModel, prove numeric parity."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from kfp_tfserving.components.common.errors import UserError, reports_errors
+from kfp_tfserving.components.common.formats import ExportOptions, detect_format, handler_named
+from kfp_tfserving.components.common.formats.saved_model_io import (
+    SERVING_DEFAULT,
+    read_signatures,
+    run_signature,
+)
+from kfp_tfserving.components.common.samples import generate_inputs, load_sample
+from kfp_tfserving.components.common.storage import storage_for
+from kfp_tfserving.components.export_savedmodel.parity import as_metadata, compare_outputs, require_parity
+
+
+def parse_feeds(feeds: list[str] | None) -> dict[str, str]:
+    out = {}
+    for item in feeds or []:
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip():
+            raise UserError(f"--feed '{item}': expected NAME=VALUE", "for example --feed keep_prob=1.0")
+        out[name.strip()] = value.strip()
+    return out
+
+
+def _sample_inputs(sample_uri: str, loaded) -> dict:
+    if not sample_uri:
+        return generate_inputs(loaded.inputs)
+    with tempfile.TemporaryDirectory() as tmp:
+        local = storage_for(sample_uri).download(sample_uri, Path(tmp) / Path(sample_uri).name)
+        return load_sample(local, loaded.inputs)
+
+
+def export_model(
+    model_dir: Path,
+    model_metadata: dict[str, Any],
+    export_dir: Path,
+    export_metadata: dict[str, Any],
+    *,
+    signature: str = "",
+    inputs: list[str] | None = None,
+    outputs: list[str] | None = None,
+    feeds: list[str] | None = None,
+    allow_unsafe_deserialization: bool = False,
+    sample_uri: str = "",
+    parity_atol: float = 1e-4,
+    parity_rtol: float = 1e-4,
+) -> dict[str, Any]:
+    """Fill the export step's Model artifact; returns the parity figures per output."""
+    options = ExportOptions(
+        signature=signature,
+        inputs=[n for n in inputs or [] if n],
+        outputs=[n for n in outputs or [] if n],
+        feeds=parse_feeds(feeds),
+        allow_unsafe_deserialization=allow_unsafe_deserialization,
+    )
+    if model_metadata.get("format") and model_metadata.get("entry"):
+        handler = handler_named(model_metadata["format"])
+        entry = model_dir / model_metadata["entry"]
+    else:  # a Model artifact from outside this project: detect it here
+        handler, entry = detect_format(model_dir)
+    print(f"loading {entry.name} as {handler.description}", flush=True)
+    loaded = handler.load(entry, options)
+    export_dir.mkdir(parents=True, exist_ok=True)
+    print(f"exporting SavedModel to {export_dir}", flush=True)
+    handler.export(loaded, export_dir)
+
+    signatures = read_signatures(export_dir)
+    if SERVING_DEFAULT not in signatures:
+        raise UserError(f"{export_dir}: the export has no serving_default signature", "report this as a bug")
+    batch = _sample_inputs(sample_uri, loaded)
+    results = compare_outputs(
+        loaded.reference(batch), run_signature(export_dir, batch), parity_atol, parity_rtol
+    )
+    for r in results:
+        print(f"parity {r.output}: max |diff| = {r.max_abs_diff:.3g}", flush=True)
+    parity = as_metadata(results)
+    export_metadata.update(
+        {
+            "source_format": handler.name,
+            "source_uri": model_metadata.get("source_uri", ""),
+            "signatures": {name: sig.as_dict() for name, sig in signatures.items()},
+            "parity": parity,
+            "parity_tolerance": {"atol": parity_atol, "rtol": parity_rtol},
+            "parity_passed": all(r.within_tolerance for r in results),
+        }
+    )
+    require_parity(results, parity_atol, parity_rtol)
+    return parity
+
+
+run_export_step = reports_errors(export_model)

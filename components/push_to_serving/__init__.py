@@ -1,0 +1,1 @@
+"""Step 4: publish a checked SavedModel atomically as <base_path>/<version>/."""

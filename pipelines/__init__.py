@@ -1,0 +1,1 @@
+"""Pipelines built from the kfp-tfserving components, their compiler, local runner and CLI."""

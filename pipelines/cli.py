@@ -1,0 +1,165 @@
+"""The kfp-tfserving command line."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+from kfp_tfserving.components import __version__
+from kfp_tfserving.components.common.errors import UserError
+
+
+def _fail(err: UserError) -> None:
+    click.echo(f"error: {err.one_line()}", err=True)
+    sys.exit(2 if isinstance(err, UserError) else 1)
+
+
+def _absolute(uri: str) -> str:
+    return uri if "://" in uri else str(Path(uri).expanduser().resolve())
+
+
+class _Group(click.Group):
+    """Every UserError becomes one line on stderr and exit code 2; no traceback."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except UserError as err:
+            _fail(err)
+
+
+@click.group(cls=_Group)
+@click.version_option(__version__, prog_name="kfp-tfserving")
+def main() -> None:
+    """Publish pretrained TensorFlow models as TF Serving versions with Kubeflow Pipelines components."""
+
+
+@main.command()
+@click.argument("source")
+@click.option(
+    "--base-path", required=True, help="TF Serving's model_base_path: holds the numeric version directories."
+)
+@click.option(
+    "--model-name", default="", help="Model name in TF Serving (default: last segment of --base-path)."
+)
+@click.option(
+    "--format", "model_format", default="auto", show_default=True, help="Source format, or auto to detect."
+)
+@click.option(
+    "--signature", default="", help="Source signature to serve when the model has no serving_default."
+)
+@click.option("--inputs", default="", help="TF1 graphs: comma-separated input tensor names.")
+@click.option("--outputs", default="", help="TF1 graphs: comma-separated output tensor names.")
+@click.option(
+    "--feed",
+    "feeds",
+    multiple=True,
+    metavar="NAME=VALUE",
+    help="TF1 graphs: bind a placeholder to a constant.",
+)
+@click.option(
+    "--allow-unsafe-deserialization", is_flag=True, help="Load models carrying Python code (Lambda layers)."
+)
+@click.option(
+    "--sample", "sample_uri", default="", help="An .npz or TF Serving JSON request used for parity."
+)
+@click.option("--parity-atol", default=1e-4, show_default=True, type=float)
+@click.option("--parity-rtol", default=1e-4, show_default=True, type=float)
+@click.option(
+    "--version-policy",
+    type=click.Choice(["next", "timestamp", "explicit"]),
+    default="next",
+    show_default=True,
+)
+@click.option(
+    "--version", "version", default=0, type=int, help="The version number with --version-policy explicit."
+)
+@click.option("--force", is_flag=True, help="Publish even if the newest version has identical content.")
+@click.option(
+    "--pipeline-root", type=click.Path(path_type=Path), default=None, help="Keep step artifacts here."
+)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of a summary.")
+@click.option("--verbose", is_flag=True, help="Show every step's log.")
+def run(
+    source: str,
+    base_path: str,
+    model_name: str,
+    model_format: str,
+    signature: str,
+    inputs: str,
+    outputs: str,
+    feeds: tuple[str, ...],
+    allow_unsafe_deserialization: bool,
+    sample_uri: str,
+    parity_atol: float,
+    parity_rtol: float,
+    version_policy: str,
+    version: int,
+    force: bool,
+    pipeline_root: Path | None,
+    as_json: bool,
+    verbose: bool,
+) -> None:
+    """Run the export_to_serving pipeline on SOURCE with kfp.local, from its committed compiled YAML."""
+    from kfp_tfserving.pipelines.compile import pipeline_yaml
+    from kfp_tfserving.pipelines.local_run import in_progress_message, run_pipeline_yaml
+    from kfp_tfserving.pipelines.summary import print_run_summary, run_result
+
+    arguments = {
+        "source_uri": _absolute(source),
+        "base_path": _absolute(base_path),
+        "model_name": model_name,
+        "model_format": model_format,
+        "signature": signature,
+        "inputs": [n.strip() for n in inputs.split(",") if n.strip()],
+        "outputs": [n.strip() for n in outputs.split(",") if n.strip()],
+        "feeds": list(feeds),
+        "allow_unsafe_deserialization": allow_unsafe_deserialization,
+        "sample_uri": _absolute(sample_uri) if sample_uri else "",
+        "parity_atol": parity_atol,
+        "parity_rtol": parity_rtol,
+        "version_policy": version_policy,
+        "version": version,
+        "force": force,
+    }
+    in_progress_message()
+    metadata = run_pipeline_yaml(pipeline_yaml(), arguments, pipeline_root=pipeline_root, verbose=verbose)
+    result = run_result(metadata)
+    if as_json:
+        click.echo(json.dumps(result, sort_keys=True))
+    else:
+        print_run_summary(result)
+
+
+@main.command(name="compile")
+def compile_command() -> None:
+    """Regenerate every component.yaml and pipeline YAML from the Python."""
+    from kfp_tfserving.pipelines.compile import compile_all
+
+    for path in compile_all():
+        click.echo(f"wrote {path}")
+
+
+@main.command()
+@click.argument("path", type=click.Path(path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print the full report as JSON.")
+def check(path: Path, as_json: bool) -> None:
+    """Check a SavedModel directory as TF Serving would; exit non-zero on an error-level finding."""
+    from kfp_tfserving.components.check_signatures.checker import check_model
+    from kfp_tfserving.components.check_signatures.report import print_table
+
+    if not path.is_dir():
+        raise UserError(f"{path}: not a directory", "give the path of a SavedModel directory")
+    report = check_model(path)
+    if as_json:
+        click.echo(json.dumps(report.as_dict(), sort_keys=True))
+    else:
+        print_table(report.signatures, report.findings)
+    if not report.passed:
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

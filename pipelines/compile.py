@@ -1,0 +1,49 @@
+"""Compile every component and pipeline to the YAML committed next to its Python."""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+
+from kfp import compiler
+
+COMPONENT_MODULES = [
+    "kfp_tfserving.components.load_model.component",
+    "kfp_tfserving.components.export_savedmodel.component",
+    "kfp_tfserving.components.check_signatures.component",
+    "kfp_tfserving.components.push_to_serving.component",
+]
+PIPELINE_MODULES = ["kfp_tfserving.pipelines.export_to_serving"]
+
+
+def _targets() -> list[tuple[object, Path]]:
+    out = []
+    for name in COMPONENT_MODULES:
+        module = importlib.import_module(name)
+        step = Path(module.__file__).parent.name
+        out.append((getattr(module, step), Path(module.__file__).with_name("component.yaml")))
+    for name in PIPELINE_MODULES:
+        module = importlib.import_module(name)
+        stem = name.rsplit(".", 1)[1]
+        out.append((getattr(module, stem), Path(module.__file__).with_name(f"{stem}.yaml")))
+    return out
+
+
+def compile_all(output_root: Path | None = None) -> list[Path]:
+    """Write every YAML; into `output_root/<file name's parent folder>/` instead when given (for tests)."""
+    written = []
+    for func, target in _targets():
+        if output_root is not None:
+            target = output_root / target.parent.name / target.name
+            target.parent.mkdir(parents=True, exist_ok=True)
+        compiler.Compiler().compile(func, str(target))
+        written.append(target)
+    return written
+
+
+def committed_yaml_paths() -> list[Path]:
+    return [target for _, target in _targets()]
+
+
+def pipeline_yaml(name: str = "export_to_serving") -> Path:
+    return Path(__file__).with_name(f"{name}.yaml")

@@ -1,0 +1,60 @@
+"""What `kfp-tfserving run` tells the user when a version is published."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+
+def _integral(value: Any) -> Any:
+    """Metadata passes through protobuf Struct, which turns every number into a float."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, list):
+        return [_integral(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _integral(v) for k, v in value.items()}
+    return value
+
+
+def run_result(metadata: dict[str, Any]) -> dict[str, Any]:
+    metadata = _integral(metadata)
+    return {
+        "model_name": metadata.get("model_name", ""),
+        "version": int(metadata["pushed_version"]),
+        "path": metadata["pushed_destination"],
+        "base_path": metadata.get("base_path", ""),
+        "published": bool(metadata.get("pushed")),
+        "content_digest": metadata.get("content_digest", ""),
+        "signature": metadata.get("serving_signature", {}),
+    }
+
+
+def print_run_summary(result: dict[str, Any]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    verb = "Published" if result["published"] else "Unchanged (identical to)"
+    console.print(
+        f"[bold green]{verb}[/] version {result['version']} of '{result['model_name']}': {result['path']}"
+    )
+    table = Table(title="serving_default")
+    for column in ("", "name", "dtype", "shape"):
+        table.add_column(column)
+    signature = result["signature"]
+    for role in ("inputs", "outputs"):
+        for name, spec in signature.get(role, {}).items():
+            table.add_row(role[:-1], name, spec["dtype"], str(spec["shape"]))
+    console.print(table)
+    base = result["base_path"]
+    if "://" not in base:
+        base = str(Path(base).resolve())
+    name = result["model_name"]
+    how_to_serve = (
+        "Serve it with TF Serving:\n"
+        f"  tensorflow_model_server --rest_api_port=8501 --model_name={name} --model_base_path={base}\n"
+        f"  docker run -p 8501:8501 -v {base}:/models/{name} -e MODEL_NAME={name} tensorflow/serving\n"
+        f"then: curl http://localhost:8501/v1/models/{name}/metadata"
+    )
+    console.print(how_to_serve, soft_wrap=True, highlight=False)
