@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import re
 from pathlib import Path
 
 from kfp import compiler
@@ -47,3 +48,18 @@ def committed_yaml_paths() -> list[Path]:
 
 def pipeline_yaml(name: str = "export_to_serving") -> Path:
     return Path(__file__).with_name(f"{name}.yaml")
+
+
+def normalise(yaml_text: str) -> str:
+    """Drop what only records the kfp version that compiled the file."""
+    return re.sub(r"kfp[-=]=?\d+\.\d+\.\d+\S*", "kfp-<version>", yaml_text)
+
+
+def drifted(fresh_root: Path) -> list[Path]:
+    """Committed YAMLs that differ from a fresh compile written under fresh_root (see compile_all)."""
+    stale = []
+    for committed in committed_yaml_paths():
+        fresh = fresh_root / committed.parent.name / committed.name
+        if not committed.exists() or normalise(committed.read_text()) != normalise(fresh.read_text()):
+            stale.append(committed)
+    return stale

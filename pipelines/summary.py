@@ -34,7 +34,7 @@ def print_run_summary(result: dict[str, Any]) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    console = Console()
+    console = Console(soft_wrap=True)
     verb = "Published" if result["published"] else "Unchanged (identical to)"
     console.print(
         f"[bold green]{verb}[/] version {result['version']} of '{result['model_name']}': {result['path']}"
@@ -57,4 +57,4 @@ def print_run_summary(result: dict[str, Any]) -> None:
         f"  docker run -p 8501:8501 -v {base}:/models/{name} -e MODEL_NAME={name} tensorflow/serving\n"
         f"then: curl http://localhost:8501/v1/models/{name}/metadata"
     )
-    console.print(how_to_serve, soft_wrap=True, highlight=False)
+    console.print(how_to_serve, highlight=False)

@@ -22,6 +22,29 @@ def _concrete_shape(spec: TensorSpecInfo, batch: int) -> tuple[int, ...]:
     return tuple(UNKNOWN_DIM if d is None else d for d in dims)
 
 
+def _serialized_examples(spec: TensorSpecInfo, shape: tuple[int, ...], rng) -> np.ndarray:
+    """tf.Example protos carrying every feature the model parses from this input (random values)."""
+    from kfp_tfserving.components.common.tfenv import import_tensorflow
+
+    import_tensorflow()
+    from tensorflow.core.example import example_pb2
+
+    rows = []
+    for i in range(int(np.prod(shape))):
+        example = example_pb2.Example()
+        for feature in spec.example_features or ():
+            size = int(np.prod(feature.shape)) if feature.shape is not None else 2
+            slot = example.features.feature[feature.name]
+            if feature.dtype == "string":
+                slot.bytes_list.value.extend(f"{feature.name}-{i}-{j}".encode() for j in range(size))
+            elif feature.dtype == "int64":
+                slot.int64_list.value.extend(int(v) for v in rng.integers(0, 10, size=size))
+            else:
+                slot.float_list.value.extend(float(v) for v in rng.random(size))
+        rows.append(example.SerializeToString())
+    return np.array(rows, dtype=object).reshape(shape)
+
+
 def generate_inputs(specs: list[TensorSpecInfo], batch: int = 2, seed: int = 0) -> Tensors:
     """Deterministic inputs matching each spec's dtype and shape."""
     rng = np.random.default_rng(seed)
@@ -29,7 +52,9 @@ def generate_inputs(specs: list[TensorSpecInfo], batch: int = 2, seed: int = 0) 
     for spec in specs:
         shape = _concrete_shape(spec, batch)
         dtype = np.dtype(spec.dtype) if spec.dtype not in ("string", "bfloat16") else None
-        if spec.dtype == "string":
+        if spec.dtype == "string" and spec.example_features:
+            out[spec.name] = _serialized_examples(spec, shape, rng)
+        elif spec.dtype == "string":
             out[spec.name] = np.array(
                 [f"sample-{i}".encode() for i in range(int(np.prod(shape)))], dtype=object
             ).reshape(shape)

@@ -1,42 +1,141 @@
-"""Fetch a model into the step's artifact and detect its format. No TensorFlow import here."""
+"""Fetch a model into the step's artifact, unpack it if it is an archive, detect its format.
+
+No TensorFlow import here.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from kfp_tfserving.components.common.archives import archive_kind, archive_stem, extract_archive
 from kfp_tfserving.components.common.errors import StorageError, reports_errors
 from kfp_tfserving.components.common.formats import detect_format
-from kfp_tfserving.components.common.progress import TransferProgress
-from kfp_tfserving.components.common.storage import split_scheme, storage_for
+from kfp_tfserving.components.common.progress import TransferProgress, human_bytes
+from kfp_tfserving.components.common.storage import Storage, split_scheme, storage_for
+from kfp_tfserving.components.common.storage.local import copy_file, local_path
+
+_CHUNK = 4 * 1024 * 1024
 
 
 def _source_name(source_uri: str) -> str:
-    _, rest = split_scheme(source_uri)
-    name = PurePosixPath(rest.rstrip("/")).name
+    scheme, rest = split_scheme(source_uri)
+    if scheme in ("http", "https"):
+        from kfp_tfserving.components.common.storage.http import url_file_name
+
+        name = url_file_name(source_uri)
+    else:
+        name = PurePosixPath(rest.rstrip("/")).name
     return name or "model"
 
 
-def fetch(source_uri: str, dest_dir: Path) -> Path:
-    """Copy the source (file or tree) to dest_dir/<its name>, with progress; returns that path."""
-    storage = storage_for(source_uri)
-    if not storage.exists(source_uri):
-        raise StorageError(
-            f"{source_uri}: not found (or an empty directory)", "check the model's path or URI"
-        )
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def sha256_tree(root: Path) -> tuple[str, int]:
+    """One digest over every file's relative path and sha256, and the total size, of a directory."""
+    lines, size = [], 0
+    for dirpath, _, names in os.walk(root):
+        for name in names:
+            full = Path(dirpath, name)
+            size += full.stat().st_size
+            lines.append(f"{full.relative_to(root).as_posix()}\0{sha256_file(full)}\n")
+    return hashlib.sha256("".join(sorted(lines)).encode()).hexdigest(), size
+
+
+def _download(storage: Storage, source_uri: str, target: Path) -> Path:
     total = storage.total_size(source_uri)
-    target = dest_dir / _source_name(source_uri)
-    with TransferProgress(f"fetching {source_uri}", total) as progress:
+    with TransferProgress(f"fetching {source_uri}", total or None) as progress:
         storage.download(source_uri, target, progress)
     return target
 
 
+@contextlib.contextmanager
+def _local_file(storage: Storage, source_uri: str, name: str) -> Iterator[Path]:
+    """The source file on this machine: the file itself when local, else a download in a temp dir."""
+    if storage.scheme == "file":
+        yield local_path(source_uri)
+        return
+    # $TMPDIR, not the artifact: an archive must not be uploaded with the step's output.
+    with tempfile.TemporaryDirectory(prefix="kfp-tfserving-download-") as tmp:
+        yield _download(storage, source_uri, Path(tmp) / name)
+
+
+def _place_file(local: Path, target: Path, source_uri: str, from_temp: bool) -> None:
+    if from_temp:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.move(local, target)
+        return
+    with TransferProgress(f"fetching {source_uri}", local.stat().st_size) as progress:
+        copy_file(local, target, progress)
+
+
+def fetch(
+    source_uri: str, artifact_dir: Path, max_extract_bytes: int | None = None
+) -> tuple[Path, dict[str, Any]]:
+    """Bring the source into artifact_dir (unpacking archives); returns its path there and what was fetched."""
+    storage = storage_for(source_uri)
+    if not storage.exists(source_uri):
+        remote = storage.scheme != "file"
+        raise StorageError(
+            f"{source_uri}: not found" + ("" if remote else " (or an empty directory)"),
+            "check the model's URI" if remote else "check the model's path",
+        )
+    name = _source_name(source_uri)
+    if storage.is_dir(source_uri):
+        target = _download(storage, source_uri, artifact_dir / name)
+        digest, size = sha256_tree(target)
+        return target, {"source_sha256": digest, "source_bytes": size, "archive": "", "archive_format": ""}
+    with _local_file(storage, source_uri, name) as local:
+        info: dict[str, Any] = {
+            "source_sha256": sha256_file(local),
+            "source_bytes": local.stat().st_size,
+            "archive": "",
+            "archive_format": "",
+        }
+        kind = archive_kind(local)
+        if kind is None:
+            target = artifact_dir / name
+            _place_file(local, target, source_uri, from_temp=storage.scheme != "file")
+            return target, info
+        target = artifact_dir / archive_stem(name)
+        result = extract_archive(local, target, max_bytes=max_extract_bytes, label=source_uri)
+    print(f"{source_uri}: unpacked {result.files} files ({human_bytes(result.size)}) from {kind}", flush=True)
+    info.update(
+        {
+            "archive": name,
+            "archive_format": kind,
+            "extracted_files": result.files,
+            "extracted_bytes": result.size,
+        }
+    )
+    return target, info
+
+
 def load_source(
-    source_uri: str, artifact_dir: Path, metadata: dict[str, Any], model_format: str = "auto"
+    source_uri: str,
+    artifact_dir: Path,
+    metadata: dict[str, Any],
+    model_format: str = "auto",
+    max_extract_bytes: int = 0,
 ) -> str:
-    """Fill the load step's Model artifact; returns the detected format's name."""
+    """Fill the load step's Model artifact; returns the detected format's name.
+
+    max_extract_bytes: how far an archive may expand (0: $KFP_TFSERVING_MAX_EXTRACT_BYTES or 20 GiB).
+    """
     artifact_dir.mkdir(parents=True, exist_ok=True)
-    fetched = fetch(source_uri, artifact_dir)
+    fetched, fetched_info = fetch(source_uri, artifact_dir, max_extract_bytes or None)
     handler, entry = detect_format(fetched, model_format)
     metadata.update(
         {
@@ -44,6 +143,7 @@ def load_source(
             "format_description": handler.description,
             "entry": entry.relative_to(artifact_dir).as_posix(),
             "source_uri": source_uri,
+            **fetched_info,
         }
     )
     print(f"{source_uri}: {handler.description} (format '{handler.name}')", flush=True)

@@ -14,12 +14,24 @@ Tensors = dict[str, np.ndarray]
 
 
 @dataclass(frozen=True)
+class ExampleFeature:
+    """One feature a serialized tf.Example input is parsed into (read from the graph's ParseExample op)."""
+
+    name: str
+    dtype: str  # float32, int64 or string
+    shape: tuple[int, ...] | None  # dense features: the fixed shape; None: sparse or ragged (any length)
+
+
+@dataclass(frozen=True)
 class TensorSpecInfo:
     """A named tensor of a signature: dtype name as numpy spells it, shape with None for unknown dims."""
 
     name: str
     dtype: str
     shape: tuple[int | None, ...] | None  # None: unknown rank
+    # Set for string inputs the model parses as tf.Example protos (Estimator classify/regress signatures):
+    # sample inputs must then be serialized examples carrying these features.
+    example_features: tuple[ExampleFeature, ...] | None = None
 
     def describe(self) -> str:
         dims = (

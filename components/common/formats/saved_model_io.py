@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 from kfp_tfserving.components.common.errors import FormatError
 from kfp_tfserving.components.common.formats.base import Tensors, TensorSpecInfo
+from kfp_tfserving.components.common.formats.example_parsing import example_features
 from kfp_tfserving.components.common.tfenv import import_tensorflow
 
 SERVE_TAG = "serve"
@@ -67,14 +68,17 @@ def read_saved_model_proto(model_dir: Path):
     return proto
 
 
-def _tensor_spec(key: str, info) -> TensorSpecInfo:
+def _tensor_spec(key: str, info, graph_def=None) -> TensorSpecInfo:
     tf = import_tensorflow()
     dtype = tf.dtypes.as_dtype(info.dtype).name if info.dtype else "invalid"
     if info.tensor_shape.unknown_rank:
         shape = None
     else:
         shape = tuple(None if d.size < 0 else int(d.size) for d in info.tensor_shape.dim)
-    return TensorSpecInfo(key, dtype, shape)
+    features = None
+    if dtype == "string" and graph_def is not None and info.name:
+        features = example_features(graph_def, info.name)
+    return TensorSpecInfo(key, dtype, shape, features)
 
 
 def serve_meta_graph(proto, model_dir: Path):
@@ -93,7 +97,7 @@ def signatures_of(meta) -> dict[str, SignatureInfo]:
         out[name] = SignatureInfo(
             name,
             sig.method_name,
-            [_tensor_spec(k, v) for k, v in sorted(sig.inputs.items())],
+            [_tensor_spec(k, v, meta.graph_def) for k, v in sorted(sig.inputs.items())],
             [_tensor_spec(k, v) for k, v in sorted(sig.outputs.items())],
         )
     return out

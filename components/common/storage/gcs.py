@@ -1,0 +1,203 @@
+"""gs:// storage through google-cloud-storage.
+
+Credentials are whatever the client finds by itself (Application Default Credentials, Workload Identity on
+GKE, `STORAGE_EMULATOR_HOST` for an emulator); nothing here reads or logs them. Every call uses the
+client's own retry policy; writes that must not replace an object use `if_generation_match=0`, which GCS
+enforces atomically (412 when the name is taken).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from google.api_core import exceptions as gexc
+from google.cloud import storage as gcs
+from google.cloud.storage.retry import DEFAULT_RETRY
+from kfp_tfserving.components.common.errors import StorageError
+from kfp_tfserving.components.common.storage.base import ProgressCallback, Storage, split_scheme
+
+_CHUNK = 8 * 1024 * 1024
+
+
+def _bucket_key(uri: str) -> tuple[str, str]:
+    scheme, rest = split_scheme(uri)
+    if scheme != "gs" or not rest or rest.startswith("/"):
+        raise StorageError(f"{uri}: not a gs://bucket/path URI", "write it as gs://BUCKET/PATH")
+    bucket, _, key = rest.partition("/")
+    return bucket, key
+
+
+def _prefix(key: str) -> str:
+    key = key.strip("/")
+    return f"{key}/" if key else ""
+
+
+def _fail(uri: str, err: Exception) -> StorageError:
+    reason = getattr(err, "message", None) or type(err).__name__
+    if isinstance(err, gexc.NotFound):
+        return StorageError(f"{uri}: not found ({reason})", "check the bucket and path")
+    if isinstance(err, gexc.Forbidden):
+        return StorageError(
+            f"{uri}: access denied ({reason})", "grant the step's service account access to the bucket"
+        )
+    return StorageError(f"{uri}: Cloud Storage request failed ({reason})", "check the URI and retry")
+
+
+class GCSStorage(Storage):
+    scheme = "gs"
+
+    def __init__(self, client: gcs.Client | None = None):
+        self._client = client
+
+    @property
+    def client(self) -> gcs.Client:
+        if self._client is None:
+            self._client = gcs.Client()
+        return self._client
+
+    def _blob(self, uri: str) -> gcs.Blob:
+        bucket, key = _bucket_key(uri)
+        if not key:
+            raise StorageError(f"{uri}: names a bucket, not an object", "add the object's path")
+        return self.client.bucket(bucket).blob(key)
+
+    def _list(self, uri: str, prefix: str, delimiter: str | None = None):
+        bucket, _ = _bucket_key(uri)
+        try:
+            return self.client.list_blobs(bucket, prefix=prefix, delimiter=delimiter, retry=DEFAULT_RETRY)
+        except gexc.GoogleAPIError as err:
+            raise _fail(uri, err) from None
+
+    def _blobs(self, uri: str, prefix: str) -> list[gcs.Blob]:
+        try:
+            return list(self._list(uri, prefix))
+        except gexc.GoogleAPIError as err:
+            raise _fail(uri, err) from None
+
+    def _is_object(self, uri: str) -> bool:
+        _, key = _bucket_key(uri)
+        if not key or key.endswith("/"):
+            return False
+        try:
+            return self._blob(uri).exists(retry=DEFAULT_RETRY)
+        except gexc.GoogleAPIError as err:
+            raise _fail(uri, err) from None
+
+    def exists(self, uri: str) -> bool:
+        return self._is_object(uri) or self.is_dir(uri)
+
+    def is_dir(self, uri: str) -> bool:
+        _, key = _bucket_key(uri)
+        try:
+            return any(True for _ in self._list(uri, _prefix(key)))
+        except gexc.GoogleAPIError as err:
+            raise _fail(uri, err) from None
+
+    def list_dir(self, uri: str) -> list[str]:
+        _, key = _bucket_key(uri)
+        prefix = _prefix(key)
+        names = set()
+        try:
+            pages = self._list(uri, prefix, delimiter="/")
+            for blob in pages:
+                names.add(blob.name[len(prefix) :])
+            names.update(p[len(prefix) :].rstrip("/") for p in pages.prefixes)
+        except gexc.GoogleAPIError as err:
+            raise _fail(uri, err) from None
+        return sorted(n for n in names if n)
+
+    def walk_files(self, uri: str) -> list[tuple[str, int]]:
+        _, key = _bucket_key(uri)
+        if self._is_object(uri):
+            blob = self._blob(uri)
+            blob.reload(retry=DEFAULT_RETRY)
+            return [(key.rsplit("/", 1)[-1], int(blob.size or 0))]
+        prefix = _prefix(key)
+        # Zero-byte "folder" placeholders some tools write are not files.
+        return sorted(
+            (b.name[len(prefix) :], int(b.size or 0))
+            for b in self._blobs(uri, prefix)
+            if not b.name.endswith("/")
+        )
+
+    def _download_one(self, blob: gcs.Blob, dest: Path, progress: ProgressCallback | None) -> None:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        with blob.open("rb", chunk_size=_CHUNK, retry=DEFAULT_RETRY) as fin, open(dest, "wb") as fout:
+            while chunk := fin.read(_CHUNK):
+                fout.write(chunk)
+                if progress:
+                    progress(len(chunk))
+
+    def download(self, uri: str, dest: Path, progress: ProgressCallback | None = None) -> Path:
+        try:
+            if self._is_object(uri):
+                self._download_one(self._blob(uri), dest, progress)
+                return dest
+            bucket, key = _bucket_key(uri)
+            prefix = _prefix(key)
+            blobs = [b for b in self._blobs(uri, prefix) if not b.name.endswith("/")]
+            if not blobs:
+                raise StorageError(f"{uri}: no such object or prefix", "check the bucket and path")
+            for blob in blobs:
+                self._download_one(blob, dest / blob.name[len(prefix) :], progress)
+        except gexc.GoogleAPIError as err:
+            raise _fail(uri, err) from None
+        dest.mkdir(parents=True, exist_ok=True)
+        return dest
+
+    def upload_file(self, local: Path, uri: str, *, if_absent: bool = False) -> bool:
+        try:
+            self._blob(uri).upload_from_filename(
+                str(local), if_generation_match=0 if if_absent else None, retry=DEFAULT_RETRY
+            )
+            return True
+        except gexc.PreconditionFailed:
+            return False
+        except gexc.GoogleAPIError as err:
+            raise _fail(uri, err) from None
+
+    def read_bytes(self, uri: str) -> bytes:
+        try:
+            return self._blob(uri).download_as_bytes(retry=DEFAULT_RETRY)
+        except gexc.GoogleAPIError as err:
+            raise _fail(uri, err) from None
+
+    def write_bytes(self, uri: str, data: bytes, *, if_absent: bool = False) -> bool:
+        try:
+            self._blob(uri).upload_from_string(
+                data, if_generation_match=0 if if_absent else None, retry=DEFAULT_RETRY
+            )
+            return True
+        except gexc.PreconditionFailed:
+            return False
+        except gexc.GoogleAPIError as err:
+            raise _fail(uri, err) from None
+
+    def copy(self, src_uri: str, dst_uri: str, *, if_absent: bool = False) -> bool:
+        """Server-side copy of one object. With if_absent, return False when the destination exists."""
+        src, dst = self._blob(src_uri), self._blob(dst_uri)
+        try:
+            token = None
+            while True:  # large or cross-location copies take several rewrite calls
+                token, _, _ = dst.rewrite(
+                    src, token=token, if_generation_match=0 if if_absent else None, retry=DEFAULT_RETRY
+                )
+                if token is None:
+                    return True
+        except gexc.PreconditionFailed:
+            return False
+        except gexc.GoogleAPIError as err:
+            raise _fail(dst_uri, err) from None
+
+    def delete_tree(self, uri: str) -> None:
+        _, key = _bucket_key(uri)
+        blobs = self._blobs(uri, _prefix(key))
+        if key and not key.endswith("/"):
+            blobs.append(self._blob(uri))
+        for blob in blobs:
+            try:
+                blob.delete(retry=DEFAULT_RETRY)
+            except gexc.NotFound:
+                pass
+            except gexc.GoogleAPIError as err:
+                raise _fail(uri, err) from None

@@ -1,0 +1,67 @@
+"""One distribution, one import package: nothing generic lands at the top of site-packages."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import zipfile
+
+import pytest
+from conftest import REPO
+
+
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory) -> zipfile.ZipFile:
+    out = tmp_path_factory.mktemp("wheel")
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--quiet",
+            "--no-deps",
+            "--no-build-isolation",
+            "-w",
+            str(out),
+            str(REPO),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    (wheel,) = out.glob("kfp_tfserving-*.whl")
+    return zipfile.ZipFile(wheel)
+
+
+@pytest.fixture(scope="module")
+def wheel_names(wheel) -> list[str]:
+    return wheel.namelist()
+
+
+def test_wheel_installs_only_the_kfp_tfserving_package(wheel_names):
+    tops = {name.split("/")[0] for name in wheel_names if not name.split("/")[0].endswith(".dist-info")}
+    assert tops == {"kfp_tfserving"}
+
+
+def test_wheel_carries_every_step_with_its_compiled_yaml_and_the_pipeline(wheel_names):
+    for step in ("load_model", "export_savedmodel", "check_signatures", "push_to_serving"):
+        assert f"kfp_tfserving/components/{step}/component.py" in wheel_names
+        assert f"kfp_tfserving/components/{step}/component.yaml" in wheel_names
+    assert "kfp_tfserving/pipelines/export_to_serving.yaml" in wheel_names
+    assert not any("/tests/" in n or n.startswith("tests/") for n in wheel_names)
+
+
+def test_wheel_declares_the_console_script(wheel, wheel_names):
+    entry_points = wheel.read(next(n for n in wheel_names if n.endswith("entry_points.txt"))).decode()
+    assert "kfp-tfserving = kfp_tfserving.pipelines.cli:main" in entry_points
+    proc = subprocess.run(
+        [sys.executable, "-m", "kfp_tfserving.pipelines.cli", "--version"], capture_output=True, text=True
+    )
+    assert proc.returncode == 0 and "kfp-tfserving" in proc.stdout
+
+
+def test_components_is_not_importable_as_a_top_level_name():
+    proc = subprocess.run(
+        [sys.executable, "-c", "import components"], capture_output=True, text=True, cwd="/"
+    )
+    assert proc.returncode != 0
