@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 import pytest
 from conftest import published_versions, run_cli, run_cli_json
@@ -111,6 +109,6 @@ def test_bad_sources_fail_with_one_line_and_publish_nothing(tmp_path, make_sourc
 
 def test_json_error_path_prints_no_json(tmp_path):
     proc = run_cli("run", str(tmp_path / "nope.h5"), "--base-path", str(tmp_path / "b"), "--json")
-    assert proc.returncode != 0 and proc.stdout == ""
-    with pytest.raises(json.JSONDecodeError):
-        json.loads(proc.stdout or "x")
+    assert proc.returncode != 0
+    assert proc.stdout == ""  # scripts parsing stdout see no half answer
+    assert "nope.h5" in proc.stderr
