@@ -104,7 +104,7 @@ def run(
 ) -> None:
     """Run the export_to_serving pipeline on SOURCE with kfp.local, from its committed compiled YAML."""
     from kfp_tfserving.pipelines.compile import pipeline_yaml
-    from kfp_tfserving.pipelines.local_run import in_progress_message, run_pipeline_yaml
+    from kfp_tfserving.pipelines.local_run import run_pipeline_yaml
     from kfp_tfserving.pipelines.summary import print_run_summary, run_result
 
     arguments = {
@@ -124,7 +124,6 @@ def run(
         "version": version,
         "force": force,
     }
-    in_progress_message()
     metadata = run_pipeline_yaml(pipeline_yaml(), arguments, pipeline_root=pipeline_root, verbose=verbose)
     result = run_result(metadata)
     if as_json:

@@ -5,27 +5,54 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import re
+import shutil
 import sys
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from kfp_tfserving.components.common.errors import UserError, find_error_line
 from kfp_tfserving.components.common.tfenv import QUIET_ENV
 
+_TASK_STARTED = re.compile(r"Executing task '([\w-]+)'")
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+class _StepLog(io.StringIO):
+    """Keeps every line kfp.local prints; on a terminal, shows which step is running."""
+
+    def __init__(self, status: Any = None):
+        super().__init__()
+        self._status = status
+        self._steps = 0
+
+    def write(self, text: str) -> int:
+        if self._status is not None and (match := _TASK_STARTED.search(_ANSI.sub("", text))):
+            self._steps += 1
+            self._status.update(f"step {self._steps}: {match.group(1)} …")
+        return super().write(text)
+
 
 @contextlib.contextmanager
-def _captured(log_path: Path, verbose: bool):
+def _captured(log_path: Path, verbose: bool) -> Iterator[io.StringIO]:
     """kfp.local prints step logs through sys.stdout; keep them in a log file unless asked to show them."""
     if verbose:
         yield io.StringIO()
         return
-    buffer = io.StringIO()
-    with contextlib.redirect_stdout(buffer), contextlib.redirect_stderr(buffer):
-        try:
-            yield buffer
-        finally:
-            log_path.write_text(buffer.getvalue())
+    status_ctx = contextlib.nullcontext()
+    if sys.stderr.isatty():
+        from rich.console import Console
+
+        status_ctx = Console(stderr=True).status("starting the pipeline …")
+    with status_ctx as status:
+        buffer = _StepLog(status)
+        with contextlib.redirect_stdout(buffer), contextlib.redirect_stderr(buffer):
+            try:
+                yield buffer
+            finally:
+                log_path.write_text(buffer.getvalue())
 
 
 def run_pipeline_yaml(
@@ -35,12 +62,17 @@ def run_pipeline_yaml(
     pipeline_root: Path | None = None,
     verbose: bool = False,
 ) -> dict[str, Any]:
-    """Run the pipeline; returns the metadata of its output artifact. UserError with the failing step's reason."""
+    """Run the pipeline; returns its output artifact's metadata, or raises UserError with the failing step's reason.
+
+    Without a pipeline_root the step artifacts go to a scratch directory, removed after a success and kept
+    (with run.log) after a failure.
+    """
     from kfp import components, local
 
     for key, value in QUIET_ENV.items():
         os.environ.setdefault(key, value)
-    root = pipeline_root or Path(tempfile.mkdtemp(prefix="kfp-tfserving-run-"))
+    scratch = pipeline_root is None
+    root = Path(tempfile.mkdtemp(prefix="kfp-tfserving-run-")) if scratch else pipeline_root
     root.mkdir(parents=True, exist_ok=True)
     log_path = root / "run.log"
     local.init(
@@ -55,9 +87,7 @@ def run_pipeline_yaml(
         if reason is None:
             reason = f"the pipeline failed ({' '.join(str(err).split())[:200]})"
         raise UserError(reason, None if verbose else f"full log: {log_path}") from None
-    return dict(task.output.metadata)
-
-
-def in_progress_message(stream=sys.stderr) -> None:
-    if stream.isatty():
-        print("Running load → export → check → push (kfp.local) …", file=stream, flush=True)
+    metadata = dict(task.output.metadata)
+    if scratch:
+        shutil.rmtree(root, ignore_errors=True)
+    return metadata
