@@ -65,3 +65,26 @@ def test_components_is_not_importable_as_a_top_level_name():
         [sys.executable, "-c", "import components"], capture_output=True, text=True, cwd="/"
     )
     assert proc.returncode != 0
+
+
+def test_a_regular_install_of_the_wheel_works_outside_the_checkout(wheel, tmp_path):
+    target = tmp_path / "site"
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--target", str(target), wheel.filename],
+        check=True,
+        capture_output=True,
+    )
+    probe = (
+        "import kfp_tfserving.components as c, kfp_tfserving.pipelines.compile as p;"
+        "print(c.__file__); print(p.pipeline_yaml().is_file())"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", probe],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env={"PYTHONPATH": str(target), "PATH": "/usr/bin:/bin"},
+    )
+    assert proc.returncode == 0, proc.stderr
+    module_file, yaml_present = proc.stdout.split()
+    assert module_file.startswith(str(target)) and yaml_present == "True"
