@@ -65,6 +65,12 @@ def main() -> None:
 @click.option(
     "--sample", "sample_uri", default="", help="An .npz or TF Serving JSON request used for parity."
 )
+@click.option(
+    "--contract",
+    "contract_uri",
+    default="",
+    help="Expected-signature file (YAML or JSON); the check step fails on any difference.",
+)
 @click.option("--parity-atol", default=1e-4, show_default=True, type=float)
 @click.option("--parity-rtol", default=1e-4, show_default=True, type=float)
 @click.option(
@@ -93,6 +99,7 @@ def run(
     feeds: tuple[str, ...],
     allow_unsafe_deserialization: bool,
     sample_uri: str,
+    contract_uri: str,
     parity_atol: float,
     parity_rtol: float,
     version_policy: str,
@@ -118,6 +125,7 @@ def run(
         "feeds": list(feeds),
         "allow_unsafe_deserialization": allow_unsafe_deserialization,
         "sample_uri": _absolute(sample_uri) if sample_uri else "",
+        "contract_uri": _absolute(contract_uri) if contract_uri else "",
         "parity_atol": parity_atol,
         "parity_rtol": parity_rtol,
         "version_policy": version_policy,
@@ -132,32 +140,22 @@ def run(
         print_run_summary(result)
 
 
-@main.command(name="compile")
-def compile_command() -> None:
-    """Regenerate every component.yaml and pipeline YAML from the Python."""
-    from kfp_tfserving.pipelines.compile import compile_all
+from kfp_tfserving.pipelines.cli_check import check  # noqa: E402
 
-    for path in compile_all():
-        click.echo(f"wrote {path}")
+main.add_command(check)
 
+from kfp_tfserving.pipelines.cli_push import push, rollback, versions  # noqa: E402
 
-@main.command()
-@click.argument("path", type=click.Path(path_type=Path))
-@click.option("--json", "as_json", is_flag=True, help="Print the full report as JSON.")
-def check(path: Path, as_json: bool) -> None:
-    """Check a SavedModel directory as TF Serving would; exit non-zero on an error-level finding."""
-    from kfp_tfserving.components.check_signatures.checker import check_model
-    from kfp_tfserving.components.check_signatures.report import print_table
+main.add_command(push)
+main.add_command(versions)
+main.add_command(rollback)
 
-    if not path.is_dir():
-        raise UserError(f"{path}: not a directory", "give the path of a SavedModel directory")
-    report = check_model(path)
-    if as_json:
-        click.echo(json.dumps(report.as_dict(), sort_keys=True))
-    else:
-        print_table(report.signatures, report.findings)
-    if not report.passed:
-        sys.exit(1)
+# compile (with its Kubernetes options), submit, schedule
+from kfp_tfserving.pipelines.cli_kubeflow import compile_command, schedule, submit  # noqa: E402
+
+main.add_command(compile_command)
+main.add_command(submit)
+main.add_command(schedule)
 
 
 if __name__ == "__main__":

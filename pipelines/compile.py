@@ -13,8 +13,13 @@ COMPONENT_MODULES = [
     "kfp_tfserving.components.export_savedmodel.component",
     "kfp_tfserving.components.check_signatures.component",
     "kfp_tfserving.components.push_to_serving.component",
+    "kfp_tfserving.components.train_keras_example.component",
 ]
-PIPELINE_MODULES = ["kfp_tfserving.pipelines.export_to_serving"]
+PIPELINE_MODULES = [
+    "kfp_tfserving.pipelines.export_to_serving",
+    "kfp_tfserving.pipelines.serve_model",
+    "kfp_tfserving.pipelines.retrain_and_export",
+]
 
 
 def _targets() -> list[tuple[object, Path]]:

@@ -24,11 +24,18 @@ def export_to_serving(
     feeds: list[str] = [],
     allow_unsafe_deserialization: bool = False,
     sample_uri: str = "",
+    contract_uri: str = "",
+    serving_tf_version: str = "",
     parity_atol: float = 1e-4,
     parity_rtol: float = 1e-4,
     version_policy: str = "next",
     version: int = 0,
     force: bool = False,
+    keep: int = 0,
+    models_config: str = "",
+    label: str = "",
+    serving_url: str = "",
+    serving_timeout: float = 300.0,
 ) -> Model:
     loaded = load_model(source_uri=source_uri, model_format=model_format)
     exported = export_savedmodel(
@@ -42,7 +49,11 @@ def export_to_serving(
         parity_atol=parity_atol,
         parity_rtol=parity_rtol,
     )
-    checked = check_signatures(model=exported.outputs["exported_model"])
+    checked = check_signatures(
+        model=exported.outputs["exported_model"],
+        contract_uri=contract_uri,
+        serving_tf_version=serving_tf_version,
+    )
     pushed = push_to_serving(
         model=checked.outputs["checked_model"],
         base_path=base_path,
@@ -50,6 +61,11 @@ def export_to_serving(
         version_policy=version_policy,
         version=version,
         force=force,
+        keep=keep,
+        models_config=models_config,
+        label=label,
+        serving_url=serving_url,
+        serving_timeout=serving_timeout,
     )
     # A scheduled run must publish every time: a cache hit would silently skip the push.
     pushed.set_caching_options(False)

@@ -14,6 +14,8 @@ from kfp_tfserving.components.common.tfenv import QUIET_ENV, import_tensorflow
 
 os.environ.update(QUIET_ENV)
 
+from storage_servers import gcs_server, s3_server  # noqa: E402, F401  (loopback GCS and S3 servers)
+
 REPO = Path(__file__).resolve().parents[1]
 
 

@@ -131,15 +131,19 @@ def run_s3() -> None:
         if environ.get("PATH_INFO", "").startswith("/_kfp_faults"):
             length = int(environ.get("CONTENT_LENGTH") or 0)
             body = json.dumps(_control(method, environ["wsgi.input"].read(length))).encode()
-            start_response("200 OK", [("Content-Type", "application/json")])
+            start_response(
+                "200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))]
+            )
             return [body]
         status = _take_fault(method)
         if status is not None:
+            environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
             body = (
                 b"<?xml version='1.0' encoding='UTF-8'?><Error><Code>ServiceUnavailable</Code>"
                 b"<Message>injected fault</Message></Error>"
             )
-            start_response(f"{status} Injected", [("Content-Type", "application/xml")])
+            headers = [("Content-Type", "application/xml"), ("Content-Length", str(len(body)))]
+            start_response(f"{status} Injected", headers)
             return [body]
         return moto_app(environ, start_response)
 

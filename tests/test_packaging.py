@@ -70,7 +70,17 @@ def test_components_is_not_importable_as_a_top_level_name():
 def test_a_regular_install_of_the_wheel_works_outside_the_checkout(wheel, tmp_path):
     target = tmp_path / "site"
     subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--target", str(target), wheel.filename],
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--no-deps",
+            "--target",
+            str(target),
+            wheel.filename,
+        ],
         check=True,
         capture_output=True,
     )

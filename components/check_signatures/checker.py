@@ -2,17 +2,26 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import shutil
+import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from kfp_tfserving.components.check_signatures.contract import Contract, load_contract
 from kfp_tfserving.components.check_signatures.findings import ERROR, WARNING, Finding, errors
 from kfp_tfserving.components.check_signatures.report import markdown_report
 from kfp_tfserving.components.check_signatures.runtime_check import run_in_fresh_process
 from kfp_tfserving.components.check_signatures.static_checks import STATIC_CHECKS, ModelView
+from kfp_tfserving.components.check_signatures.version_check import target_version
 from kfp_tfserving.components.common.errors import FormatError, UserError, reports_errors
 from kfp_tfserving.components.common.formats.saved_model_io import SignatureInfo, read_saved_model_proto
+
+# Without these there is nothing to load or call: the fresh-process run would only repeat the finding.
+_NOT_RUNNABLE = {"unreadable-saved-model", "no-serve-tag", "no-serving-default", "missing-variables"}
 
 
 @dataclass
@@ -21,6 +30,7 @@ class CheckReport:
     signatures: dict[str, SignatureInfo]
     findings: list[Finding]
     runtime: dict = field(default_factory=dict)
+    versions: dict = field(default_factory=dict)
 
     @property
     def passed(self) -> bool:
@@ -37,22 +47,52 @@ class CheckReport:
             "findings": [f.as_dict() for f in self.findings],
             "counts": self.counts(),
             "runtime": self.runtime,
+            "versions": self.versions,
         }
 
 
-def check_model(model_dir: Path) -> CheckReport:
+def _link_or_symlink(src: str, dst: str) -> None:
+    try:
+        os.link(src, dst)
+    except OSError:
+        os.symlink(os.path.abspath(src), dst)
+
+
+@contextlib.contextmanager
+def _staged(model_dir: Path, stage_dir: Path | None) -> Iterator[Path]:
+    """The model as the run sees it: in stage_dir, or in a scratch copy of links that is thrown away."""
+    if stage_dir is not None:
+        yield stage_dir
+        return
+    with tempfile.TemporaryDirectory(prefix="kfp-tfserving-stage-") as scratch:
+        staged = Path(scratch) / "model"
+        shutil.copytree(model_dir, staged, copy_function=_link_or_symlink)
+        yield staged
+
+
+def check_model(
+    model_dir: Path,
+    contract: Contract | None = None,
+    serving_tf_version: str = "",
+    stage_dir: Path | None = None,
+) -> CheckReport:
+    """Every check on model_dir. The run and the warmup file happen in stage_dir (a copy of model_dir
+    the caller keeps, with the generated warmup file), else in a scratch copy."""
+    target = target_version(serving_tf_version)
     try:
         proto = read_saved_model_proto(model_dir)
     except FormatError as err:
         finding = Finding("unreadable-saved-model", ERROR, err.what, err.fix or "export the model again")
-        return CheckReport(model_dir, {}, [finding])
-    view = ModelView(model_dir, proto)
+        return CheckReport(model_dir, {}, [finding], versions={"serving": target})
+    view = ModelView(model_dir, proto, contract, target)
     findings = [finding for check in STATIC_CHECKS for finding in check(view)]
+    versions = {"serving": target, "model": view.serve.meta_info_def.tensorflow_version if view.serve else ""}
     runtime: dict = {}
-    if not errors(findings):  # a model that fails statically would only fail again, slower
-        runtime, runtime_findings = run_in_fresh_process(model_dir)
+    if not {f.code for f in errors(findings)} & _NOT_RUNNABLE:
+        with _staged(model_dir, stage_dir) as staged:
+            runtime, runtime_findings = run_in_fresh_process(staged, write_warmup=True)
         findings += runtime_findings
-    return CheckReport(model_dir, view.signatures, findings, runtime)
+    return CheckReport(model_dir, view.signatures, findings, runtime, versions)
 
 
 def _link_or_copy(src: str, dst: str) -> None:
@@ -69,19 +109,24 @@ def check_step(
     checked_metadata: dict[str, Any],
     report_path: Path,
     metrics: Any,
+    contract_uri: str = "",
+    serving_tf_version: str = "",
 ) -> CheckReport:
-    """Check the exported model; pass it on only when no error-level finding stands."""
-    report = check_model(model_dir)
+    """Check the exported model; pass it on, with its warmup file, only when no error-level finding stands."""
+    contract = load_contract(contract_uri) if contract_uri else None
+    # The run happens on the copy, away from the exporter's directory; the warmup file lands in it.
+    shutil.copytree(model_dir, checked_dir, copy_function=_link_or_copy, dirs_exist_ok=True)
+    report = check_model(model_dir, contract, serving_tf_version, stage_dir=checked_dir)
     report_path.parent.mkdir(parents=True, exist_ok=True)
-    report_path.write_text(
-        markdown_report(str(model_dir), report.signatures, report.findings, report.runtime)
-    )
+    report_path.write_text(markdown_report(str(model_dir), report))
     counts = report.counts()
     metrics.log_metric("errors", counts[ERROR])
     metrics.log_metric("warnings", counts[WARNING])
     for key in ("load_seconds", "median_latency_ms"):
         if key in report.runtime:
             metrics.log_metric(key, round(report.runtime[key], 4))
+    if "warmup" in report.runtime:
+        metrics.log_metric("warmup_records", report.runtime["warmup"]["records"])
     for finding in report.findings:
         print(f"{finding.severity}: {finding.one_line()}", flush=True)
     if not report.passed:
@@ -90,7 +135,6 @@ def check_step(
         raise UserError(
             f"TF Serving would reject the model: {first.one_line()}" + (f" (and {more} more)" if more else "")
         )
-    shutil.copytree(model_dir, checked_dir, copy_function=_link_or_copy, dirs_exist_ok=True)
     checked_metadata.update(model_metadata)
     checked_metadata["check_report"] = report.as_dict()
     return report

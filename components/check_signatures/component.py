@@ -11,15 +11,22 @@ def check_signatures(
     checked_model: Output[Model],
     report: Output[Markdown],
     metrics: Output[Metrics],
+    contract_uri: str = "",
+    serving_tf_version: str = "",
 ):
     """Predict TF Serving's verdict on a SavedModel; fail before anything is published.
 
+    The checked model carries a warmup file (assets.extra/tf_serving_warmup_requests) unless it had one.
+
     Args:
         model: An exported SavedModel.
-        checked_model: The same SavedModel, passed on only when no error-level finding stands; metadata
-            `check_report` holds the full report.
+        checked_model: The same SavedModel plus its warmup file, passed on only when no error-level
+            finding stands; metadata `check_report` holds the full report as JSON.
         report: Markdown: the signatures table and every finding.
         metrics: Finding counts, load seconds and the median latency of `serving_default`.
+        contract_uri: Optional expected-signature file (YAML or JSON, path or URI); any difference fails.
+        serving_tf_version: TensorFlow version of the model server; a model written by a newer one fails
+            (default: the TensorFlow in the step's image).
     """
     from pathlib import Path
 
@@ -32,4 +39,6 @@ def check_signatures(
         checked_model.metadata,
         Path(report.path),
         metrics,
+        contract_uri,
+        serving_tf_version,
     )

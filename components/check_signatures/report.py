@@ -1,18 +1,41 @@
-"""The check report: a Markdown page for the KFP UI and a table for the terminal."""
+"""The check report: a Markdown page for the KFP UI and tables for the terminal."""
 
 from __future__ import annotations
 
-from kfp_tfserving.components.check_signatures.findings import Finding
-from kfp_tfserving.components.common.formats.saved_model_io import SignatureInfo
+from typing import Any
+
+from kfp_tfserving.components.check_signatures.findings import ERROR
+
+VERDICT_OK = "No error-level finding: TF Serving should load and serve this model."
 
 
-def _tensors(specs) -> str:
-    return "<br>".join(s.describe() for s in specs) or "—"
+def _where(f) -> str:
+    return "/".join(p for p in (f.signature, f.tensor) if p)
 
 
-def markdown_report(
-    model_dir: str, signatures: dict[str, SignatureInfo], findings: list[Finding], runtime: dict
-) -> str:
+def runtime_lines(report: Any) -> list[str]:
+    """One sentence each: load time and latency, warmup file, TensorFlow versions."""
+    rt, lines = report.runtime, []
+    if "load_seconds" in rt:
+        latency = (
+            f"; serving_default median latency {rt['median_latency_ms']:.2f} ms (batch 2)"
+            if "median_latency_ms" in rt
+            else ""
+        )
+        lines.append(f"Loaded in a fresh process in {rt['load_seconds']:.2f} s{latency}.")
+    if "warmup" in rt:
+        w = rt["warmup"]
+        how = "written and replayed" if w["generated"] else "replayed"
+        lines.append(f"Warmup file `{w['file']}`: {w['records']} record(s) {how}.")
+    if report.versions.get("serving"):
+        lines.append(
+            f"Written by TensorFlow {report.versions.get('model') or 'unknown'}; "
+            f"model server TensorFlow {report.versions['serving']}."
+        )
+    return lines
+
+
+def markdown_report(model_dir: str, report: Any) -> str:
     lines = [
         f"# Signature check: `{model_dir}`",
         "",
@@ -21,26 +44,23 @@ def markdown_report(
         "| signature | method | inputs | outputs |",
         "|---|---|---|---|",
     ]
-    for name, sig in signatures.items():
-        lines.append(f"| `{name}` | `{sig.method_name}` | {_tensors(sig.inputs)} | {_tensors(sig.outputs)} |")
+    for name, sig in report.signatures.items():
+        ins = "<br>".join(s.describe() for s in sig.inputs) or "—"
+        outs = "<br>".join(s.describe() for s in sig.outputs) or "—"
+        lines.append(f"| `{name}` | `{sig.method_name}` | {ins} | {outs} |")
     lines += ["", "## Findings", ""]
-    if findings:
+    if report.findings:
         lines += ["| severity | code | where | message | fix |", "|---|---|---|---|---|"]
-        for f in findings:
-            where = "/".join(p for p in (f.signature, f.tensor) if p) or "—"
-            lines.append(f"| {f.severity} | `{f.code}` | {where} | {f.message} | {f.fix} |")
-    else:
-        lines.append("No findings: TF Serving should load and serve this model.")
-    if "load_seconds" in runtime:
-        lines += [
-            "",
-            f"Loaded in {runtime['load_seconds']:.2f} s; serving_default median latency "
-            f"{runtime['median_latency_ms']:.2f} ms (batch 2).",
-        ]
+        for f in report.findings:
+            message = f.message.replace("|", "\\|")
+            lines.append(f"| {f.severity} | `{f.code}` | {_where(f) or '—'} | {message} | {f.fix} |")
+    if report.passed:
+        lines += ["", VERDICT_OK]
+    lines += [""] + runtime_lines(report)
     return "\n".join(lines) + "\n"
 
 
-def print_table(signatures: dict[str, SignatureInfo], findings: list[Finding]) -> None:
+def print_table(report: Any) -> None:
     from rich.console import Console
     from rich.table import Table
 
@@ -48,7 +68,7 @@ def print_table(signatures: dict[str, SignatureInfo], findings: list[Finding]) -
     table = Table(title="Signatures")
     for column in ("signature", "method", "inputs", "outputs"):
         table.add_column(column)
-    for name, sig in signatures.items():
+    for name, sig in report.signatures.items():
         table.add_row(
             name,
             sig.method_name,
@@ -56,14 +76,14 @@ def print_table(signatures: dict[str, SignatureInfo], findings: list[Finding]) -
             "\n".join(s.describe() for s in sig.outputs),
         )
     console.print(table)
-    if not findings:
-        console.print("No findings: TF Serving should load and serve this model.")
-        return
-    found = Table(title="Findings")
-    for column in ("severity", "code", "where", "message / fix"):
-        found.add_column(column)
-    for f in findings:
-        style = "red" if f.severity == "error" else "yellow"
-        where = "/".join(p for p in (f.signature, f.tensor) if p)
-        found.add_row(f"[{style}]{f.severity}[/{style}]", f.code, where, f"{f.message}\n→ {f.fix}")
-    console.print(found)
+    if report.findings:
+        found = Table(title="Findings")
+        for column in ("severity", "code", "where", "message / fix"):
+            found.add_column(column)
+        for f in report.findings:
+            style = "red" if f.severity == ERROR else "yellow"
+            found.add_row(f"[{style}]{f.severity}[/{style}]", f.code, _where(f), f"{f.message}\n→ {f.fix}")
+        console.print(found)
+    for line in runtime_lines(report):
+        console.print(line.replace("`", ""))
+    console.print(VERDICT_OK if report.passed else "[red]TF Serving would reject this model.[/red]")

@@ -1,4 +1,4 @@
-"""The check that matters most: does the model load and answer in a process of its own?"""
+"""Run smoke_run in a fresh Python process and turn what it reports into findings."""
 
 from __future__ import annotations
 
@@ -6,45 +6,52 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 from kfp_tfserving.components.check_signatures.findings import ERROR, Finding
-from kfp_tfserving.components.common.formats.saved_model_io import SERVING_DEFAULT
 from kfp_tfserving.components.common.tfenv import QUIET_ENV
 
 TIMEOUT_SECONDS = 600
 
 
-def run_in_fresh_process(model_dir: Path) -> tuple[dict, list[Finding]]:
+def _died(reason: str) -> Finding:
+    return Finding(
+        "load-and-run",
+        ERROR,
+        f"the loading process died: {reason}",
+        "make the model self-contained (no custom ops or files outside the SavedModel)",
+    )
+
+
+def run_in_fresh_process(model_dir: Path, write_warmup: bool) -> tuple[dict, list[Finding]]:
+    """Load and run `model_dir` in a new interpreter whose working directory is empty."""
     env = {**os.environ, **QUIET_ENV}
-    # The working directory is the model's parent, so nothing of the exporting step is importable by accident.
-    proc = subprocess.run(
-        [
+    with tempfile.TemporaryDirectory(prefix="kfp-tfserving-check-") as scratch:
+        result_path = Path(scratch) / "result.json"
+        args = [
             sys.executable,
             "-m",
             "kfp_tfserving.components.check_signatures.smoke_run",
             str(model_dir.resolve()),
-        ],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=model_dir.resolve().parent,
-        timeout=TIMEOUT_SECONDS,
-    )
-    last = proc.stdout.strip().splitlines()[-1] if proc.stdout.strip() else ""
-    try:
-        result = json.loads(last)
-    except json.JSONDecodeError:
-        tail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
-        result = {"error": f"the loading process died (exit {proc.returncode}): {tail}"}
-    if "error" in result:
-        return result, [
-            Finding(
-                "load-and-run",
-                ERROR,
-                f"loading and running in a fresh process failed: {result['error']}",
-                "make the model self-contained (no custom ops or files outside the SavedModel)",
-                SERVING_DEFAULT,
-            )
+            str(result_path),
         ]
-    return result, []
+        try:
+            proc = subprocess.run(
+                args + (["--write-warmup"] if write_warmup else []),
+                capture_output=True,
+                text=True,
+                env=env,
+                cwd=scratch,  # nothing of the caller's directory is importable or readable by relative path
+                timeout=TIMEOUT_SECONDS,
+            )
+        except subprocess.TimeoutExpired:
+            return {}, [_died(f"no answer within {TIMEOUT_SECONDS} s")]
+        if not result_path.exists():
+            tail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+            return {}, [_died(f"exit {proc.returncode}: {tail}")]
+        result = json.loads(result_path.read_text())
+    if "crash" in result:
+        return {}, [_died(result["crash"])]
+    findings = [Finding(**f) for f in result.pop("findings")]
+    return result, findings

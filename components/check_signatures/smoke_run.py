@@ -1,7 +1,8 @@
-"""Load a SavedModel in a fresh process and run serving_default on generated inputs.
+"""The runtime checks, in a fresh process: ops registered (9), load and run (12), REST (13), warmup (15).
 
-Run as `python -m kfp_tfserving.components.check_signatures.smoke_run MODEL_DIR`; prints one JSON object.
-A fresh process proves the model needs nothing the exporting process had (the source model, custom code).
+Run as `python -m kfp_tfserving.components.check_signatures.smoke_run MODEL_DIR RESULT_JSON [--write-warmup]`.
+A fresh process proves the model needs nothing the exporting process had (the source model, custom code,
+ops registered by imported libraries); its op registry is the one plain TensorFlow has.
 """
 
 from __future__ import annotations
@@ -11,41 +12,165 @@ import statistics
 import sys
 import time
 from pathlib import Path
+from typing import Any
+
+from kfp_tfserving.components.check_signatures.findings import ERROR, WARNING, Finding
+from kfp_tfserving.components.check_signatures.graph_checks import unregistered_findings, used_op_names
+from kfp_tfserving.components.check_signatures.rest_json import round_trip_findings
+from kfp_tfserving.components.check_signatures.tf_examples import with_example_features
+from kfp_tfserving.components.check_signatures.warmup import (
+    WARMUP_FILE,
+    WarmupError,
+    read_warmup,
+    warmup_batches,
+    write_warmup,
+)
+from kfp_tfserving.components.common.formats.saved_model_io import (
+    SERVING_DEFAULT,
+    read_saved_model_proto,
+    serve_meta_graph,
+    signatures_of,
+)
+from kfp_tfserving.components.common.samples import generate_inputs
+from kfp_tfserving.components.common.tfenv import import_tensorflow
 
 
-def smoke_run(model_dir: Path, repeats: int = 5) -> dict:
-    from kfp_tfserving.components.common.formats.saved_model_io import SERVING_DEFAULT, read_signatures
-    from kfp_tfserving.components.common.samples import generate_inputs
-    from kfp_tfserving.components.common.tfenv import import_tensorflow
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip()
+    return f"{type(err).__name__}: {text.splitlines()[0] if text else ''}"
 
+
+def input_maker(meta, signature):
+    """A function batch -> inputs; string inputs the graph parses get serialized tf.Example protos."""
+    specs = with_example_features(meta, signature.inputs)
+    return lambda batch: generate_inputs(specs, batch=batch)
+
+
+def _call(tf, fn, inputs):
+    result = fn(**{k: tf.constant(v) for k, v in inputs.items()})
+    return {k: v.numpy() for k, v in result.items()}
+
+
+def _replay(tf, loaded, signatures: dict, path: Path) -> tuple[int, list[Finding]]:
+    try:
+        requests = read_warmup(path)
+    except WarmupError as err:
+        return 0, [Finding("warmup", ERROR, f"{WARMUP_FILE}: {err}", "rewrite it or delete it to regenerate")]
+    found = []
+    for req in requests:
+        name = req.signature or SERVING_DEFAULT
+        where = f"{WARMUP_FILE} record {req.index}"
+        if name not in signatures:
+            found.append(
+                Finding("warmup", ERROR, f"{where} calls unknown signature '{name}'", "fix the file", name)
+            )
+            continue
+        expected = sorted(s.name for s in signatures[name].inputs)
+        if sorted(req.inputs) != expected:
+            found.append(
+                Finding(
+                    "warmup",
+                    ERROR,
+                    f"{where} sends inputs {sorted(req.inputs)}, the signature takes {expected}",
+                    "regenerate the warmup file from the current signature",
+                    name,
+                )
+            )
+            continue
+        try:
+            _call(tf, loaded.signatures[name], req.inputs)
+        except Exception as err:  # the server fails the version on this request
+            found.append(
+                Finding(
+                    "warmup", ERROR, f"{where} fails: {_first_line(err)}", "regenerate the warmup file", name
+                )
+            )
+    return len(requests), found
+
+
+def smoke_run(model_dir: Path, write_missing_warmup: bool, repeats: int = 5) -> dict[str, Any]:
     tf = import_tensorflow()
-    signature = read_signatures(model_dir)[SERVING_DEFAULT]
+    from tensorflow.python.framework import op_def_registry
+
+    meta = serve_meta_graph(read_saved_model_proto(model_dir), model_dir)
+    result: dict[str, Any] = {}
+    findings: list[Finding] = []
+    result["findings"] = findings
+    unregistered = [op for op in used_op_names(meta) if op_def_registry.get(op) is None]
+    findings += unregistered_findings(unregistered)
+    if unregistered:
+        if not findings:
+            findings.append(
+                Finding(
+                    "load-and-run",
+                    WARNING,
+                    f"uses TF Text / TF-DF ops {unregistered} this TensorFlow does not register; not load-tested",
+                    "install tensorflow-text / tensorflow-decision-forests where the check runs",
+                    SERVING_DEFAULT,
+                )
+            )
+        return result
+    signatures = signatures_of(meta)
     start = time.perf_counter()
-    loaded = tf.saved_model.load(str(model_dir), tags=["serve"])
-    load_seconds = time.perf_counter() - start
+    try:
+        loaded = tf.saved_model.load(str(model_dir), tags=["serve"])
+    except Exception as err:
+        findings.append(
+            Finding(
+                "load-and-run",
+                ERROR,
+                f"loading in a fresh process failed: {_first_line(err)}",
+                "make the model self-contained (no custom ops or files outside the SavedModel)",
+            )
+        )
+        return result
+    result["load_seconds"] = time.perf_counter() - start
+    signature = signatures[SERVING_DEFAULT]
     fn = loaded.signatures[SERVING_DEFAULT]
-    batch = {k: tf.constant(v) for k, v in generate_inputs(signature.inputs, batch=2).items()}
-    outputs = fn(**batch)
+    make = input_maker(meta, signature)
+    batch = make(2)
+    try:
+        outputs = _call(tf, fn, batch)
+    except Exception as err:
+        findings.append(
+            Finding(
+                "load-and-run",
+                ERROR,
+                f"running on generated inputs failed: {_first_line(err)}",
+                "run the exported model on a batch like the signature describes and fix what fails",
+                SERVING_DEFAULT,
+            )
+        )
+        return result
     latencies = []
     for _ in range(repeats):
         t0 = time.perf_counter()
-        fn(**batch)
+        fn(**{k: tf.constant(v) for k, v in batch.items()})
         latencies.append(time.perf_counter() - t0)
-    return {
-        "load_seconds": load_seconds,
-        "median_latency_ms": statistics.median(latencies) * 1000,
-        "output_shapes": {k: list(v.shape) for k, v in outputs.items()},
-    }
+    result["median_latency_ms"] = statistics.median(latencies) * 1000
+    result["output_shapes"] = {k: list(v.shape) for k, v in outputs.items()}
+    findings += round_trip_findings(SERVING_DEFAULT, batch, outputs)
+    warmup = model_dir / WARMUP_FILE
+    generated = False
+    if not warmup.exists() and write_missing_warmup:
+        fixed = any(s.shape and s.shape[0] is not None for s in signature.inputs)
+        write_warmup(warmup, SERVING_DEFAULT, warmup_batches(make, fixed))
+        generated = True
+    if warmup.exists():
+        records, warmup_findings = _replay(tf, loaded, signatures, warmup)
+        findings += warmup_findings
+        result["warmup"] = {"file": WARMUP_FILE, "records": records, "generated": generated}
+    return result
 
 
 def main() -> None:
+    model_dir, result_path = Path(sys.argv[1]), Path(sys.argv[2])
     try:
-        result = smoke_run(Path(sys.argv[1]))
+        result = smoke_run(model_dir, "--write-warmup" in sys.argv[3:])
+        result["findings"] = [f.as_dict() for f in result["findings"]]
     except Exception as err:  # reported to the parent, which turns it into a finding
-        result = {
-            "error": f"{type(err).__name__}: {str(err).strip().splitlines()[0] if str(err).strip() else ''}"
-        }
-    print(json.dumps(result))
+        result = {"crash": _first_line(err)}
+    result_path.write_text(json.dumps(result))
 
 
 if __name__ == "__main__":

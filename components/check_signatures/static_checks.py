@@ -1,4 +1,7 @@
-"""Checks that read the SavedModel's protos only, as tensorflow_model_server reads them at load time."""
+"""Checks that read the SavedModel's protos only, as tensorflow_model_server reads them at load time.
+
+Checks 1-7 live here; 8-11 and 14 in their own modules. STATIC_CHECKS runs them all, in order.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +9,11 @@ import re
 from collections.abc import Callable
 from pathlib import Path
 
+from kfp_tfserving.components.check_signatures.contract import check_contract, contract_names
 from kfp_tfserving.components.check_signatures.findings import ERROR, WARNING, Finding
+from kfp_tfserving.components.check_signatures.graph_checks import check_initializer_files, check_ops
+from kfp_tfserving.components.check_signatures.signature_rules import check_signature_rules
+from kfp_tfserving.components.check_signatures.version_check import check_version
 from kfp_tfserving.components.common.formats.saved_model_io import SERVE_TAG, SERVING_DEFAULT, signatures_of
 
 # dtypes TF Serving's REST API encodes to and from JSON.
@@ -31,9 +38,11 @@ Check = Callable[["ModelView"], list[Finding]]
 class ModelView:
     """What the checks look at: the directory, its parsed proto and the {serve} meta graph (or None)."""
 
-    def __init__(self, model_dir: Path, proto):
+    def __init__(self, model_dir: Path, proto, contract: dict | None = None, serving_tf_version: str = ""):
         self.model_dir = model_dir
         self.proto = proto
+        self.contract = contract
+        self.serving_tf_version = serving_tf_version
         self.serve = next((m for m in proto.meta_graphs if set(m.meta_info_def.tags) == {SERVE_TAG}), None)
         self.signatures = signatures_of(self.serve) if self.serve is not None else {}
 
@@ -173,9 +182,10 @@ def check_batch_dimension(view: ModelView) -> list[Finding]:
 
 def check_names(view: ModelView) -> list[Finding]:
     found = []
+    intended = contract_names(view.contract)
     for name, sig in view.signatures.items():
         for spec in sig.inputs + sig.outputs:
-            if AUTO_NAME.match(spec.name):
+            if AUTO_NAME.match(spec.name) and (name, spec.name) not in intended:
                 found.append(
                     Finding(
                         "auto-generated-name",
@@ -197,4 +207,9 @@ STATIC_CHECKS: list[Check] = [
     check_dtypes,
     check_batch_dimension,
     check_names,
+    check_signature_rules,
+    check_ops,
+    check_version,
+    check_initializer_files,
+    check_contract,
 ]

@@ -257,6 +257,11 @@ def extract_archive(
                         total += _write(src, dest, entry, label, limit - total, limit)
                 except (IsADirectoryError, NotADirectoryError, FileExistsError) as err:
                     raise _refuse(label, entry.name, f"clashes with another entry ({err.strerror})") from None
+                except OSError as err:  # a full disk, a read-only target
+                    raise StorageError(
+                        f"{label}: cannot write entry '{entry.name}' to {root} ({err.strerror})",
+                        "check the free space and permissions there",
+                    ) from None
                 files += 1
     except BaseException:
         shutil.rmtree(target, ignore_errors=True)

@@ -6,17 +6,19 @@ from kfp_tfserving.components.common.image import RUNTIME_IMAGE
 
 
 @dsl.component(base_image=RUNTIME_IMAGE, install_kfp_package=False)
-def load_model(source_uri: str, model: Output[Model], model_format: str = "auto"):
+def load_model(source_uri: str, model: Output[Model], model_format: str = "auto", max_extract_bytes: int = 0):
     """Fetch a pretrained TensorFlow model and detect its format.
 
     Args:
-        source_uri: Local path (or mounted PVC path) of the model file or directory.
+        source_uri: The model file or directory: a local or mounted-PVC path, `gs://`, `s3://` or
+            `http(s)://`; `.tar.gz`, `.tgz`, `.tar` and `.zip` archives are unpacked safely.
         model: The fetched model files; metadata `format` names the detected format and `entry` the
             model's path inside the artifact.
         model_format: `auto` to detect, or a format name to insist on (see the component README).
+        max_extract_bytes: Refuse archives expanding past this many bytes (0: the default limit, 20 GiB).
     """
     from pathlib import Path
 
     from kfp_tfserving.components.load_model.loader import run_load_step
 
-    run_load_step(source_uri, Path(model.path), model.metadata, model_format)
+    run_load_step(source_uri, Path(model.path), model.metadata, model_format, max_extract_bytes)

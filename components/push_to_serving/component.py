@@ -14,30 +14,43 @@ def push_to_serving(
     version_policy: str = "next",
     version: int = 0,
     force: bool = False,
+    keep: int = 0,
+    models_config: str = "",
+    label: str = "",
+    serving_url: str = "",
+    serving_timeout: float = 300.0,
 ):
-    """Publish a checked SavedModel atomically as `<base_path>/<version>/`.
+    """Publish a checked SavedModel atomically as `<base_path>/<version>/` (a local path, gs:// or s3://).
 
     Args:
         model: A checked SavedModel.
         base_path: TF Serving's `model_base_path`: the directory holding the numeric version directories.
         pushed_model: Metadata with TFX Pusher's keys `pushed`, `pushed_destination`, `pushed_version`,
-            plus `content_digest` and the served signature.
+            plus `content_digest`, `manifest_sha256`, `removed_versions`, `version_labels` and the signature.
         model_name: The model's name in TF Serving (default: the last segment of `base_path`).
         version_policy: `next` (highest existing + 1), `timestamp` (unix seconds, as TFX Pusher) or `explicit`.
         version: The version number when `version_policy` is `explicit`.
         force: Publish even when the newest version already has identical content.
+        keep: Keep this many versions, removing the oldest (never the newest nor a labelled one); 0 keeps all.
+        models_config: Path or URI of TF Serving's models.config to create or update ('' leaves it alone).
+        label: Version label (e.g. `canary`, `stable`) to point at the pushed version in `models_config`.
+        serving_url: `http://host:8501` of a TF Serving watching `base_path`: the new version must become
+            AVAILABLE and answer like the export, or it is removed again and the step fails.
+        serving_timeout: Seconds to wait for the version to become AVAILABLE.
     """
     from pathlib import Path
 
-    from kfp_tfserving.components.push_to_serving.publisher import run_push_step
+    from kfp_tfserving.components.push_to_serving.publisher import PushOptions, run_push_step
 
-    run_push_step(
-        Path(model.path),
-        model.metadata,
-        pushed_model.metadata,
-        base_path,
-        model_name,
-        version_policy,
-        version,
-        force,
+    options = PushOptions(
+        model_name=model_name,
+        version_policy=version_policy,
+        version=version,
+        force=force,
+        keep=keep,
+        models_config=models_config,
+        label=label,
+        serving_url=serving_url,
+        serving_timeout=serving_timeout,
     )
+    run_push_step(Path(model.path), model.metadata, pushed_model.metadata, base_path, options)

@@ -25,6 +25,7 @@ def sha256_file(path: Path) -> str:
 class Manifest:
     files: dict[str, dict[str, Any]]  # relative path -> {"size": int, "sha256": str}
     source: dict[str, Any]
+    published_at: float = 0.0  # unix seconds; not part of the content digest
 
     @property
     def content_digest(self) -> str:
@@ -34,7 +35,12 @@ class Manifest:
 
     def to_json(self) -> str:
         return json.dumps(
-            {"content_digest": self.content_digest, "files": self.files, "source": self.source},
+            {
+                "content_digest": self.content_digest,
+                "files": self.files,
+                "source": self.source,
+                "published_at": self.published_at,
+            },
             indent=2,
             sort_keys=True,
         )
@@ -42,7 +48,9 @@ class Manifest:
     @classmethod
     def from_json(cls, text: str) -> Manifest:
         doc = json.loads(text)
-        return cls(files=doc["files"], source=doc.get("source", {}))
+        return cls(
+            files=doc["files"], source=doc.get("source", {}), published_at=float(doc.get("published_at", 0))
+        )
 
 
 def build_manifest(model_dir: Path, source: dict[str, Any]) -> Manifest:

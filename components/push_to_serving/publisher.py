@@ -1,31 +1,49 @@
-"""Publish a SavedModel as the next version under a TF Serving model base path, atomically.
+"""Publish a SavedModel as a new version under a TF Serving model base path: local, gs:// or s3://.
 
 TF Serving loads any sub-directory whose name parses as an integer, so a version must appear complete or
-not at all: it is staged under a name TF Serving ignores, verified against its manifest, then renamed.
+not at all: it is staged under a name TF Serving ignores, verified against its manifest, then promoted
+(protocol_local: one rename; protocol_object: claim a number, copy saved_model.pb last). After that the
+optional steps: models.config, live verification on a running server (removing the version again if it
+fails), retention.
 """
 
 from __future__ import annotations
 
-import errno
-import os
-import shutil
-import time
-import uuid
-from dataclasses import dataclass
+import hashlib
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from kfp_tfserving.components.common.errors import PublishError, UserError, reports_errors
+from kfp_tfserving.components.common.storage import join_uri, storage_for
 from kfp_tfserving.components.common.storage.local import local_path
-from kfp_tfserving.components.push_to_serving.manifest import (
-    MANIFEST_NAME,
-    Manifest,
-    build_manifest,
-    verify_manifest,
+from kfp_tfserving.components.push_to_serving import models_config as mc
+from kfp_tfserving.components.push_to_serving.manifest import MANIFEST_NAME, build_manifest
+from kfp_tfserving.components.push_to_serving.protocol_object import DEFAULT_STALE_AFTER, publish_object
+from kfp_tfserving.components.push_to_serving.versions import (
+    numeric_versions,
+    read_manifest,
+    remove_version,
+    version_uri,
+    versions_to_remove,
 )
 
-STAGING_PREFIX = ".staging-"
 VERSION_POLICIES = ("next", "timestamp", "explicit")
+
+
+@dataclass
+class PushOptions:
+    model_name: str = ""  # default: the base path's last segment
+    version_policy: str = "next"
+    version: int = 0
+    force: bool = False
+    keep: int = 0  # 0 keeps every version
+    models_config: str = ""  # path or URI of a ModelServerConfig text proto to create or update
+    label: str = ""  # version label pointed at the pushed version (needs models_config)
+    serving_url: str = ""  # http://host:8501 of a TF Serving watching the base path
+    serving_timeout: float = 300.0
+    sample: Path | None = None  # request for the live check; generated from the signature otherwise
+    stale_after: float = DEFAULT_STALE_AFTER  # object stores: when a silent push counts as dead
 
 
 @dataclass
@@ -34,112 +52,142 @@ class PushResult:
     destination: str
     published: bool  # False when identical content was already the newest version
     content_digest: str
-
-
-def numeric_versions(base: Path) -> list[int]:
-    if not base.is_dir():
-        return []
-    return sorted(int(p.name) for p in base.iterdir() if p.is_dir() and p.name.isdigit())
-
-
-def read_manifest(version_dir: Path) -> Manifest | None:
-    try:
-        return Manifest.from_json((version_dir / MANIFEST_NAME).read_text())
-    except (OSError, ValueError, KeyError):
-        return None
+    manifest_sha256: str = ""
+    removed: list[int] = field(default_factory=list)
+    labels: dict[str, int] = field(default_factory=dict)
 
 
 def model_name_from_base_path(base_path: str) -> str:
     return base_path.rstrip("/").split("/")[-1] or "model"
 
 
-def _first_candidate(base: Path, policy: str, version: int) -> int:
-    if policy == "explicit":
-        if version <= 0:
-            raise UserError(f"version policy 'explicit' needs a positive --version (got {version})")
-        return version
-    if policy == "timestamp":
-        return max(int(time.time()), (numeric_versions(base) or [0])[-1] + 1)
-    return (numeric_versions(base) or [0])[-1] + 1
-
-
-def _promote(staging: Path, base: Path, policy: str, version: int) -> int:
-    """Rename staging to the first free version number. rename() onto an existing non-empty directory fails,
-    so two concurrent pushes can never claim the same number."""
-    candidate = _first_candidate(base, policy, version)
-    for _ in range(1000):
-        target = base / str(candidate)
-        try:
-            if target.exists():
-                raise FileExistsError(target)
-            os.rename(staging, target)
-            return candidate
-        except OSError as err:
-            if err.errno not in (errno.EEXIST, errno.ENOTEMPTY) and not isinstance(err, FileExistsError):
-                raise
-            if policy == "explicit":
-                raise PublishError(
-                    f"{target}: version {candidate} already exists", "choose another --version"
-                ) from None
-            candidate += 1
-    raise PublishError(f"{base}: could not claim a free version number after 1000 tries")
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def publish_local(
-    model_dir: Path,
-    base_path: str,
-    *,
-    source: dict[str, Any] | None = None,
-    version_policy: str = "next",
-    version: int = 0,
-    force: bool = False,
-) -> PushResult:
-    if version_policy not in VERSION_POLICIES:
+def _check_options(model_dir: Path, options: PushOptions) -> None:
+    if options.version_policy not in VERSION_POLICIES:
         raise UserError(
-            f"unknown version policy '{version_policy}'", f"use one of {', '.join(VERSION_POLICIES)}"
+            f"unknown version policy '{options.version_policy}'", f"use one of {', '.join(VERSION_POLICIES)}"
         )
+    if options.keep < 0:
+        raise UserError(f"--keep must be 0 (keep all) or positive (got {options.keep})")
+    if options.label:
+        mc.check_label(options.label)
+        if not options.models_config:
+            raise UserError(f"--label {options.label} needs --models-config: labels live in models.config")
     if not (model_dir / "saved_model.pb").is_file():
         raise PublishError(
             f"{model_dir}: not a SavedModel (no saved_model.pb)", "push the export step's output"
         )
-    base = local_path(base_path)
-    base.mkdir(parents=True, exist_ok=True)
+
+
+def _normalise(base_path: str) -> str:
+    return str(local_path(base_path).resolve()) if "://" not in base_path else base_path.rstrip("/")
+
+
+def publish(
+    model_dir: Path, base_path: str, *, source: dict[str, Any] | None = None, options: PushOptions
+) -> PushResult:
+    _check_options(model_dir, options)
+    base = _normalise(base_path)
+    storage = storage_for(base)
+    name = options.model_name or model_name_from_base_path(base)
     manifest = build_manifest(model_dir, source or {})
+    if options.models_config:  # a broken config fails the push before anything is published
+        mc.load(storage_for(options.models_config), options.models_config)
 
-    existing = numeric_versions(base)
-    if existing and not force and version_policy != "explicit":
-        newest = read_manifest(base / str(existing[-1]))
-        if newest is not None and newest.content_digest == manifest.content_digest:
-            print(
-                f"{base / str(existing[-1])}: identical content is already the newest version; nothing published"
+    existing = numeric_versions(storage, base)
+    newest = read_manifest(storage, base, existing[-1]) if existing else None
+    if (
+        newest is not None
+        and not options.force
+        and options.version_policy != "explicit"
+        and newest.content_digest == manifest.content_digest
+    ):
+        number, published = existing[-1], False
+        print(
+            f"{version_uri(base, number)}: identical content is already the newest version; nothing published"
+        )
+    else:
+        if storage.scheme == "file":
+            from kfp_tfserving.components.push_to_serving.protocol_local import publish_local
+
+            number = publish_local(
+                model_dir, local_path(base), manifest, options.version_policy, options.version
             )
-            return PushResult(existing[-1], str(base / str(existing[-1])), False, manifest.content_digest)
+        else:
+            number = publish_object(
+                storage,
+                model_dir,
+                base,
+                manifest,
+                options.version_policy,
+                options.version,
+                options.stale_after,
+            )
+        published = True
+        print(f"published version {number}: {version_uri(base, number)}", flush=True)
 
-    staging = base / f"{STAGING_PREFIX}{uuid.uuid4().hex}"
+    labels = _configure_and_verify(model_dir, storage, base, name, number, published, options)
+    removed = _retain(storage, base, options.keep, set(labels.values()))
+    manifest_bytes = storage.read_bytes(join_uri(version_uri(base, number), MANIFEST_NAME))
+    return PushResult(
+        number,
+        version_uri(base, number),
+        published,
+        manifest.content_digest,
+        hashlib.sha256(manifest_bytes).hexdigest(),
+        removed,
+        labels,
+    )
+
+
+def _configure_and_verify(model_dir, storage, base, name, number, published, options) -> dict[str, int]:
+    """models.config and the live check. A version that fails the live check is removed again (TF Serving
+    then keeps serving the previous one) and the config is put back as it was."""
+    before = None
+    # With a live server the label waits until the version is proven: TF Serving refuses a label for a
+    # version it has not loaded.
+    label_now = options.label if not (options.serving_url and published) else ""
     try:
-        shutil.copytree(model_dir, staging)
-        (staging / MANIFEST_NAME).write_text(manifest.to_json())
-        problems = verify_manifest(staging, manifest)
-        if problems:
-            raise PublishError(f"{staging}: the staged copy does not match its manifest ({problems[0]})")
-        for path in [staging, *[p for p in staging.rglob("*") if p.is_dir()]]:
-            _fsync_dir(path)
-        number = _promote(staging, base, version_policy, version)
-    finally:
-        if staging.exists():
-            shutil.rmtree(staging, ignore_errors=True)
-    _fsync_dir(base)
-    destination = base / str(number)
-    print(f"published version {number}: {destination}", flush=True)
-    return PushResult(number, str(destination), True, manifest.content_digest)
+        if options.models_config:
+            before, _ = mc.update(
+                options.models_config,
+                lambda c: mc.set_version(c, name, base, numeric_versions(storage, base), label_now),
+            )
+        if options.serving_url and published:
+            from kfp_tfserving.components.push_to_serving.live_server import verify_live
+
+            verify_live(
+                options.serving_url,
+                name,
+                number,
+                model_dir,
+                timeout=options.serving_timeout,
+                sample=options.sample,
+            )
+            print(f"{options.serving_url}: version {number} is AVAILABLE and answers like the export")
+            if options.models_config and options.label:
+                mc.update(
+                    options.models_config,
+                    lambda c: mc.set_version(c, name, base, numeric_versions(storage, base), options.label),
+                )
+    except BaseException:  # whatever went wrong, a version that was not proven must not stay
+        if published:
+            remove_version(storage, base, number)
+            print(f"removed version {number} again: it failed verification", flush=True)
+        if before is not None:
+            mc.restore(options.models_config, before)
+        raise
+    if not options.models_config:
+        return {}
+    return mc.labels_of(mc.load(storage_for(options.models_config), options.models_config), name)
+
+
+def _retain(storage, base: str, keep: int, labelled: set[int]) -> list[int]:
+    removed = versions_to_remove(numeric_versions(storage, base), keep, labelled)
+    for number in removed:
+        remove_version(storage, base, number)
+    if removed:
+        print(f"retention (--keep {keep}): removed version(s) {', '.join(map(str, removed))}", flush=True)
+    return removed
 
 
 def push_step(
@@ -147,24 +195,22 @@ def push_step(
     model_metadata: dict[str, Any],
     pushed_metadata: dict[str, Any],
     base_path: str,
-    model_name: str = "",
-    version_policy: str = "next",
-    version: int = 0,
-    force: bool = False,
+    options: PushOptions,
 ) -> PushResult:
     """Publish and fill the pushed-model artifact's metadata with TFX Pusher's keys."""
     source = {k: model_metadata.get(k, "") for k in ("source_uri", "source_format")}
-    result = publish_local(
-        model_dir, base_path, source=source, version_policy=version_policy, version=version, force=force
-    )
+    result = publish(model_dir, base_path, source=source, options=options)
     pushed_metadata.update(
         {
             "pushed": 1 if result.published else 0,
             "pushed_destination": result.destination,
             "pushed_version": str(result.version),
-            "model_name": model_name or model_name_from_base_path(base_path),
+            "model_name": options.model_name or model_name_from_base_path(base_path),
             "base_path": base_path,
             "content_digest": result.content_digest,
+            "manifest_sha256": result.manifest_sha256,
+            "removed_versions": result.removed,
+            "version_labels": result.labels,
             "serving_signature": model_metadata.get("signatures", {}).get("serving_default", {}),
         }
     )

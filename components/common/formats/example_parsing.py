@@ -75,8 +75,8 @@ def example_features(graph_def, tensor_name: str) -> tuple[ExampleFeature, ...] 
     source = _resolve(_node_name(tensor_name), nodes)
     found: dict[str, ExampleFeature] = {}
     for node in graph_def.node:
-        if node.op in ("ParseExample", "ParseExampleV2") and node.input:
-            if _resolve(_node_name(node.input[0]), nodes) == source:
-                for feature in _features_of(node, nodes):
-                    found.setdefault(feature.name, feature)
+        parses = node.op in ("ParseExample", "ParseExampleV2") and node.input
+        if parses and _resolve(_node_name(node.input[0]), nodes) == source:
+            for feature in _features_of(node, nodes):
+                found.setdefault(feature.name, feature)
     return tuple(found.values()) or None

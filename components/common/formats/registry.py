@@ -6,14 +6,27 @@ from pathlib import Path
 
 from kfp_tfserving.components.common.errors import FormatError
 from kfp_tfserving.components.common.formats.base import FormatHandler
+from kfp_tfserving.components.common.formats.checkpoint import CheckpointHandler
+from kfp_tfserving.components.common.formats.estimator import EstimatorHandler
+from kfp_tfserving.components.common.formats.frozen_graph import FrozenGraphHandler
+from kfp_tfserving.components.common.formats.hub import HubHandler
 from kfp_tfserving.components.common.formats.keras_files import KerasH5Handler, KerasV3Handler
+from kfp_tfserving.components.common.formats.keras_saved_model import KerasSavedModelHandler
 from kfp_tfserving.components.common.formats.saved_model import SavedModelHandler
+from kfp_tfserving.components.common.formats.tfx_trainer import TfxTrainerHandler
 
-# Order matters where formats nest: more specific layouts come before the generic SavedModel.
+# Order matters where formats nest: more specific layouts come before the generic SavedModel. The hub
+# handler comes after it: saved_model declines TF1 hub modules, and `--format hub` takes any SavedModel.
 HANDLERS: list[FormatHandler] = [
+    TfxTrainerHandler(),
+    EstimatorHandler(),
+    KerasSavedModelHandler(),
     SavedModelHandler(),
+    HubHandler(),
+    CheckpointHandler(),
     KerasV3Handler(),
     KerasH5Handler(),
+    FrozenGraphHandler(),
 ]
 
 

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 from kfp_tfserving.components.common.errors import FormatError
 from kfp_tfserving.components.common.formats.base import ExportOptions, FormatHandler, LoadedModel
+from kfp_tfserving.components.common.formats.callable_saved_model import export_callable, load_callable
+from kfp_tfserving.components.common.formats.saved_model_edit import (
+    copy_with_serving_default,
+    is_tf1_meta_graph,
+)
 from kfp_tfserving.components.common.formats.saved_model_io import (
+    SERVE_TAG,
     SERVING_DEFAULT,
     read_saved_model_proto,
     run_signature,
@@ -44,21 +49,24 @@ class SavedModelHandler(FormatHandler):
     description = "TF2 SavedModel directory"
 
     def detect(self, path: Path) -> Path | None:
+        if (path / "tfhub_module.pb").is_file():
+            return None  # a TF1 hub module: the hub handler serves its empty tag-set graph
         return path if is_saved_model_dir(path) else None
 
     def load(self, entry: Path, options: ExportOptions) -> LoadedModel:
         proto = read_saved_model_proto(entry)
         meta = serve_meta_graph(proto, entry)
         signatures = signatures_of(meta)
-        if not signatures:
-            raise FormatError(f"{entry}: the SavedModel has no signatures", "re-save it with signatures=...")
-        serving = choose_serving_signature(sorted(signatures), options.signature, entry)
+        if signatures:
+            serving = choose_serving_signature(sorted(signatures), options.signature, entry)
         tf = import_tensorflow()
         try:
             with silenced_stderr():
                 source = tf.saved_model.load(str(entry))
         except Exception as err:
             raise FormatError(f"{entry}: TensorFlow cannot load it: {str(err).splitlines()[0]}") from None
+        if not signatures:  # a TF2 hub-style module: serve its __call__
+            return load_callable(self.name, entry, source)
 
         def reference(inputs):
             return run_signature(entry, inputs, serving, loaded=source)
@@ -68,14 +76,23 @@ class SavedModelHandler(FormatHandler):
             source,
             signatures[serving].inputs,
             reference,
-            extras={"entry": entry, "serving_signature": serving, "signatures": sorted(signatures)},
+            extras={
+                "entry": entry,
+                "serving_signature": serving,
+                "signatures": sorted(signatures),
+                "tf1": is_tf1_meta_graph(meta),
+            },
         )
 
     def export(self, loaded: LoadedModel, export_dir: Path) -> None:
         entry: Path = loaded.extras["entry"]
-        if loaded.extras["serving_signature"] == SERVING_DEFAULT:
-            # Already servable: publish the original bytes rather than a re-trace.
-            shutil.copytree(entry, export_dir, dirs_exist_ok=True)
+        if "callable" in loaded.extras:
+            export_callable(loaded, export_dir)
+            return
+        if loaded.extras["serving_signature"] == SERVING_DEFAULT or loaded.extras.get("tf1"):
+            # Already servable, or a TF1 SavedModel whose signature methods a re-trace would lose: keep the
+            # original bytes, adding serving_default to the proto when it lacks one.
+            copy_with_serving_default(entry, export_dir, loaded.extras["serving_signature"], {SERVE_TAG})
             return
         tf = import_tensorflow()
         source = loaded.model

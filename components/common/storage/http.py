@@ -82,14 +82,20 @@ class HttpStorage(Storage):
             ) from None
 
     def _head(self, uri: str) -> requests.Response | None:
-        """The HEAD response; None when the server does not answer HEAD (some only serve GET)."""
+        """The HEAD response; None when HEAD says nothing about GET.
+
+        Some servers do not implement HEAD, and a presigned S3/GCS URL is signed for GET only, so its HEAD
+        is refused (400/403) while the GET works.
+        """
         response = self._request("HEAD", uri)
         response.close()
-        return None if response.status_code in (405, 501) else response
+        return None if response.status_code in (400, 403, 405, 501) else response
 
     def exists(self, uri: str) -> bool:
-        response = self._head(uri) or self._request("GET", uri, stream=True)
-        response.close()
+        response = self._head(uri)
+        if response is None:  # a Response is falsy when not ok: compare with None, never `or`
+            response = self._request("GET", uri, stream=True)
+            response.close()
         if response.status_code in _NOT_FOUND:
             return False
         if not response.ok:

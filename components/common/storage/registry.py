@@ -10,6 +10,8 @@ from kfp_tfserving.components.common.storage.base import Storage, split_scheme
 # Imported lazily: a local run never pays for the cloud clients' import time.
 _BACKENDS = {
     "file": "kfp_tfserving.components.common.storage.local:LocalStorage",
+    "gs": "kfp_tfserving.components.common.storage.gcs:GCSStorage",
+    "s3": "kfp_tfserving.components.common.storage.s3:S3Storage",
     "http": "kfp_tfserving.components.common.storage.http:HttpStorage",
     "https": "kfp_tfserving.components.common.storage.http:HttpStorage",
 }

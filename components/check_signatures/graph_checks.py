@@ -1,0 +1,194 @@
+"""Checks on the graph's ops: denied and XLA-only ops (9) and initializers reading outside assets/ (11).
+
+Whether every op is registered needs a clean TensorFlow process; smoke_run asks its registry, with the op
+names collected here.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+
+from kfp_tfserving.components.check_signatures.findings import ERROR, WARNING, Finding
+
+# Ops a model server must not run: Python callbacks (the server has no Python) and file or log I/O driven
+# by request data.
+DENIED_OPS = {
+    "PyFunc": "calls back into Python, which tensorflow_model_server does not have",
+    "PyFuncStateless": "calls back into Python, which tensorflow_model_server does not have",
+    "EagerPyFunc": "calls back into Python, which tensorflow_model_server does not have",
+    "ReadFile": "reads the server's file system at request time",
+    "WriteFile": "writes the server's file system at request time",
+    "PrintV2": "prints on every request, flooding the server's log",
+}
+
+# The standard tensorflow_model_server links TF Text and TF Decision Forests ops, which a plain
+# TensorFlow install does not register. Newer ops carry a namespace prefix; older ones are listed.
+LINKED_OP_PREFIXES = ("TFText>", "TFSentencepiece>", "SimpleML", "YggdrasilDecisionForests")
+LINKED_OPS = {
+    "CaseFoldUTF8",
+    "NormalizeUTF8",
+    "NormalizeUTF8WithOffsetsMap",
+    "FindSourceOffsets",
+    "WhitespaceTokenizeWithOffsets",
+    "WhitespaceTokenizeWithOffsetsV2",
+    "UnicodeScriptTokenizeWithOffsets",
+    "WordpieceTokenizeWithOffsets",
+    "SplitMergeTokenizeWithOffsets",
+    "SplitMergeFromLogitsTokenizeWithOffsets",
+    "RegexSplitWithOffsets",
+    "SentenceFragments",
+    "SentenceFragmentsV2",
+    "SentencepieceOp",
+    "SentencepieceTokenizeOp",
+    "SentencepieceTokenizeWithOffsetsOp",
+    "SentencepieceDetokenizeOp",
+    "SentencepieceIdToStringOp",
+    "SentencepieceStringToIdOp",
+    "SentencepieceVocabSizeOp",
+    "ConstrainedSequence",
+    "MaxSpanningTree",
+    "RougeL",
+    "TokenizerFromLogits",
+}
+
+# Ops that read a file when the model loads or runs -> which of their inputs is the file's path.
+FILE_READING_OPS = {
+    "InitializeTableFromTextFile": 1,
+    "InitializeTableFromTextFileV2": 1,
+    "ReadFile": 0,
+    "TextLineDataset": 0,
+    "TFRecordDataset": 0,
+    "TFRecordDatasetV2": 0,
+    "FixedLengthRecordDataset": 0,
+    "FixedLengthRecordDatasetV2": 0,
+    "LoadAndRemapMatrix": 0,
+}
+_ABSOLUTE = re.compile(r"^(/|[A-Za-z]:[\\/]|\\\\|[a-z][a-z0-9+.-]*://)")
+
+
+def is_linked_op(op: str) -> bool:
+    """True for TF Text / TF-DF ops: registered in the model server, not in plain TensorFlow."""
+    return op in LINKED_OPS or op.startswith(LINKED_OP_PREFIXES)
+
+
+def _node_lists(meta) -> Iterator[tuple[str, list]]:
+    """('graph', nodes) then (function name, nodes) for every function in the library."""
+    yield "graph", list(meta.graph_def.node)
+    for fn in meta.graph_def.library.function:
+        yield fn.signature.name, list(fn.node_def)
+
+
+def used_op_names(meta) -> list[str]:
+    """Every op type the graph and its functions use; calls of library functions are not ops."""
+    functions = {fn.signature.name for fn in meta.graph_def.library.function}
+    return sorted({n.op for _, nodes in _node_lists(meta) for n in nodes} - functions)
+
+
+def unregistered_findings(unregistered: list[str]) -> list[Finding]:
+    """Findings for op names a clean TensorFlow process does not register (TF Text / TF-DF excepted)."""
+    unknown = [op for op in unregistered if not is_linked_op(op)]
+    if not unknown:
+        return []
+    return [
+        Finding(
+            "unregistered-op",
+            ERROR,
+            f"op(s) {unknown} are not registered in a clean TensorFlow process; the model server cannot "
+            "load the model",
+            "replace custom ops with standard TensorFlow ops, or serve with a model server built with them",
+        )
+    ]
+
+
+def check_ops(view) -> list[Finding]:
+    if view.serve is None:
+        return []
+    found = []
+    used = set(used_op_names(view.serve))
+    for op in sorted(used & set(DENIED_OPS)):
+        found.append(
+            Finding(
+                "denied-op",
+                ERROR,
+                f"the graph uses {op}, which {DENIED_OPS[op]}",
+                "remove it from the serving path (tf.py_function, tf.io.read_file, tf.print ...)",
+                tensor=op,
+            )
+        )
+    xla = sorted(
+        fn.signature.name
+        for fn in view.serve.graph_def.library.function
+        if "_XlaMustCompile" in fn.attr and fn.attr["_XlaMustCompile"].b
+    )
+    if xla:
+        found.append(
+            Finding(
+                "xla-must-compile",
+                WARNING,
+                f"function(s) {xla[:3]}{' ...' if len(xla) > 3 else ''} must be XLA-compiled "
+                "(jit_compile=True); model servers built without XLA JIT fail to run them",
+                "export with jit_compile=False unless the target model server has XLA",
+            )
+        )
+    return found
+
+
+def _string_const(node) -> list[str]:
+    if node.op != "Const" or node.attr["dtype"].type != 7:  # 7: DT_STRING
+        return []
+    tensor = node.attr["value"].tensor
+    return [v.decode("utf-8", "replace") for v in tensor.string_val]
+
+
+def _asset_tensors(meta) -> set[str]:
+    """Graph tensors the loader points into assets/: asset_file_def, or the TF1 builder's collection."""
+    from tensorflow.core.protobuf import meta_graph_pb2
+
+    defs = list(meta.asset_file_def)
+    collection = meta.collection_def.get("saved_model_assets")
+    for packed in collection.any_list.value if collection is not None else []:
+        asset = meta_graph_pb2.AssetFileDef()
+        packed.Unpack(asset)
+        defs.append(asset)
+    return {a.tensor_info.name.split(":")[0] for a in defs}
+
+
+def _trace_to_node(nodes: dict, ref: str):
+    """The node behind an input reference, looking through Identity ops."""
+    seen = 0
+    node = nodes.get(ref.lstrip("^").split(":")[0])
+    while node is not None and node.op == "Identity" and node.input and seen < 32:
+        node = nodes.get(node.input[0].lstrip("^").split(":")[0])
+        seen += 1
+    return node
+
+
+def check_initializer_files(view) -> list[Finding]:
+    if view.serve is None:
+        return []
+    assets = _asset_tensors(view.serve)
+    found = []
+    for where, node_list in _node_lists(view.serve):
+        nodes = {n.name: n for n in node_list}
+        for node in node_list:
+            slot = FILE_READING_OPS.get(node.op)
+            if slot is None or len(node.input) <= slot:
+                continue
+            source = _trace_to_node(nodes, node.input[slot])
+            if source is None or (where == "graph" and source.name in assets):
+                continue  # a function argument or a loader-fed asset path: resolved under assets/
+            for path in _string_const(source):
+                kind = "an absolute path" if _ABSOLUTE.match(path) else "a path"
+                found.append(
+                    Finding(
+                        "file-outside-assets",
+                        ERROR,
+                        f"{node.op} '{node.name}' reads '{path}', {kind} outside the SavedModel's assets/ "
+                        "that will not exist on the server",
+                        "make the file an asset (tf.saved_model.Asset, or the TF1 builder's "
+                        "assets_collection) so it is copied into assets/",
+                        tensor=node.name,
+                    )
+                )
+    return found

@@ -1,0 +1,210 @@
+"""s3:// storage through boto3: AWS S3, and MinIO (Kubeflow's default artifact store) or any S3 endpoint.
+
+Credentials and the endpoint are whatever boto3 finds by itself: the AWS_* environment variables, shared
+config files, IRSA on EKS; `AWS_ENDPOINT_URL_S3` / `AWS_ENDPOINT_URL` point it at MinIO. Nothing here reads
+or logs them. Retries are botocore's "standard" mode; writes that must not replace an object send
+`If-None-Match: *`, which S3 enforces atomically (412, or 409 while a concurrent write is in flight).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import boto3
+from boto3.s3.transfer import TransferConfig
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+from kfp_tfserving.components.common.errors import StorageError
+from kfp_tfserving.components.common.storage.base import ProgressCallback, Storage, split_scheme
+
+_RETRIES = {"mode": "standard", "max_attempts": 8}
+_TAKEN = {"PreconditionFailed", "ConditionalRequestConflict", "412", "409"}
+_TRANSFER = TransferConfig(multipart_threshold=64 * 1024 * 1024)
+
+
+def _bucket_key(uri: str) -> tuple[str, str]:
+    scheme, rest = split_scheme(uri)
+    if scheme != "s3" or not rest or rest.startswith("/"):
+        raise StorageError(f"{uri}: not an s3://bucket/path URI", "write it as s3://BUCKET/PATH")
+    bucket, _, key = rest.partition("/")
+    return bucket, key
+
+
+def _prefix(key: str) -> str:
+    key = key.strip("/")
+    return f"{key}/" if key else ""
+
+
+def _code(err: ClientError) -> str:
+    return str(err.response.get("Error", {}).get("Code", ""))
+
+
+def _fail(uri: str, err: Exception) -> StorageError:
+    if isinstance(err, ClientError):
+        code = _code(err)
+        if code in ("NoSuchKey", "NoSuchBucket", "404"):
+            return StorageError(f"{uri}: not found ({code})", "check the bucket and key")
+        if code in ("AccessDenied", "403", "InvalidAccessKeyId", "SignatureDoesNotMatch"):
+            return StorageError(
+                f"{uri}: access denied ({code})", "check the credentials and the bucket policy"
+            )
+        return StorageError(f"{uri}: S3 request failed ({code})", "check the URI and retry")
+    return StorageError(f"{uri}: S3 request failed ({type(err).__name__})", "check the endpoint and retry")
+
+
+class S3Storage(Storage):
+    scheme = "s3"
+
+    def __init__(self, client=None):
+        self._client = client
+
+    @property
+    def client(self):
+        if self._client is None:
+            self._client = boto3.client("s3", config=Config(retries=_RETRIES))
+        return self._client
+
+    def _objects(self, uri: str, prefix: str) -> list[dict]:
+        bucket, _ = _bucket_key(uri)
+        out = []
+        try:
+            for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+                out.extend(page.get("Contents", []))
+        except (ClientError, BotoCoreError) as err:
+            raise _fail(uri, err) from None
+        return out
+
+    def _head(self, uri: str) -> dict | None:
+        bucket, key = _bucket_key(uri)
+        if not key or key.endswith("/"):
+            return None
+        try:
+            return self.client.head_object(Bucket=bucket, Key=key)
+        except ClientError as err:
+            if _code(err) in ("404", "NoSuchKey", "NotFound"):
+                return None
+            raise _fail(uri, err) from None
+        except BotoCoreError as err:
+            raise _fail(uri, err) from None
+
+    def exists(self, uri: str) -> bool:
+        return self._head(uri) is not None or self.is_dir(uri)
+
+    def is_dir(self, uri: str) -> bool:
+        bucket, key = _bucket_key(uri)
+        try:
+            page = self.client.list_objects_v2(Bucket=bucket, Prefix=_prefix(key), MaxKeys=1)
+        except (ClientError, BotoCoreError) as err:
+            raise _fail(uri, err) from None
+        return bool(page.get("KeyCount") or page.get("Contents"))
+
+    def list_dir(self, uri: str) -> list[str]:
+        bucket, key = _bucket_key(uri)
+        prefix = _prefix(key)
+        names = set()
+        try:
+            pages = self.client.get_paginator("list_objects_v2").paginate(
+                Bucket=bucket, Prefix=prefix, Delimiter="/"
+            )
+            for page in pages:
+                names.update(o["Key"][len(prefix) :] for o in page.get("Contents", []))
+                names.update(p["Prefix"][len(prefix) :].rstrip("/") for p in page.get("CommonPrefixes", []))
+        except (ClientError, BotoCoreError) as err:
+            raise _fail(uri, err) from None
+        return sorted(n for n in names if n)
+
+    def walk_files(self, uri: str) -> list[tuple[str, int]]:
+        head = self._head(uri)
+        _, key = _bucket_key(uri)
+        if head is not None:
+            return [(key.rsplit("/", 1)[-1], int(head["ContentLength"]))]
+        prefix = _prefix(key)
+        return sorted(
+            (o["Key"][len(prefix) :], int(o["Size"]))
+            for o in self._objects(uri, prefix)
+            if not o["Key"].endswith("/")
+        )
+
+    def download(self, uri: str, dest: Path, progress: ProgressCallback | None = None) -> Path:
+        bucket, key = _bucket_key(uri)
+        if self._head(uri) is not None:
+            pairs = [(key, dest)]
+        else:
+            prefix = _prefix(key)
+            pairs = [
+                (o["Key"], dest / o["Key"][len(prefix) :])
+                for o in self._objects(uri, prefix)
+                if not o["Key"].endswith("/")
+            ]
+            if not pairs:
+                raise StorageError(f"{uri}: no such object or prefix", "check the bucket and key")
+        try:
+            for name, target in pairs:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                self.client.download_file(bucket, name, str(target), Callback=progress, Config=_TRANSFER)
+        except (ClientError, BotoCoreError) as err:
+            raise _fail(uri, err) from None
+        if len(pairs) != 1 or pairs[0][1] != dest:
+            dest.mkdir(parents=True, exist_ok=True)
+        return dest
+
+    def upload_file(self, local: Path, uri: str, *, if_absent: bool = False) -> bool:
+        bucket, key = _bucket_key(uri)
+        try:
+            if if_absent:  # conditional writes are a PutObject feature, not the transfer manager's
+                with open(local, "rb") as body:
+                    self.client.put_object(Bucket=bucket, Key=key, Body=body, IfNoneMatch="*")
+            else:
+                self.client.upload_file(str(local), bucket, key, Config=_TRANSFER)
+            return True
+        except ClientError as err:
+            if if_absent and _code(err) in _TAKEN:
+                return False
+            raise _fail(uri, err) from None
+        except BotoCoreError as err:
+            raise _fail(uri, err) from None
+
+    def read_bytes(self, uri: str) -> bytes:
+        bucket, key = _bucket_key(uri)
+        try:
+            return self.client.get_object(Bucket=bucket, Key=key)["Body"].read()
+        except (ClientError, BotoCoreError) as err:
+            raise _fail(uri, err) from None
+
+    def write_bytes(self, uri: str, data: bytes, *, if_absent: bool = False) -> bool:
+        bucket, key = _bucket_key(uri)
+        extra = {"IfNoneMatch": "*"} if if_absent else {}
+        try:
+            self.client.put_object(Bucket=bucket, Key=key, Body=data, **extra)
+            return True
+        except ClientError as err:
+            if if_absent and _code(err) in _TAKEN:
+                return False
+            raise _fail(uri, err) from None
+        except BotoCoreError as err:
+            raise _fail(uri, err) from None
+
+    def copy(self, src_uri: str, dst_uri: str, *, if_absent: bool = False) -> bool:
+        """Server-side copy of one object. S3's CopyObject takes no If-None-Match, so with if_absent the
+        destination is checked first: callers only copy into names they own (a claimed version)."""
+        src_bucket, src_key = _bucket_key(src_uri)
+        bucket, key = _bucket_key(dst_uri)
+        if if_absent and self._head(dst_uri) is not None:
+            return False
+        try:
+            self.client.copy({"Bucket": src_bucket, "Key": src_key}, bucket, key, Config=_TRANSFER)
+            return True
+        except (ClientError, BotoCoreError) as err:
+            raise _fail(dst_uri, err) from None
+
+    def delete_tree(self, uri: str) -> None:
+        bucket, key = _bucket_key(uri)
+        keys = [o["Key"] for o in self._objects(uri, _prefix(key))]
+        if key and not key.endswith("/"):
+            keys.append(key)
+        try:
+            for start in range(0, len(keys), 1000):
+                batch = [{"Key": k} for k in keys[start : start + 1000]]
+                self.client.delete_objects(Bucket=bucket, Delete={"Objects": batch, "Quiet": True})
+        except (ClientError, BotoCoreError) as err:
+            raise _fail(uri, err) from None

@@ -1,0 +1,179 @@
+"""Publish protocol on object stores (gs://, s3://), where there is no rename.
+
+1. Upload the model under `.staging-<id>/` (TF Serving ignores non-numeric names), next to a lease object
+   `.staging-<id>.lease` that says the push is alive; write the manifest; verify the staged objects.
+2. Claim a version number N by creating `.claims/N` only if absent (GCS `ifGenerationMatch=0`, S3
+   `If-None-Match: *`): exactly one of several concurrent pushes wins each number.
+3. Copy server-side into `N/`: `variables/` and `assets/` first, `saved_model.pb` last (TF Serving cannot
+   load the version before it exists), then the manifest, which marks the version complete.
+
+A push killed mid-way leaves a staging prefix with a lease that stops being refreshed, and possibly a claimed
+`N/` without a manifest; a later push removes both once the lease or claim is older than `stale_after`.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from pathlib import Path
+
+from kfp_tfserving.components.common.errors import PublishError
+from kfp_tfserving.components.common.storage import Storage, join_uri
+from kfp_tfserving.components.push_to_serving.manifest import MANIFEST_NAME, Manifest
+from kfp_tfserving.components.push_to_serving.versions import (
+    CLAIMS_DIR,
+    STAGING_PREFIX,
+    first_candidate,
+    numeric_versions,
+    read_manifest,
+    remove_version,
+    verify_files,
+    version_uri,
+)
+
+LEASE_SUFFIX = ".lease"
+DEFAULT_STALE_AFTER = 6 * 3600.0
+
+
+def _started_at(storage: Storage, uri: str) -> float | None:
+    try:
+        doc = json.loads(storage.read_bytes(uri))
+        return float(doc.get("started_at", doc.get("claimed_at")))
+    except Exception:
+        return None
+
+
+def _is_stale(stamp: float | None, stale_after: float) -> bool:
+    return stamp is None or time.time() - stamp > stale_after
+
+
+def clean_stale(storage: Storage, base: str, stale_after: float = DEFAULT_STALE_AFTER) -> list[str]:
+    """Remove what dead pushes left: staging prefixes and versions claimed but never completed."""
+    removed = []
+    names = storage.list_dir(base)
+    for name in names:
+        if not name.startswith(STAGING_PREFIX) or name.endswith(LEASE_SUFFIX):
+            continue
+        lease = join_uri(base, name + LEASE_SUFFIX)
+        if _is_stale(_started_at(storage, lease), stale_after):
+            storage.delete_tree(join_uri(base, name))
+            storage.delete_tree(lease)
+            removed.append(name)
+    for name in names:
+        if name.startswith(STAGING_PREFIX) and name.endswith(LEASE_SUFFIX):
+            lease = join_uri(base, name)
+            if name[: -len(LEASE_SUFFIX)] not in names and _is_stale(
+                _started_at(storage, lease), stale_after
+            ):
+                storage.delete_tree(lease)
+    claims = set(storage.list_dir(join_uri(base, CLAIMS_DIR)))
+    for number in numeric_versions(storage, base):
+        # Only numbers this tool claimed: a version written by anything else is never touched.
+        if str(number) in claims and read_manifest(storage, base, number) is None:
+            claim = join_uri(base, CLAIMS_DIR, str(number))
+            if _is_stale(_started_at(storage, claim), stale_after):
+                remove_version(storage, base, number)
+                removed.append(str(number))
+    return removed
+
+
+class _Lease:
+    """Says "this staging prefix belongs to a live push"; refreshed while uploading long models."""
+
+    def __init__(self, storage: Storage, uri: str, stale_after: float):
+        self.storage, self.uri, self.every = storage, uri, stale_after / 4
+        self.touched = 0.0
+        self.touch(force=True)
+
+    def touch(self, force: bool = False) -> None:
+        if force or time.monotonic() - self.touched > self.every:
+            self.storage.write_bytes(self.uri, json.dumps({"started_at": time.time()}).encode())
+            self.touched = time.monotonic()
+
+
+def _claim(storage: Storage, base: str, policy: str, version: int, owner: str) -> int:
+    claims_uri = join_uri(base, CLAIMS_DIR)
+    claimed = [int(n) for n in storage.list_dir(claims_uri) if n.isdigit()]
+    candidate = first_candidate(sorted(set(claimed) | set(numeric_versions(storage, base))), policy, version)
+    for _ in range(1000):
+        claim = join_uri(claims_uri, str(candidate))
+        body = json.dumps({"owner": owner, "claimed_at": time.time()}).encode()
+        won = storage.write_bytes(claim, body, if_absent=True)
+        if not won:  # a retried create that had in fact succeeded comes back as "taken": by us?
+            try:
+                won = json.loads(storage.read_bytes(claim)).get("owner") == owner
+            except Exception:
+                won = False
+        if won and not storage.is_dir(version_uri(base, candidate)):
+            return candidate
+        if policy == "explicit":
+            raise PublishError(
+                f"{version_uri(base, candidate)}: version {candidate} is taken or was used before",
+                "choose another --version",
+            )
+        candidate += 1
+    raise PublishError(f"{base}: could not claim a free version number after 1000 tries")
+
+
+def copy_order(rel: str) -> tuple[int, str]:
+    """variables/ and assets/ first, then the rest, saved_model.pb last: TF Serving loads a version only
+    once saved_model.pb exists, so by then everything it reads is in place."""
+    if rel.startswith("variables/"):
+        rank = 0
+    elif rel.startswith("assets/"):
+        rank = 1
+    elif rel in ("saved_model.pb", "saved_model.pbtxt"):
+        rank = 3
+    else:
+        rank = 2
+    return rank, rel
+
+
+def _promote(storage: Storage, staging: str, target: str, manifest: Manifest) -> None:
+    for rel in sorted(manifest.files, key=copy_order):
+        if not storage.copy(join_uri(staging, rel), join_uri(target, rel), if_absent=True):
+            # A retried copy that had succeeded is fine; anything else means someone else wrote here.
+            sizes = dict(storage.walk_files(join_uri(target, rel)))
+            if list(sizes.values()) != [manifest.files[rel]["size"]]:
+                raise PublishError(f"{join_uri(target, rel)}: already exists with other content")
+    storage.copy(join_uri(staging, MANIFEST_NAME), join_uri(target, MANIFEST_NAME), if_absent=True)
+
+
+def publish_object(
+    storage: Storage,
+    model_dir: Path,
+    base: str,
+    manifest: Manifest,
+    policy: str,
+    version: int,
+    stale_after: float = DEFAULT_STALE_AFTER,
+) -> int:
+    """Upload, verify, claim and promote; returns the version number claimed."""
+    clean_stale(storage, base, stale_after)
+    owner = uuid.uuid4().hex
+    staging = join_uri(base, f"{STAGING_PREFIX}{owner}")
+    lease = _Lease(storage, staging + LEASE_SUFFIX, stale_after)
+    number = None
+    try:
+        for rel in sorted(manifest.files, key=copy_order):
+            storage.upload_file(model_dir / rel, join_uri(staging, rel))
+            lease.touch()
+        manifest.published_at = time.time()
+        storage.write_bytes(join_uri(staging, MANIFEST_NAME), manifest.to_json().encode())
+        problems = verify_files(storage, staging, manifest)
+        if problems:
+            raise PublishError(f"{staging}: the staged copy does not match its manifest ({problems[0]})")
+        number = _claim(storage, base, policy, version, owner)
+        target = version_uri(base, number)
+        _promote(storage, staging, target, manifest)
+        problems = verify_files(storage, target, manifest)
+        if problems:
+            raise PublishError(f"{target}: the published copy does not match its manifest ({problems[0]})")
+        number_done, number = number, None
+        return number_done
+    finally:
+        if number is not None:  # claimed but not completed: take the partial version away again
+            remove_version(storage, base, number)
+        storage.delete_tree(staging)
+        storage.delete_tree(lease.uri)

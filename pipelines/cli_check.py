@@ -1,0 +1,45 @@
+"""`kfp-tfserving check`: the check step's verdict on any SavedModel directory."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+from kfp_tfserving.components.common.errors import UserError
+
+
+@click.command()
+@click.argument("path", type=click.Path(path_type=Path))
+@click.option(
+    "--contract",
+    "contract_uri",
+    default="",
+    help="Expected-signature file (YAML or JSON, path or URI); any difference is an error.",
+)
+@click.option(
+    "--serving-tf-version",
+    default="",
+    help="TensorFlow version of the model server (default: the installed TensorFlow).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the full report as JSON.")
+def check(path: Path, contract_uri: str, serving_tf_version: str, as_json: bool) -> None:
+    """Check a SavedModel directory as TF Serving would; exit 1 on an error-level finding.
+
+    The model directory is not changed: the warmup file is generated and replayed in a scratch copy.
+    """
+    from kfp_tfserving.components.check_signatures.checker import check_model
+    from kfp_tfserving.components.check_signatures.contract import load_contract
+    from kfp_tfserving.components.check_signatures.report import print_table
+
+    if not path.is_dir():
+        raise UserError(f"{path}: not a directory", "give the path of a SavedModel directory")
+    contract = load_contract(contract_uri) if contract_uri else None
+    report = check_model(path, contract, serving_tf_version)
+    if as_json:
+        click.echo(json.dumps(report.as_dict(), sort_keys=True))
+    else:
+        print_table(report)
+    if not report.passed:
+        sys.exit(1)

@@ -1,0 +1,162 @@
+"""`kfp-tfserving push`, `versions` and `rollback`: the push step's logic straight from the command line."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+from pathlib import Path
+
+import click
+from kfp_tfserving.components.common.errors import UserError
+
+
+def _absolute(uri: str) -> str:
+    return uri if "://" in uri else str(Path(uri).expanduser().resolve())
+
+
+@click.command()
+@click.argument("savedmodel", type=click.Path(path_type=Path))
+@click.option(
+    "--base-path", required=True, help="TF Serving's model_base_path: a local path, gs://… or s3://…."
+)
+@click.option(
+    "--model-name", default="", help="Model name in TF Serving (default: last segment of --base-path)."
+)
+@click.option(
+    "--version-policy",
+    type=click.Choice(["next", "timestamp", "explicit"]),
+    default="next",
+    show_default=True,
+)
+@click.option("--version", "version", default=0, type=int, help="The version with --version-policy explicit.")
+@click.option(
+    "--keep", default=0, type=int, help="Keep N versions; never removes the newest or a labelled one."
+)
+@click.option("--models-config", default="", help="TF Serving models.config to create or update.")
+@click.option("--label", default="", help="Point this version label (e.g. canary, stable) at the version.")
+@click.option("--serving-url", default="", help="http://host:8501 of a TF Serving watching --base-path.")
+@click.option("--serving-timeout", default=300.0, show_default=True, type=float)
+@click.option(
+    "--sample", type=click.Path(path_type=Path, exists=True), default=None, help="Request for --serving-url."
+)
+@click.option("--force", is_flag=True, help="Publish even if the newest version has identical content.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def push(savedmodel: Path, base_path: str, model_name: str, version_policy: str, version: int, keep: int,
+         models_config: str, label: str, serving_url: str, serving_timeout: float, sample: Path | None,
+         force: bool, as_json: bool) -> None:  # fmt: skip
+    """Publish the SavedModel directory SAVEDMODEL as a new version under --base-path."""
+    from kfp_tfserving.components.push_to_serving.publisher import PushOptions, publish
+
+    if not savedmodel.is_dir():
+        raise UserError(f"{savedmodel}: not a directory", "give the path of a SavedModel directory")
+    options = PushOptions(
+        model_name=model_name,
+        version_policy=version_policy,
+        version=version,
+        force=force,
+        keep=keep,
+        models_config=_absolute(models_config) if models_config else "",
+        label=label,
+        serving_url=serving_url,
+        serving_timeout=serving_timeout,
+        sample=sample,
+    )
+    result = publish(
+        savedmodel, _absolute(base_path), source={"source_uri": str(savedmodel)}, options=options
+    )
+    if as_json:
+        click.echo(
+            json.dumps(
+                {
+                    "version": result.version,
+                    "path": result.destination,
+                    "published": result.published,
+                    "content_digest": result.content_digest,
+                    "manifest_sha256": result.manifest_sha256,
+                    "removed": result.removed,
+                    "labels": result.labels,
+                },
+                sort_keys=True,
+            )
+        )
+
+
+@click.command()
+@click.argument("base")
+@click.option("--models-config", default="", help="Show this config's version labels.")
+@click.option("--model-name", default="", help="Model name in the config (default: last segment of BASE).")
+@click.option("--deep", is_flag=True, help="On gs:// and s3://, download and hash every file.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON list.")
+def versions(base: str, models_config: str, model_name: str, deep: bool, as_json: bool) -> None:
+    """List the versions under BASE: time, size, labels, and whether the files match the manifest."""
+    from kfp_tfserving.components.common.progress import human_bytes
+    from kfp_tfserving.components.common.storage import storage_for
+    from kfp_tfserving.components.push_to_serving import models_config as mc
+    from kfp_tfserving.components.push_to_serving.publisher import model_name_from_base_path
+    from kfp_tfserving.components.push_to_serving.versions import inspect_version, numeric_versions
+
+    base = _absolute(base)
+    storage = storage_for(base)
+    labels: dict[int, list[str]] = {}
+    if models_config:
+        config_uri = _absolute(models_config)
+        config = mc.load(storage_for(config_uri), config_uri)
+        for label, number in mc.labels_of(config, model_name or model_name_from_base_path(base)).items():
+            labels.setdefault(number, []).append(label)
+    rows = []
+    for number in numeric_versions(storage, base):
+        info = inspect_version(storage, base, number, deep=deep)
+        stamp = info.manifest.published_at if info.manifest else 0
+        rows.append(
+            {
+                "version": number,
+                "time": datetime.fromtimestamp(stamp, timezone.utc).isoformat(timespec="seconds")
+                if stamp
+                else "",
+                "size": info.size,
+                "labels": sorted(labels.get(number, [])),
+                "verified": info.verified,
+                "problem": info.problems[0] if info.problems else "",
+            }
+        )
+    if as_json:
+        click.echo(json.dumps(rows, sort_keys=True))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=base)
+    for column in ("version", "time (UTC)", "size", "labels", "manifest verified"):
+        table.add_column(column)
+    for row in rows:
+        verdict = "[green]yes[/]" if row["verified"] else f"[red]no[/] ({row['problem']})"
+        table.add_row(
+            str(row["version"]), row["time"], human_bytes(row["size"]), ", ".join(row["labels"]), verdict
+        )
+    Console().print(table)
+
+
+@click.command()
+@click.argument("base")
+@click.option(
+    "--to",
+    "to",
+    type=int,
+    default=None,
+    help="The version to return to (default: the one before the newest).",
+)
+@click.option(
+    "--models-config", default="", help="Move labels of removed versions to the target in this config."
+)
+@click.option("--model-name", default="", help="Model name in the config (default: last segment of BASE).")
+def rollback(base: str, to: int | None, models_config: str, model_name: str) -> None:
+    """Remove the versions newer than the target, so TF Serving serves the target again."""
+    from kfp_tfserving.components.push_to_serving.rollback import rollback as do_rollback
+
+    target, removed = do_rollback(
+        _absolute(base),
+        to,
+        models_config=_absolute(models_config) if models_config else "",
+        model_name=model_name,
+    )
+    click.echo(f"rolled back to version {target}; removed {', '.join(map(str, removed))}")

@@ -1,0 +1,116 @@
+"""The push step on gs:// and s3:// (loopback servers): protocol, idempotence, stale cleanup, retries."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+from kfp_tfserving.components.common.errors import PublishError
+from kfp_tfserving.components.common.storage import join_uri, storage_for
+from kfp_tfserving.components.push_to_serving import protocol_object
+from kfp_tfserving.components.push_to_serving.manifest import MANIFEST_NAME
+from kfp_tfserving.components.push_to_serving.publisher import PushOptions, publish
+from kfp_tfserving.components.push_to_serving.rollback import rollback
+from kfp_tfserving.components.push_to_serving.versions import inspect_version, numeric_versions
+from push_models import tiny_model, tiny_models  # noqa: F401
+
+
+@pytest.fixture(params=["gcs_server", "s3_server"])
+def remote_base(request):
+    server = request.getfixturevalue(request.param)
+    return server, f"{server.scheme}://{server.new_bucket()}/models/tiny"
+
+
+def _push(model, base, **kw):
+    return publish(model, base, options=PushOptions(**kw))
+
+
+def test_publish_idempotence_and_rollback(remote_base, tiny_models, tmp_path):
+    _, base = remote_base
+    storage = storage_for(base)
+    first = _push(tiny_models[0], base)
+    assert (first.version, first.published, first.destination) == (1, True, f"{base}/1")
+    assert not _push(tiny_models[0], base).published
+    second = _push(tiny_models[1], base)
+    assert second.version == 2 and numeric_versions(storage, base) == [1, 2]
+    for number in (1, 2):
+        assert inspect_version(storage, base, number).verified
+        assert inspect_version(storage, base, number, deep=True).verified
+    # Only names TF Serving ignores besides the versions: the claims; no staging or lease left.
+    assert storage.list_dir(base) == [".claims", "1", "2"]
+    # The published files are the model's own, byte for byte.
+    local_pb = (tiny_models[1] / "saved_model.pb").read_bytes()
+    assert storage.read_bytes(f"{base}/2/saved_model.pb") == local_pb
+    assert rollback(base) == (1, [2]) and numeric_versions(storage, base) == [1]
+    # A rolled-back number is never handed out again: TF Serving may still cache it.
+    assert _push(tiny_models[2], base).version == 3
+
+
+def test_explicit_version_taken_on_object_store(remote_base, tiny_models):
+    _, base = remote_base
+    assert _push(tiny_models[0], base, version_policy="explicit", version=5).version == 5
+    with pytest.raises(PublishError, match="version 5 is taken"):
+        _push(tiny_models[1], base, version_policy="explicit", version=5)
+    assert numeric_versions(storage_for(base), base) == [5]
+
+
+def test_dead_push_leftovers_are_cleaned_when_stale(remote_base, tiny_models):
+    _, base = remote_base
+    storage = storage_for(base)
+    _push(tiny_models[0], base)
+    # What a push killed mid-copy leaves: a staging prefix with its lease, a claim and a partial version.
+    old = json.dumps({"started_at": time.time() - 7200}).encode()
+    storage.write_bytes(f"{base}/.staging-dead/variables/variables.index", b"x")
+    storage.write_bytes(f"{base}/.staging-dead.lease", old)
+    storage.write_bytes(
+        f"{base}/.claims/2", json.dumps({"owner": "dead", "claimed_at": time.time() - 7200}).encode()
+    )
+    storage.write_bytes(f"{base}/2/variables/variables.index", b"x")
+    # A live push's staging (fresh lease) and a version some other tool wrote (no claim) stay untouched.
+    storage.write_bytes(f"{base}/.staging-live/variables/variables.index", b"x")
+    storage.write_bytes(f"{base}/.staging-live.lease", json.dumps({"started_at": time.time()}).encode())
+    storage.write_bytes(f"{base}/7/saved_model.pb", b"foreign")
+
+    result = _push(tiny_models[1], base, stale_after=3600)
+    assert result.version == 8
+    names = storage.list_dir(base)
+    assert ".staging-dead" not in names and ".staging-dead.lease" not in names and "2" not in names
+    assert {".staging-live", ".staging-live.lease", "7"} <= set(names)
+    assert storage.read_bytes(f"{base}/7/saved_model.pb") == b"foreign"
+
+
+def test_transient_errors_during_a_push_are_retried(remote_base, tiny_models):
+    server, base = remote_base
+    server.inject_faults(3, status=503)
+    result = _push(tiny_models[0], base)
+    assert server.faults_remaining() == 0
+    assert inspect_version(storage_for(base), base, result.version, deep=True).verified
+
+
+def test_copy_order_puts_saved_model_pb_last_and_variables_first():
+    files = ["saved_model.pb", "fingerprint.pb", "assets/vocab.txt", "variables/variables.index"]
+    ordered = sorted(files, key=protocol_object.copy_order)
+    assert ordered[0].startswith("variables/") and ordered[1].startswith("assets/")
+    assert ordered[-1] == "saved_model.pb"
+
+
+def test_a_failed_copy_leaves_no_partial_version(gcs_server, tiny_models, monkeypatch):
+    base = f"gs://{gcs_server.new_bucket()}/m"
+    storage_cls = type(storage_for(base))
+    real_copy = storage_cls.copy
+
+    def failing_copy(self, src, dst, *, if_absent=False):
+        if dst.endswith("saved_model.pb"):
+            raise PublishError(f"{dst}: injected failure")
+        return real_copy(self, src, dst, if_absent=if_absent)
+
+    monkeypatch.setattr(storage_cls, "copy", failing_copy)
+    with pytest.raises(PublishError, match="injected failure"):
+        _push(tiny_models[0], base)
+    storage = storage_for(base)
+    assert numeric_versions(storage, base) == []
+    assert [n for n in storage.list_dir(base) if n.startswith(".staging-")] == []
+    monkeypatch.undo()
+    assert _push(tiny_models[0], base).version == 2  # number 1 stays claimed, never reused
+    assert storage.read_bytes(join_uri(base, "2", MANIFEST_NAME))

@@ -1,0 +1,116 @@
+"""The gs:// and s3:// storage backends against loopback servers: the whole Storage interface."""
+
+from __future__ import annotations
+
+import pytest
+from kfp_tfserving.components.common.errors import StorageError
+from kfp_tfserving.components.common.storage import storage_for
+from kfp_tfserving.components.common.storage.gcs import GCSStorage
+from kfp_tfserving.components.common.storage.s3 import S3Storage
+
+
+@pytest.fixture(params=["gcs_server", "s3_server"])
+def store(request):
+    """(server, storage, a fresh empty prefix URI) for each object store."""
+    server = request.getfixturevalue(request.param)
+    bucket = server.new_bucket()
+    base = f"{server.scheme}://{bucket}/area"
+    return server, storage_for(base), base
+
+
+def test_registry_picks_the_backend_by_scheme():
+    assert isinstance(storage_for("gs://b/k"), GCSStorage)
+    assert isinstance(storage_for("s3://b/k"), S3Storage)
+    with pytest.raises(StorageError, match="unsupported URI scheme 'ftp://'"):
+        storage_for("ftp://host/x")
+
+
+def test_files_listing_and_reading(store, tmp_path):
+    _, storage, base = store
+    (tmp_path / "v").mkdir()
+    (tmp_path / "v" / "data.bin").write_bytes(b"\x00" * 1000)
+    storage.upload_file(tmp_path / "v" / "data.bin", f"{base}/m/variables/data.bin")
+    storage.write_bytes(f"{base}/m/saved_model.pb", b"proto")
+    storage.write_bytes(f"{base}/mx/other", b"not under m/")
+
+    assert storage.list_dir(base) == ["m", "mx"]
+    assert storage.list_dir(f"{base}/m") == ["saved_model.pb", "variables"]
+    assert storage.walk_files(f"{base}/m") == [("saved_model.pb", 5), ("variables/data.bin", 1000)]
+    assert storage.total_size(f"{base}/m") == 1005
+    assert storage.exists(f"{base}/m") and storage.exists(f"{base}/m/saved_model.pb")
+    assert storage.is_dir(f"{base}/m/variables") and not storage.is_dir(f"{base}/m/saved_model.pb")
+    assert not storage.exists(f"{base}/missing") and storage.list_dir(f"{base}/missing") == []
+    assert storage.read_bytes(f"{base}/m/saved_model.pb") == b"proto"
+
+    out = storage.download(f"{base}/m", tmp_path / "down")
+    assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()) == [
+        "saved_model.pb",
+        "variables/data.bin",
+    ]
+    assert (out / "variables" / "data.bin").read_bytes() == b"\x00" * 1000
+    seen = []
+    storage.download(f"{base}/m/saved_model.pb", tmp_path / "one.pb", progress=seen.append)
+    assert (tmp_path / "one.pb").read_bytes() == b"proto" and sum(seen) == 5
+
+
+def test_exclusive_create_refuses_a_taken_name(store, tmp_path):
+    _, storage, base = store
+    assert storage.write_bytes(f"{base}/claim", b"first", if_absent=True) is True
+    assert storage.write_bytes(f"{base}/claim", b"second", if_absent=True) is False
+    assert storage.read_bytes(f"{base}/claim") == b"first"
+    local = tmp_path / "f"
+    local.write_bytes(b"third")
+    assert storage.upload_file(local, f"{base}/claim", if_absent=True) is False
+    assert storage.read_bytes(f"{base}/claim") == b"first"
+    # Without the condition a write replaces.
+    assert storage.write_bytes(f"{base}/claim", b"fourth") is True
+    assert storage.read_bytes(f"{base}/claim") == b"fourth"
+
+
+def test_server_side_copy(store):
+    _, storage, base = store
+    storage.write_bytes(f"{base}/src", b"payload")
+    assert storage.copy(f"{base}/src", f"{base}/dst", if_absent=True) is True
+    assert storage.read_bytes(f"{base}/dst") == b"payload"
+    storage.write_bytes(f"{base}/src2", b"other")
+    assert storage.copy(f"{base}/src2", f"{base}/dst", if_absent=True) is False
+    assert storage.read_bytes(f"{base}/dst") == b"payload"
+
+
+def test_delete_tree_removes_only_the_prefix(store):
+    _, storage, base = store
+    for name in ("a/1", "a/2/3", "ab/keep"):
+        storage.write_bytes(f"{base}/{name}", b"x")
+    storage.delete_tree(f"{base}/a")
+    assert storage.list_dir(base) == ["ab"]
+    storage.delete_tree(f"{base}/nothing-here")  # missing is fine
+
+
+def test_missing_objects_and_bad_uris_are_one_line_errors(store):
+    server, storage, base = store
+    with pytest.raises(StorageError, match=r"not found"):
+        storage.read_bytes(f"{base}/nope")
+    with pytest.raises(StorageError, match="no such object or prefix"):
+        storage.download(f"{base}/nope", __import__("pathlib").Path("/tmp/never-written"))
+    with pytest.raises(StorageError, match="not found"):
+        storage.read_bytes(f"{server.scheme}://no-such-bucket-{id(store)}/x")
+    with pytest.raises(StorageError, match=rf"not a(n)? {server.scheme}://bucket/path URI"):
+        storage.read_bytes(f"{server.scheme}:///x")
+
+
+def test_transient_server_errors_are_retried(store):
+    server, storage, base = store
+    server.inject_faults(2, status=503)
+    assert storage.write_bytes(f"{base}/after-faults", b"ok") is True
+    assert server.faults_remaining() == 0  # both faults were really answered, then retried past
+    server.inject_faults(2, status=503, methods=("GET",))
+    assert storage.read_bytes(f"{base}/after-faults") == b"ok"
+    assert server.faults_remaining() == 0
+
+
+def test_credentials_never_appear_in_errors(s3_server, monkeypatch):
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "very-secret-value")
+    storage = S3Storage()
+    with pytest.raises(StorageError) as err:
+        storage.read_bytes(f"s3://missing-bucket-{id(storage)}/k")
+    assert "very-secret-value" not in str(err.value)
