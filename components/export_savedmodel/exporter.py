@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import tempfile
+import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +39,14 @@ def _sample_inputs(sample_uri: str, loaded) -> dict:
         return load_sample(local, loaded.inputs)
 
 
+@contextlib.contextmanager
+def _timed(phase: str, timings: dict[str, float]) -> Iterator[None]:
+    start = time.perf_counter()
+    yield
+    timings[phase] = round(time.perf_counter() - start, 3)
+    print(f"{phase}: {timings[phase]:.2f} s", flush=True)
+
+
 def export_model(
     model_dir: Path,
     model_metadata: dict[str, Any],
@@ -64,19 +75,23 @@ def export_model(
         entry = model_dir / model_metadata["entry"]
     else:  # a Model artifact from outside this project: detect it here
         handler, entry = detect_format(model_dir)
-    print(f"loading {entry.name} as {handler.description}", flush=True)
-    loaded = handler.load(entry, options)
-    export_dir.mkdir(parents=True, exist_ok=True)
-    print(f"exporting SavedModel to {export_dir}", flush=True)
-    handler.export(loaded, export_dir)
+    timings: dict[str, float] = {}
+    with _timed("load", timings):
+        print(f"loading {entry.name} as {handler.description}", flush=True)
+        loaded = handler.load(entry, options)
+    with _timed("export", timings):
+        export_dir.mkdir(parents=True, exist_ok=True)
+        print(f"exporting SavedModel to {export_dir}", flush=True)
+        handler.export(loaded, export_dir)
 
     signatures = read_signatures(export_dir)
     if SERVING_DEFAULT not in signatures:
         raise UserError(f"{export_dir}: the export has no serving_default signature", "report this as a bug")
-    batch = _sample_inputs(sample_uri, loaded)
-    results = compare_outputs(
-        loaded.reference(batch), run_signature(export_dir, batch), parity_atol, parity_rtol
-    )
+    with _timed("parity", timings):
+        batch = _sample_inputs(sample_uri, loaded)
+        results = compare_outputs(
+            loaded.reference(batch), run_signature(export_dir, batch), parity_atol, parity_rtol
+        )
     for r in results:
         print(f"parity {r.output}: max |diff| = {r.max_abs_diff:.3g}", flush=True)
     parity = as_metadata(results)
@@ -88,6 +103,7 @@ def export_model(
             "parity": parity,
             "parity_tolerance": {"atol": parity_atol, "rtol": parity_rtol},
             "parity_passed": all(r.within_tolerance for r in results),
+            "timings_seconds": timings,
         }
     )
     require_parity(results, parity_atol, parity_rtol)
