@@ -45,7 +45,7 @@ def gcs_emulator():
     try:
         import storage_servers
 
-        with contextlib.contextmanager(storage_servers.serve_object_store)("gcs") as server:
+        with storage_servers.serve_object_store("gcs") as server:
             yield server
     finally:
         sys.path.remove(tests_dir)

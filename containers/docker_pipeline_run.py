@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
-import sys
 from pathlib import Path
 
 from kfp_tfserving.components.common.tfenv import import_tensorflow
@@ -32,6 +31,7 @@ def published_versions(base: Path) -> list[int]:
 def run(work: Path) -> dict:
     import docker.types
     from kfp import components, local
+
     from kfp_tfserving.pipelines.compile import pipeline_yaml
 
     shutil.rmtree(work, ignore_errors=True)
@@ -69,7 +69,7 @@ def main() -> None:
     parser.add_argument("--work", type=Path, required=True, help="Scratch folder (emptied first).")
     result = run(parser.parse_args().work.resolve())
     print(json.dumps(result, sort_keys=True))
-    print(f"published {result['pushed_destination']} in containers", file=sys.stderr)
+    print(f"ok: published {result['pushed_destination']} from containers", flush=True)
 
 
 if __name__ == "__main__":

@@ -35,7 +35,9 @@ stop_engine() {
     for _ in $(seq 1 30); do kill -0 "$DOCKERD_PID" 2>/dev/null || break; sleep 1; done
     kill -9 "$DOCKERD_PID" 2>/dev/null || true
   fi
-  rm -rf "$RUNDIR"
+  # dockerd leaves its network namespace bind-mounted under the exec root.
+  findmnt -rn -o TARGET | grep "^$RUNDIR/" | sort -r | xargs -r -n1 umount -l 2>/dev/null || true
+  rm -rf "$RUNDIR" 2>/dev/null || true
 }
 trap stop_engine EXIT
 dockerd --data-root "$CACHE/docker" --exec-root "$RUNDIR/exec" --pidfile "$RUNDIR/dockerd.pid" \
@@ -73,5 +75,10 @@ fi
 
 "$REPO/containers/build_image.sh" --base "$BASE_IMAGE"
 
-log "running pipelines/export_to_serving.yaml with DockerRunner"
-"$PY" "$REPO/containers/docker_pipeline_run.py" --work "$CACHE/run"
+log "running pipelines/export_to_serving.yaml with DockerRunner (log: $CACHE/run.log)"
+if ! "$PY" "$REPO/containers/docker_pipeline_run.py" --work "$CACHE/run" >"$CACHE/run.log" 2>&1; then
+  tail -n 40 "$CACHE/run.log" >&2
+  echo "the containerised pipeline run failed; log: $CACHE/run.log" >&2
+  exit 1
+fi
+log "$(tail -n 1 "$CACHE/run.log")"

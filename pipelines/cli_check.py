@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import click
+
 from kfp_tfserving.components.common.errors import UserError
 
 

@@ -7,6 +7,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import click
+
 from kfp_tfserving.components.common.errors import UserError
 
 

@@ -2,6 +2,7 @@
 
 from kfp import dsl
 from kfp.dsl import Model
+
 from kfp_tfserving.components.check_signatures.component import check_signatures
 from kfp_tfserving.components.export_savedmodel.component import export_savedmodel
 from kfp_tfserving.components.load_model.component import load_model

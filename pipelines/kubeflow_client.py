@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
 from kfp_tfserving.components.common.errors import UserError
 
 _CRON_FIELDS = (  # KFP's scheduler takes six fields, seconds first: name, low, high, names

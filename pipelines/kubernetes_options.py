@@ -18,6 +18,7 @@ from pathlib import Path
 
 from kfp import compiler, dsl, kubernetes
 from kfp.dsl import PipelineTask
+
 from kfp_tfserving.components.common.errors import UserError
 
 # The function the push step's container calls (the last container arg of its executor).
@@ -115,8 +116,8 @@ def executor_config(options: KubernetesOptions, *, push: bool) -> dict:
         options.apply(_probe(), push=push)
 
     spec = json_format.MessageToDict(probe.platform_spec)
-    (config,) = spec["platforms"]["kubernetes"]["deploymentSpec"]["executors"].values()
-    return config
+    executors = spec.get("platforms", {}).get("kubernetes", {}).get("deploymentSpec", {}).get("executors", {})
+    return next(iter(executors.values()), {})
 
 
 def with_options(pipeline: dsl.graph_component.GraphComponent, options: KubernetesOptions):
@@ -130,10 +131,11 @@ def with_options(pipeline: dsl.graph_component.GraphComponent, options: Kubernet
     deployment = configured.platform_spec.platforms["kubernetes"].deployment_spec
     configs = {push: executor_config(options, push=push) for push in (False, True)}
     for label, executor in executors.items():
-        if "container" not in executor:
+        config = configs[executor["container"]["args"][-1] == PUSH_FUNCTION] if "container" in executor else {}
+        if not config:
             continue
         body = deployment.executors[label] if label in deployment.executors else struct_pb2.Struct()
-        body.update(configs[executor["container"]["args"][-1] == PUSH_FUNCTION])
+        body.update(config)
         deployment.executors[label].CopyFrom(body)
     return configured
 

@@ -2,6 +2,7 @@
 
 from kfp import dsl
 from kfp.dsl import Model
+
 from kfp_tfserving.components.train_keras_example.component import train_keras_example
 from kfp_tfserving.pipelines.serve_model import serve_model
 

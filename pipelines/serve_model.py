@@ -7,6 +7,7 @@ Use it three ways: import `serve_model` from Python into your pipeline, load the
 
 from kfp import dsl
 from kfp.dsl import Input, Model
+
 from kfp_tfserving.components.check_signatures.component import check_signatures
 from kfp_tfserving.components.export_savedmodel.component import export_savedmodel
 from kfp_tfserving.components.push_to_serving.component import push_to_serving

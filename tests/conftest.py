@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from kfp_tfserving.components.common.tfenv import QUIET_ENV, import_tensorflow
 
 os.environ.update(QUIET_ENV)

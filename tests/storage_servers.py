@@ -12,6 +12,7 @@ While a fixture is active, the environment points the standard clients at it (`S
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -99,17 +100,9 @@ def _serve(kind: str, scheme: str, env_for) -> Iterator[ObjectStoreServer]:
         _stop(proc)
 
 
-@pytest.fixture(scope="session")
-def gcs_server() -> Iterator[ObjectStoreServer]:
-    yield from _serve(
-        "gcs", "gs", lambda endpoint: {"STORAGE_EMULATOR_HOST": endpoint, "GOOGLE_CLOUD_PROJECT": "test"}
-    )
-
-
-@pytest.fixture(scope="session")
-def s3_server() -> Iterator[ObjectStoreServer]:
-    yield from _serve(
-        "s3",
+_CLIENT_ENV = {
+    "gcs": ("gs", lambda endpoint: {"STORAGE_EMULATOR_HOST": endpoint, "GOOGLE_CLOUD_PROJECT": "test"}),
+    "s3": (
         "s3",
         lambda endpoint: {
             "AWS_ENDPOINT_URL_S3": endpoint,
@@ -117,4 +110,23 @@ def s3_server() -> Iterator[ObjectStoreServer]:
             "AWS_SECRET_ACCESS_KEY": "testing",
             "AWS_DEFAULT_REGION": "us-east-1",
         },
-    )
+    ),
+}
+
+
+@contextlib.contextmanager
+def serve_object_store(kind: str) -> Iterator[ObjectStoreServer]:
+    """The servers the fixtures use, for scripts too (the benchmarks): kind is "gcs" or "s3"."""
+    yield from _serve(kind, *_CLIENT_ENV[kind])
+
+
+@pytest.fixture(scope="session")
+def gcs_server() -> Iterator[ObjectStoreServer]:
+    with serve_object_store("gcs") as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator[ObjectStoreServer]:
+    with serve_object_store("s3") as server:
+        yield server

@@ -12,6 +12,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
+
 from kfp_tfserving.components.common import archives
 from kfp_tfserving.components.common.archives import (
     Entry,

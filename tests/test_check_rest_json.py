@@ -7,6 +7,7 @@ import json
 
 import numpy as np
 import pytest
+
 from kfp_tfserving.components.check_signatures.rest_json import (
     decode_columnar,
     decode_row,

@@ -15,6 +15,7 @@ from check_builders import (
     tf1_classifier,
     tf1_predict,
 )
+
 from kfp_tfserving.components.check_signatures.checker import check_model, check_step
 from kfp_tfserving.components.check_signatures.findings import ERROR
 from kfp_tfserving.components.check_signatures.warmup import MAX_RECORDS, WARMUP_FILE
@@ -50,6 +51,7 @@ def read_warmup_logs(path):
 
 def keras3_export(path):
     import keras
+
     from kfp_tfserving.components.common.formats.keras_export import export_keras
 
     age = keras.Input((3,), name="age")
@@ -240,3 +242,24 @@ def test_15_an_existing_classify_warmup_file_is_replayed(tmp_path, tf):
     log = prediction_log_pb2.PredictionLog(classify_log=prediction_log_pb2.ClassifyLog(request=request))
     _write_records(model / WARMUP_FILE, [log.SerializeToString()])
     assert "warmup" in codes(check_model(model).findings)
+
+
+def test_12_string_inputs_the_check_cannot_generate_are_a_warning_and_warmup_decides(tmp_path, tf):
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="tensors")])
+    def serve(tensors):
+        parse = lambda b: tf.io.parse_tensor(b, tf.float32)  # noqa: E731
+        return {"y": tf.map_fn(parse, tensors, fn_output_signature=tf.TensorSpec([2], tf.float32))}
+
+    model = save_module(tmp_path / "opaque", {"serving_default": serve})
+    report = check_model(model)
+    assert report.passed and [(f.code, f.severity) for f in report.findings] == [("load-and-run", "warning")]
+    assert "ParseTensor" in report.findings[0].message and "warmup" not in report.runtime
+
+    # With real requests in a warmup file the check replays them; broken ones are an error.
+    good = tf.io.serialize_tensor(tf.constant([1.0, 2.0])).numpy()
+    _write_records(model / WARMUP_FILE, [_predict_log("tensors", np.array([good], dtype=object))])
+    report = check_model(model)
+    assert report.runtime["warmup"] == {"file": WARMUP_FILE, "records": 1, "generated": False}
+    assert "warmup" not in codes(report.findings)
+    _write_records(model / WARMUP_FILE, [_predict_log("tensors", np.array([b"junk"], dtype=object))])
+    assert [f.severity for f in check_model(model).findings if f.code == "warmup"] == [ERROR]

@@ -16,6 +16,7 @@ from check_builders import (
     tf1_classifier,
     tf1_predict,
 )
+
 from kfp_tfserving.components.check_signatures.checker import check_model
 from kfp_tfserving.components.check_signatures.contract import parse_contract
 from kfp_tfserving.components.check_signatures.findings import ERROR, WARNING

@@ -5,10 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from conftest import published_versions, run_cli, run_cli_json
-from kfp_tfserving.components.common.formats.saved_model_edit import signature_methods
-from kfp_tfserving.components.common.formats.saved_model_io import read_signatures
 from test_formats_saved_models import build_estimator_export
 from test_formats_tf1 import W, build_checkpoint, build_frozen_graph
+
+from kfp_tfserving.components.common.formats.saved_model_edit import signature_methods
+from kfp_tfserving.components.common.formats.saved_model_io import read_signatures
 
 pytestmark = pytest.mark.slow
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from kfp_tfserving.components.common.errors import FormatError, UserError
 from kfp_tfserving.components.common.formats.saved_model_io import read_signatures, run_signature
 from kfp_tfserving.components.export_savedmodel.exporter import export_model, parse_feeds

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from kfp_tfserving.components.common.errors import FormatError
 from kfp_tfserving.components.common.formats import detect_format
 from kfp_tfserving.components.common.formats.saved_model_edit import signature_methods

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from kfp_tfserving.components.common.errors import FormatError, UserError
 from kfp_tfserving.components.common.formats import detect_format
 from kfp_tfserving.components.common.formats.saved_model_io import read_saved_model_proto, read_signatures

@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 import pytest
 import storage_servers
 from conftest import published_versions, run_cli_json
+
 from kfp_tfserving.components.common.errors import StorageError
 from kfp_tfserving.components.common.formats.saved_model_io import read_signatures
 from kfp_tfserving.components.common.storage import storage_for

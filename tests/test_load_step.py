@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from conftest import run_cli
+
 from kfp_tfserving.components.common.errors import ERROR_MARKER, FormatError, StorageError
 from kfp_tfserving.components.load_model.loader import load_source, run_load_step
 

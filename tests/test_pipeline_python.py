@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from conftest import published_versions
 from kfp import local
+
 from kfp_tfserving.components.common.formats.saved_model_io import read_signatures
 from kfp_tfserving.pipelines.export_to_serving import export_to_serving
 

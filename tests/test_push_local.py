@@ -6,18 +6,21 @@ import fcntl
 import os
 import shutil
 
+import push_models
 import pytest
+from conftest import published_versions
 from google.protobuf import text_format
+from tensorflow_serving.config import model_server_config_pb2
+
 from kfp_tfserving.components.common.errors import PublishError, UserError
 from kfp_tfserving.components.common.storage import storage_for
 from kfp_tfserving.components.push_to_serving.manifest import MANIFEST_NAME, Manifest
 from kfp_tfserving.components.push_to_serving.publisher import PushOptions, publish, push_step
 from kfp_tfserving.components.push_to_serving.rollback import rollback
 from kfp_tfserving.components.push_to_serving.versions import inspect_version
-from push_models import tiny_model, tiny_models  # noqa: F401
-from tensorflow_serving.config import model_server_config_pb2
 
-from conftest import published_versions
+tiny_models = push_models.tiny_models  # session fixtures: tiny SavedModels
+tiny_model = push_models.tiny_model
 
 
 def _push(model, base, **kw):

@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 import time
 
+import push_models
 import pytest
+
 from kfp_tfserving.components.common.errors import PublishError
 from kfp_tfserving.components.common.storage import join_uri, storage_for
 from kfp_tfserving.components.push_to_serving import protocol_object
@@ -13,7 +15,9 @@ from kfp_tfserving.components.push_to_serving.manifest import MANIFEST_NAME
 from kfp_tfserving.components.push_to_serving.publisher import PushOptions, publish
 from kfp_tfserving.components.push_to_serving.rollback import rollback
 from kfp_tfserving.components.push_to_serving.versions import inspect_version, numeric_versions
-from push_models import tiny_model, tiny_models  # noqa: F401
+
+tiny_models = push_models.tiny_models  # session fixtures: tiny SavedModels
+tiny_model = push_models.tiny_model
 
 
 @pytest.fixture(params=["gcs_server", "s3_server"])

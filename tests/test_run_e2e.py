@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from conftest import published_versions, run_cli, run_cli_json
+
 from kfp_tfserving.components.common.formats.saved_model_io import read_signatures
 
 pytestmark = pytest.mark.slow

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from kfp_tfserving.components.common.errors import StorageError
 from kfp_tfserving.components.common.storage import storage_for
 from kfp_tfserving.components.common.storage.gcs import GCSStorage

@@ -17,6 +17,7 @@ from __future__ import annotations
 from typing import Any
 
 import yaml
+
 from kfp_tfserving.components.check_signatures.findings import ERROR, Finding
 from kfp_tfserving.components.common.errors import UserError
 

@@ -11,6 +11,7 @@ import json
 from typing import Any
 
 import numpy as np
+
 from kfp_tfserving.components.check_signatures.findings import ERROR, WARNING, Finding
 
 Tensors = dict[str, np.ndarray]

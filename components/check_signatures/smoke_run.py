@@ -7,6 +7,7 @@ ops registered by imported libraries); its op registry is the one plain TensorFl
 
 from __future__ import annotations
 
+import functools
 import json
 import statistics
 import sys
@@ -14,7 +15,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from kfp_tfserving.components.check_signatures.findings import ERROR, WARNING, Finding
+from kfp_tfserving.components.check_signatures.findings import ERROR, WARNING, Finding, errors
 from kfp_tfserving.components.check_signatures.graph_checks import unregistered_findings, used_op_names
 from kfp_tfserving.components.check_signatures.rest_json import round_trip_findings
 from kfp_tfserving.components.check_signatures.tf_examples import with_example_features
@@ -34,16 +35,42 @@ from kfp_tfserving.components.common.formats.saved_model_io import (
 from kfp_tfserving.components.common.samples import generate_inputs
 from kfp_tfserving.components.common.tfenv import import_tensorflow
 
+# Ops that decode a string input as a structured record: generated strings will not parse.
+PARSING_OPS = {
+    "ParseExample",
+    "ParseExampleV2",
+    "ParseSingleExample",
+    "ParseSequenceExample",
+    "ParseTensor",
+    "DecodeProtoV2",
+}
+
 
 def _first_line(err: BaseException) -> str:
     text = str(err).strip()
     return f"{type(err).__name__}: {text.splitlines()[0] if text else ''}"
 
 
-def input_maker(meta, signature):
-    """A function batch -> inputs; string inputs the graph parses get serialized tf.Example protos."""
-    specs = with_example_features(meta, signature.inputs)
-    return lambda batch: generate_inputs(specs, batch=batch)
+def _run_failure(meta, specs, err: Exception) -> Finding:
+    """An error, unless the model parses its string input in a way the generated strings cannot match."""
+    opaque = [s.name for s in specs if s.dtype == "string" and not s.example_features]
+    parses = set(used_op_names(meta)) & PARSING_OPS
+    if opaque and parses:
+        return Finding(
+            "load-and-run",
+            WARNING,
+            f"loaded, but not run: inputs {opaque} feed {sorted(parses)} and the generated strings are not "
+            f"what it parses ({_first_line(err)})",
+            "ship a warmup file of real requests in assets.extra/ so the check replays them",
+            SERVING_DEFAULT,
+        )
+    return Finding(
+        "load-and-run",
+        ERROR,
+        f"running on generated inputs failed: {_first_line(err)}",
+        "run the exported model on a batch like the signature describes and fix what fails",
+        SERVING_DEFAULT,
+    )
 
 
 def _call(tf, fn, inputs):
@@ -127,21 +154,31 @@ def smoke_run(model_dir: Path, write_missing_warmup: bool, repeats: int = 5) -> 
     result["load_seconds"] = time.perf_counter() - start
     signature = signatures[SERVING_DEFAULT]
     fn = loaded.signatures[SERVING_DEFAULT]
-    make = input_maker(meta, signature)
-    batch = make(2)
+    specs = with_example_features(meta, signature.inputs)
+    make = functools.partial(generate_inputs, specs)
+    ran = _run_and_time(tf, fn, make(2), repeats, result, findings, meta, specs)
+    if not ran and errors(findings):
+        return result
+    warmup = model_dir / WARMUP_FILE
+    generated = False
+    if ran and not warmup.exists() and write_missing_warmup:
+        fixed = any(s.shape and s.shape[0] is not None for s in signature.inputs)
+        write_warmup(warmup, SERVING_DEFAULT, warmup_batches(make, fixed))
+        generated = True
+    if warmup.exists():  # replayed even when generated inputs could not be run: real requests can
+        records, warmup_findings = _replay(tf, loaded, signatures, warmup)
+        findings += warmup_findings
+        result["warmup"] = {"file": WARMUP_FILE, "records": records, "generated": generated}
+    return result
+
+
+def _run_and_time(tf, fn, batch, repeats: int, result: dict, findings: list, meta, specs) -> bool:
+    """Run serving_default on the batch, time it, and check its REST round trip; False if it failed."""
     try:
         outputs = _call(tf, fn, batch)
     except Exception as err:
-        findings.append(
-            Finding(
-                "load-and-run",
-                ERROR,
-                f"running on generated inputs failed: {_first_line(err)}",
-                "run the exported model on a batch like the signature describes and fix what fails",
-                SERVING_DEFAULT,
-            )
-        )
-        return result
+        findings.append(_run_failure(meta, specs, err))
+        return False
     latencies = []
     for _ in range(repeats):
         t0 = time.perf_counter()
@@ -150,17 +187,7 @@ def smoke_run(model_dir: Path, write_missing_warmup: bool, repeats: int = 5) -> 
     result["median_latency_ms"] = statistics.median(latencies) * 1000
     result["output_shapes"] = {k: list(v.shape) for k, v in outputs.items()}
     findings += round_trip_findings(SERVING_DEFAULT, batch, outputs)
-    warmup = model_dir / WARMUP_FILE
-    generated = False
-    if not warmup.exists() and write_missing_warmup:
-        fixed = any(s.shape and s.shape[0] is not None for s in signature.inputs)
-        write_warmup(warmup, SERVING_DEFAULT, warmup_batches(make, fixed))
-        generated = True
-    if warmup.exists():
-        records, warmup_findings = _replay(tf, loaded, signatures, warmup)
-        findings += warmup_findings
-        result["warmup"] = {"file": WARMUP_FILE, "records": records, "generated": generated}
-    return result
+    return True
 
 
 def main() -> None:

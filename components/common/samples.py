@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+
 from kfp_tfserving.components.common.errors import UserError
 from kfp_tfserving.components.common.formats.base import Tensors, TensorSpecInfo
 

@@ -2,6 +2,7 @@
 
 from kfp import dsl
 from kfp.dsl import Input, Model, Output
+
 from kfp_tfserving.components.common.image import RUNTIME_IMAGE
 
 

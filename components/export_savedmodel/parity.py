@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 import numpy as np
+
 from kfp_tfserving.components.common.errors import UserError
 from kfp_tfserving.components.common.formats.base import Tensors
 

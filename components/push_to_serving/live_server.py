@@ -11,45 +11,46 @@ from pathlib import Path
 
 import numpy as np
 import requests
+
 from kfp_tfserving.components.common.errors import PublishError
 from kfp_tfserving.components.common.formats.base import Tensors
 
 POLL_SECONDS = 0.5
 
 
-def _state(url: str, name: str, version: int) -> tuple[str, str]:
-    """(state, error message) of one version; ("", reason) when the server does not know it (yet)."""
+def _state(url: str, name: str, version: int) -> tuple[str, str, str]:
+    """(state, load error, why unknown). A version the server does not list yet is not an error: TF Serving
+    finds new versions on its next file-system poll."""
     try:
         response = requests.get(f"{url}/v1/models/{name}/versions/{version}", timeout=10)
     except requests.RequestException as err:
-        return "", f"cannot reach {url} ({type(err).__name__})"
+        return "", "", f"cannot reach {url} ({type(err).__name__})"
     if response.status_code != 200:
-        return "", f"HTTP {response.status_code}"
+        return "", "", f"HTTP {response.status_code}"
     for status in response.json().get("model_version_status", []):
         if str(status.get("version")) == str(version):
             error = status.get("status", {})
             message = error.get("error_message", "") if error.get("error_code", "OK") != "OK" else ""
-            return status.get("state", ""), message
-    return "", "version not listed"
+            return status.get("state", ""), message, ""
+    return "", "", "version not listed"
 
 
 def wait_available(url: str, name: str, version: int, timeout: float) -> None:
     deadline = time.monotonic() + timeout
-    last = ("", "")
+    last = "unknown"
     while time.monotonic() < deadline:
-        state, message = _state(url, name, version)
+        state, error, why = _state(url, name, version)
         if state == "AVAILABLE":
             return
-        if state == "END" or message:
+        if error or state == "END":
             raise PublishError(
-                f"{url}: model '{name}' version {version} failed to load ({message or state})",
+                f"{url}: model '{name}' version {version} failed to load ({error or state})",
                 "see the TF Serving log",
             )
-        last = (state, message)
+        last = state or why
         time.sleep(POLL_SECONDS)
     raise PublishError(
-        f"{url}: model '{name}' version {version} not AVAILABLE after {timeout:.0f}s "
-        f"(last state: {last[0] or last[1] or 'unknown'})",
+        f"{url}: model '{name}' version {version} not AVAILABLE after {timeout:.0f}s (last: {last})",
         "check that the server watches this base path, or raise --serving-timeout",
     )
 

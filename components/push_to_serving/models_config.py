@@ -15,10 +15,11 @@ import re
 from collections.abc import Iterator
 
 from google.protobuf import text_format
+from tensorflow_serving.config import model_server_config_pb2
+
 from kfp_tfserving.components.common.errors import PublishError, UserError
 from kfp_tfserving.components.common.storage import Storage, storage_for
 from kfp_tfserving.components.common.storage.local import local_path
-from tensorflow_serving.config import model_server_config_pb2
 
 LABEL_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_-]*$")
 

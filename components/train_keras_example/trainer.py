@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
 from kfp_tfserving.components.common.errors import FormatError, UserError, reports_errors
 from kfp_tfserving.components.common.storage import storage_for
 

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
 from kfp_tfserving.components.common.errors import FormatError
 from kfp_tfserving.components.common.formats.base import LoadedModel, TensorSpecInfo
 from kfp_tfserving.components.common.formats.saved_model_io import SERVING_DEFAULT

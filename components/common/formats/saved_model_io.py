@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
 from kfp_tfserving.components.common.errors import FormatError
 from kfp_tfserving.components.common.formats.base import Tensors, TensorSpecInfo
 from kfp_tfserving.components.common.formats.example_parsing import example_features

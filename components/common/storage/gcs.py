@@ -13,6 +13,7 @@ from pathlib import Path
 from google.api_core import exceptions as gexc
 from google.cloud import storage as gcs
 from google.cloud.storage.retry import DEFAULT_RETRY
+
 from kfp_tfserving.components.common.errors import StorageError
 from kfp_tfserving.components.common.storage.base import ProgressCallback, Storage, split_scheme
 

@@ -11,10 +11,11 @@ from pathlib import Path, PurePosixPath
 from urllib.parse import unquote, urlsplit
 
 import requests
-from kfp_tfserving.components.common.errors import StorageError
-from kfp_tfserving.components.common.storage.base import ProgressCallback, Storage
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
+
+from kfp_tfserving.components.common.errors import StorageError
+from kfp_tfserving.components.common.storage.base import ProgressCallback, Storage
 
 RETRIES_ENV = "KFP_TFSERVING_HTTP_RETRIES"
 _TIMEOUT = (15, 120)  # connect, between bytes

@@ -14,6 +14,7 @@ import boto3
 from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
+
 from kfp_tfserving.components.common.errors import StorageError
 from kfp_tfserving.components.common.storage.base import ProgressCallback, Storage, split_scheme
 

@@ -1,0 +1,139 @@
+"""Compile-time Kubernetes options (kfp-kubernetes): what lands in the platform document, and where."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+from click.testing import CliRunner
+from conftest import REPO
+from google.protobuf import json_format
+from kfp.kubernetes import kubernetes_executor_config_pb2 as k8s_pb
+from kfp_tfserving.pipelines.cli import main
+from kfp_tfserving.pipelines.compile import normalise, pipeline_yaml
+
+OPTIONS = [
+    "--pvc", "serving-models:/models",
+    "--secret-env", "gcs-key:key.json=GCS_KEY_JSON",
+    "--secret-env", "s3-creds:id=AWS_ACCESS_KEY_ID",
+    "--secret-env", "s3-creds:secret=AWS_SECRET_ACCESS_KEY",
+    "--node-selector", "pool=cpu",
+]  # fmt: skip
+# The committed example next to the serving manifests, and the command that wrote it (also run by `make compile`).
+EXAMPLE = REPO / "containers" / "serving" / "retrain_and_export.pvc.yaml"
+EXAMPLE_OPTIONS = ["--pipeline", "retrain_and_export", "--pvc", "tf-serving-models:/models"]
+
+
+def compile_to(tmp_path, name: str, options: list[str]):
+    out = tmp_path / f"{name}.yaml"
+    result = CliRunner().invoke(main, ["compile", "--pipeline", name, "-o", str(out), *options])
+    assert result.exit_code == 0, result.output
+    docs = list(yaml.safe_load_all(out.read_text()))
+    return out, docs
+
+
+def container_executors(pipeline_doc: dict) -> dict[str, str]:
+    """executor label -> the function its container runs"""
+    return {
+        label: ex["container"]["args"][-1]
+        for label, ex in pipeline_doc["deploymentSpec"]["executors"].items()
+        if "container" in ex
+    }
+
+
+@pytest.mark.parametrize("name", ["export_to_serving", "retrain_and_export", "serve_model"])
+def test_options_add_only_a_platform_document(tmp_path, name):
+    out, docs = compile_to(tmp_path, name, OPTIONS)
+    assert len(docs) == 2
+    # The pipeline document is the committed one, untouched: options live only in the platform document.
+    committed = pipeline_yaml(name).read_text()
+    pipeline_text = out.read_text().split("\n---\n")[0] + "\n"
+    assert normalise(pipeline_text) == normalise(committed)
+    assert "platforms" not in committed
+
+
+@pytest.mark.parametrize("name", ["export_to_serving", "retrain_and_export"])
+def test_pvc_on_the_push_step_secrets_and_node_selector_everywhere(tmp_path, name):
+    _, (pipeline_doc, platform_doc) = compile_to(tmp_path, name, OPTIONS)
+    executors = platform_doc["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
+    functions = container_executors(pipeline_doc)
+    assert set(executors) == set(functions)
+    for label, function in functions.items():
+        config = executors[label]
+        # kfp-kubernetes' own message type must accept it: what the KFP backend will parse.
+        json_format.ParseDict(config, k8s_pb.KubernetesExecutorConfig())
+        assert config["nodeSelector"]["labels"] == {"pool": "cpu"}
+        secrets = {
+            s["secretName"]: {k["secretKey"]: k["envVar"] for k in s["keyToEnv"]}
+            for s in config["secretAsEnv"]
+        }
+        assert secrets == {
+            "gcs-key": {"key.json": "GCS_KEY_JSON"},
+            "s3-creds": {"id": "AWS_ACCESS_KEY_ID", "secret": "AWS_SECRET_ACCESS_KEY"},
+        }
+        if function == "push_to_serving":
+            assert [(m["constant"], m["mountPath"]) for m in config["pvcMount"]] == [
+                ("serving-models", "/models")
+            ]
+        else:
+            assert "pvcMount" not in config
+    assert "push_to_serving" in functions.values()
+
+
+def test_a_pvc_alone_touches_only_the_push_step(tmp_path):
+    _, (pipeline_doc, platform_doc) = compile_to(tmp_path, "export_to_serving", ["--pvc", "models:/mnt/m"])
+    executors = platform_doc["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
+    (label,) = executors
+    assert container_executors(pipeline_doc)[label] == "push_to_serving"
+    assert executors[label]["pvcMount"][0]["mountPath"] == "/mnt/m"
+
+
+def test_the_committed_example_is_a_fresh_compile_and_mounts_the_claim_tf_serving_reads(tmp_path):
+    out, docs = compile_to(tmp_path, "example", EXAMPLE_OPTIONS)
+    assert normalise(EXAMPLE.read_text()) == normalise(out.read_text()), (
+        "run `make compile` and commit containers/serving/retrain_and_export.pvc.yaml"
+    )
+    manifests = list(yaml.safe_load_all((REPO / "containers/serving/tf-serving.k8s.yaml").read_text()))
+    deployment = next(m for m in manifests if m["kind"] == "Deployment")
+    (claim,) = [
+        v["persistentVolumeClaim"]["claimName"]
+        for v in deployment["spec"]["template"]["spec"]["volumes"]
+        if "persistentVolumeClaim" in v
+    ]
+    (mount,) = docs[1]["platforms"]["kubernetes"]["deploymentSpec"]["executors"]["exec-push-to-serving"][
+        "pvcMount"
+    ]
+    assert mount["constant"] == claim
+
+
+def test_no_options_leave_the_committed_yamls_option_free():
+    for name in ("export_to_serving", "serve_model", "retrain_and_export"):
+        assert len(list(yaml.safe_load_all(pipeline_yaml(name).read_text()))) == 1
+
+
+@pytest.mark.parametrize(
+    "args, complaint",
+    [
+        (["--pvc", "models"], "--pvc 'models': expected CLAIM:/MOUNT/PATH"),
+        (["--pvc", "Models:/m"], "expected CLAIM:/MOUNT/PATH"),
+        (["--pvc", "models:relative"], "expected CLAIM:/MOUNT/PATH"),
+        (["--secret-env", "creds:key"], "expected SECRET:KEY=ENV_VAR"),
+        (["--secret-env", "creds:key=1BAD"], "expected SECRET:KEY=ENV_VAR"),
+        (["--node-selector", "pool"], "expected LABEL=VALUE"),
+        (["--pipeline", "nope", "--pvc", "m:/m"], "--pipeline nope: no such pipeline"),
+        (["--pvc", "m:/m"], "--pipeline and --output go together"),
+    ],
+)
+def test_bad_options_are_one_line_and_write_nothing(tmp_path, args, complaint):
+    out = tmp_path / "out.yaml"
+    has_pipeline = "--pipeline" in args
+    extra = (
+        ([] if has_pipeline else ["--pipeline", "export_to_serving"])
+        if "--pipeline and" not in complaint
+        else []
+    )
+    extra += ["-o", str(out)] if "--pipeline and" not in complaint else []
+    result = CliRunner().invoke(main, ["compile", *extra, *args])
+    assert result.exit_code == 2
+    (line,) = result.output.strip().splitlines()
+    assert complaint in line
+    assert not out.exists()
