@@ -17,7 +17,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from kfp_tfserving.components.common.errors import PublishError
-from kfp_tfserving.components.push_to_serving.manifest import MANIFEST_NAME, Manifest, verify_manifest
+from kfp_tfserving.components.push_to_serving.copying import copy_tree_hashing
+from kfp_tfserving.components.push_to_serving.manifest import MANIFEST_NAME, Manifest
 from kfp_tfserving.components.push_to_serving.versions import (
     REMOVING_PREFIX,
     STAGING_PREFIX,
@@ -116,24 +117,37 @@ def _promote(staging: Path, base: Path, policy: str, version: int) -> int:
     raise PublishError(f"{base}: could not claim a free version number after 1000 tries")
 
 
-def publish_local(model_dir: Path, base: Path, manifest: Manifest, policy: str, version: int) -> int:
-    """Copy, verify and promote; returns the version number claimed."""
+def publish_local(
+    model_dir: Path, base: Path, manifest: Manifest | None, policy: str, version: int, source: dict
+) -> tuple[int, Manifest]:
+    """Copy (hashing as it goes), verify, promote; returns the version number claimed and the manifest.
+
+    Without a manifest, the one written describes the bytes copied; with one (hashed beforehand), the copy
+    must match it, which also catches a source that changed while it was being published.
+    """
     base.mkdir(parents=True, exist_ok=True)
     clean_stale(base)
     with _locked_staging(base) as staging:
-        shutil.copytree(model_dir, staging, dirs_exist_ok=True)
+        written = copy_tree_hashing(model_dir, staging, skip=frozenset({MANIFEST_NAME}))
+        if manifest is None:
+            manifest = Manifest(written, source)
+        elif written != manifest.files:
+            changed = sorted(set(written) ^ set(manifest.files)) or sorted(
+                rel for rel in written if written[rel] != manifest.files[rel]
+            )
+            raise PublishError(
+                f"{staging}: the staged copy does not match its manifest ({changed[0]} differs)",
+                "make sure nothing writes to the model while it is being pushed",
+            )
         manifest.published_at = time.time()
-        (staging / MANIFEST_NAME).write_text(manifest.to_json())
-        problems = verify_manifest(staging, manifest)
-        if problems:
-            raise PublishError(f"{staging}: the staged copy does not match its manifest ({problems[0]})")
-        for root, dirs, files in os.walk(staging):
-            for name in files:
-                with open(os.path.join(root, name), "rb") as f:
-                    os.fsync(f.fileno())
+        manifest_path = staging / MANIFEST_NAME
+        manifest_path.write_text(manifest.to_json())
+        with open(manifest_path, "rb") as f:
+            os.fsync(f.fileno())
+        for root, dirs, _ in os.walk(staging):
             for name in dirs:
                 _fsync_dir(Path(root, name))
         _fsync_dir(staging)
         number = _promote(staging, base, policy, version)
     _fsync_dir(base)
-    return number
+    return number, manifest

@@ -78,6 +78,14 @@ def _check_options(model_dir: Path, options: PushOptions) -> None:
         )
 
 
+def _file_sizes(model_dir: Path) -> dict[str, int]:
+    return {
+        p.relative_to(model_dir).as_posix(): p.stat().st_size
+        for p in model_dir.rglob("*")
+        if p.is_file() and p.name != MANIFEST_NAME
+    }
+
+
 def _normalise(base_path: str) -> str:
     return str(local_path(base_path).resolve()) if "://" not in base_path else base_path.rstrip("/")
 
@@ -89,18 +97,21 @@ def publish(
     base = _normalise(base_path)
     storage = storage_for(base)
     name = options.model_name or model_name_from_base_path(base)
-    manifest = build_manifest(model_dir, source or {})
     if options.models_config:  # a broken config fails the push before anything is published
         mc.load(storage_for(options.models_config), options.models_config)
 
     existing = numeric_versions(storage, base)
     newest = read_manifest(storage, base, existing[-1]) if existing else None
-    if (
+    may_repeat = (
         newest is not None
         and not options.force
         and options.version_policy != "explicit"
-        and newest.content_digest == manifest.content_digest
-    ):
+        and _file_sizes(model_dir) == {rel: meta["size"] for rel, meta in newest.files.items()}
+    )
+    # Hash up front only when the content may repeat the newest version or the store cannot hash while
+    # copying; otherwise the local copy hashes in the same pass (one read of the model instead of three).
+    manifest = build_manifest(model_dir, source or {}) if may_repeat or storage.scheme != "file" else None
+    if may_repeat and manifest.content_digest == newest.content_digest:
         number, published = existing[-1], False
         print(
             f"{version_uri(base, number)}: identical content is already the newest version; nothing published"
@@ -109,8 +120,8 @@ def publish(
         if storage.scheme == "file":
             from kfp_tfserving.components.push_to_serving.protocol_local import publish_local
 
-            number = publish_local(
-                model_dir, local_path(base), manifest, options.version_policy, options.version
+            number, manifest = publish_local(
+                model_dir, local_path(base), manifest, options.version_policy, options.version, source or {}
             )
         else:
             number = publish_object(
