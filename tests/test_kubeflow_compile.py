@@ -8,6 +8,7 @@ from click.testing import CliRunner
 from conftest import REPO
 from google.protobuf import json_format
 from kfp.kubernetes import kubernetes_executor_config_pb2 as k8s_pb
+
 from kfp_tfserving.pipelines.cli import main
 from kfp_tfserving.pipelines.compile import normalise, pipeline_yaml
 
@@ -110,30 +111,33 @@ def test_no_options_leave_the_committed_yamls_option_free():
         assert len(list(yaml.safe_load_all(pipeline_yaml(name).read_text()))) == 1
 
 
+E2S = ["--pipeline", "export_to_serving"]
+
+
 @pytest.mark.parametrize(
     "args, complaint",
     [
-        (["--pvc", "models"], "--pvc 'models': expected CLAIM:/MOUNT/PATH"),
-        (["--pvc", "Models:/m"], "expected CLAIM:/MOUNT/PATH"),
-        (["--pvc", "models:relative"], "expected CLAIM:/MOUNT/PATH"),
-        (["--secret-env", "creds:key"], "expected SECRET:KEY=ENV_VAR"),
-        (["--secret-env", "creds:key=1BAD"], "expected SECRET:KEY=ENV_VAR"),
-        (["--node-selector", "pool"], "expected LABEL=VALUE"),
+        ([*E2S, "--pvc", "models"], "--pvc 'models': expected CLAIM:/MOUNT/PATH"),
+        ([*E2S, "--pvc", "Models:/m"], "expected CLAIM:/MOUNT/PATH"),
+        ([*E2S, "--pvc", "models:relative"], "expected CLAIM:/MOUNT/PATH"),
+        ([*E2S, "--secret-env", "creds:key"], "expected SECRET:KEY=ENV_VAR"),
+        ([*E2S, "--secret-env", "creds:key=1BAD"], "expected SECRET:KEY=ENV_VAR"),
+        ([*E2S, "--node-selector", "pool"], "expected LABEL=VALUE"),
         (["--pipeline", "nope", "--pvc", "m:/m"], "--pipeline nope: no such pipeline"),
-        (["--pvc", "m:/m"], "--pipeline and --output go together"),
     ],
 )
 def test_bad_options_are_one_line_and_write_nothing(tmp_path, args, complaint):
     out = tmp_path / "out.yaml"
-    has_pipeline = "--pipeline" in args
-    extra = (
-        ([] if has_pipeline else ["--pipeline", "export_to_serving"])
-        if "--pipeline and" not in complaint
-        else []
-    )
-    extra += ["-o", str(out)] if "--pipeline and" not in complaint else []
-    result = CliRunner().invoke(main, ["compile", *extra, *args])
+    result = CliRunner().invoke(main, ["compile", "-o", str(out), *args])
     assert result.exit_code == 2
     (line,) = result.output.strip().splitlines()
     assert complaint in line
     assert not out.exists()
+
+
+def test_options_need_a_pipeline_and_an_output(tmp_path):
+    before = pipeline_yaml("export_to_serving").read_text()
+    result = CliRunner().invoke(main, ["compile", "--pvc", "m:/m"])
+    assert result.exit_code == 2
+    assert "--pipeline and --output go together" in result.output
+    assert pipeline_yaml("export_to_serving").read_text() == before
