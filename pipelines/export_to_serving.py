@@ -3,10 +3,8 @@
 from kfp import dsl
 from kfp.dsl import Model
 
-from kfp_tfserving.components.check_signatures.component import check_signatures
-from kfp_tfserving.components.export_savedmodel.component import export_savedmodel
 from kfp_tfserving.components.load_model.component import load_model
-from kfp_tfserving.components.push_to_serving.component import push_to_serving
+from kfp_tfserving.pipelines.chain import export_check_push
 
 
 @dsl.pipeline(
@@ -38,36 +36,7 @@ def export_to_serving(
     serving_url: str = "",
     serving_timeout: float = 300.0,
 ) -> Model:
-    loaded = load_model(source_uri=source_uri, model_format=model_format)
-    exported = export_savedmodel(
-        model=loaded.outputs["model"],
-        signature=signature,
-        inputs=inputs,
-        outputs=outputs,
-        feeds=feeds,
-        allow_unsafe_deserialization=allow_unsafe_deserialization,
-        sample_uri=sample_uri,
-        parity_atol=parity_atol,
-        parity_rtol=parity_rtol,
-    )
-    checked = check_signatures(
-        model=exported.outputs["exported_model"],
-        contract_uri=contract_uri,
-        serving_tf_version=serving_tf_version,
-    )
-    pushed = push_to_serving(
-        model=checked.outputs["checked_model"],
-        base_path=base_path,
-        model_name=model_name,
-        version_policy=version_policy,
-        version=version,
-        force=force,
-        keep=keep,
-        models_config=models_config,
-        label=label,
-        serving_url=serving_url,
-        serving_timeout=serving_timeout,
-    )
-    # A scheduled run must publish every time: a cache hit would silently skip the push.
-    pushed.set_caching_options(False)
+    settings = dict(locals())  # the parameters only: each is handed to the step that declares it
+    loaded = load_model(source_uri=settings.pop("source_uri"), model_format=settings.pop("model_format"))
+    pushed = export_check_push(loaded.outputs["model"], settings.pop("base_path"), **settings)
     return pushed.outputs["pushed_model"]
