@@ -7,48 +7,16 @@ import os
 import shutil
 import tempfile
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from kfp_tfserving.components.check_signatures.check_report import CheckReport
 from kfp_tfserving.components.check_signatures.contract import Contract, load_contract
-from kfp_tfserving.components.check_signatures.findings import ERROR, WARNING, Finding, errors
+from kfp_tfserving.components.check_signatures.findings import ERROR, WARNING, errors
 from kfp_tfserving.components.check_signatures.report import markdown_report
-from kfp_tfserving.components.check_signatures.runtime_check import run_in_fresh_process
-from kfp_tfserving.components.check_signatures.static_checks import STATIC_CHECKS, ModelView
-from kfp_tfserving.components.check_signatures.version_check import target_version
-from kfp_tfserving.components.common.errors import FormatError, UserError, reports_errors
-from kfp_tfserving.components.common.formats.saved_model_io import SignatureInfo, read_saved_model_proto
-
-# Without these there is nothing to load or call: the fresh-process run would only repeat the finding.
-_NOT_RUNNABLE = {"unreadable-saved-model", "no-serve-tag", "no-serving-default", "missing-variables"}
-
-
-@dataclass
-class CheckReport:
-    model_dir: Path
-    signatures: dict[str, SignatureInfo]
-    findings: list[Finding]
-    runtime: dict = field(default_factory=dict)
-    versions: dict = field(default_factory=dict)
-
-    @property
-    def passed(self) -> bool:
-        return not errors(self.findings)
-
-    def counts(self) -> dict[str, int]:
-        return {sev: sum(f.severity == sev for f in self.findings) for sev in (ERROR, WARNING)}
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "model_dir": str(self.model_dir),
-            "passed": self.passed,
-            "signatures": {n: s.as_dict() for n, s in self.signatures.items()},
-            "findings": [f.as_dict() for f in self.findings],
-            "counts": self.counts(),
-            "runtime": self.runtime,
-            "versions": self.versions,
-        }
+from kfp_tfserving.components.check_signatures.runtime_check import check_in_fresh_process
+from kfp_tfserving.components.check_signatures.version_check import validate_target
+from kfp_tfserving.components.common.errors import UserError, reports_errors
 
 
 def _link_or_symlink(src: str, dst: str) -> None:
@@ -76,23 +44,11 @@ def check_model(
     serving_tf_version: str = "",
     stage_dir: Path | None = None,
 ) -> CheckReport:
-    """Every check on model_dir. The run and the warmup file happen in stage_dir (a copy of model_dir
-    the caller keeps, with the generated warmup file), else in a scratch copy."""
-    target = target_version(serving_tf_version)
-    try:
-        proto = read_saved_model_proto(model_dir)
-    except FormatError as err:
-        finding = Finding("unreadable-saved-model", ERROR, err.what, err.fix or "export the model again")
-        return CheckReport(model_dir, {}, [finding], versions={"serving": target})
-    view = ModelView(model_dir, proto, contract, target)
-    findings = [finding for check in STATIC_CHECKS for finding in check(view)]
-    versions = {"serving": target, "model": view.serve.meta_info_def.tensorflow_version if view.serve else ""}
-    runtime: dict = {}
-    if not {f.code for f in errors(findings)} & _NOT_RUNNABLE:
-        with _staged(model_dir, stage_dir) as staged:
-            runtime, runtime_findings = run_in_fresh_process(staged, write_warmup=True)
-        findings += runtime_findings
-    return CheckReport(model_dir, view.signatures, findings, runtime, versions)
+    """Every check on model_dir, in a fresh process. The run and the warmup file happen in stage_dir (a copy
+    of model_dir the caller keeps, with the generated warmup file), else in a scratch copy."""
+    validate_target(serving_tf_version)
+    with _staged(model_dir, stage_dir) as staged:
+        return check_in_fresh_process(model_dir, staged, contract, serving_tf_version)
 
 
 def _link_or_copy(src: str, dst: str) -> None:

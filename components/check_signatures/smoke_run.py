@@ -1,16 +1,13 @@
-"""The runtime checks, in a fresh process: ops registered (9), load and run (12), REST (13), warmup (15).
+"""The runtime checks: ops registered (9), load and run (12), REST (13), warmup (15).
 
-Run as `python -m kfp_tfserving.components.check_signatures.smoke_run MODEL_DIR RESULT_JSON [--write-warmup]`.
-A fresh process proves the model needs nothing the exporting process had (the source model, custom code,
+They run inside fresh_check's process. A fresh process proves the model needs nothing the exporting process had (the source model, custom code,
 ops registered by imported libraries); its op registry is the one plain TensorFlow has.
 """
 
 from __future__ import annotations
 
 import functools
-import json
 import statistics
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -188,17 +185,3 @@ def _run_and_time(tf, fn, batch, repeats: int, result: dict, findings: list, met
     result["output_shapes"] = {k: list(v.shape) for k, v in outputs.items()}
     findings += round_trip_findings(SERVING_DEFAULT, batch, outputs)
     return True
-
-
-def main() -> None:
-    model_dir, result_path = Path(sys.argv[1]), Path(sys.argv[2])
-    try:
-        result = smoke_run(model_dir, "--write-warmup" in sys.argv[3:])
-        result["findings"] = [f.as_dict() for f in result["findings"]]
-    except Exception as err:  # reported to the parent, which turns it into a finding
-        result = {"crash": _first_line(err)}
-    result_path.write_text(json.dumps(result))
-
-
-if __name__ == "__main__":
-    main()

@@ -22,16 +22,19 @@ def installed_tf_version() -> str:
     return import_tensorflow().__version__
 
 
-def target_version(serving_tf_version: str) -> str:
-    """The model server's TensorFlow version: the given one, else the installed TensorFlow's."""
-    if not serving_tf_version:
-        return installed_tf_version()
-    if parse_version(serving_tf_version) is None:
+def validate_target(serving_tf_version: str) -> None:
+    """Refuse a malformed --serving-tf-version before any work starts."""
+    if serving_tf_version and parse_version(serving_tf_version) is None:
         raise UserError(
             f"--serving-tf-version '{serving_tf_version}': not a TensorFlow version",
             "give MAJOR.MINOR[.PATCH], e.g. 2.21",
         )
-    return serving_tf_version
+
+
+def target_version(serving_tf_version: str) -> str:
+    """The model server's TensorFlow version: the given one, else the installed TensorFlow's."""
+    validate_target(serving_tf_version)
+    return serving_tf_version or installed_tf_version()
 
 
 def check_version(view) -> list[Finding]:

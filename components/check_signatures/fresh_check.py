@@ -1,0 +1,75 @@
+"""Every check, inside the fresh process: the protos as the model server reads them, then the runtime checks.
+
+Run as `python -m kfp_tfserving.components.check_signatures.fresh_check REQUEST_JSON RESULT_JSON` by
+runtime_check. Keeping all TensorFlow work here leaves the calling step free of TensorFlow's import cost,
+and the process is fresh: nothing of the exporting step (the source model, custom code, op libraries it
+loaded) is reachable, and its op registry is the one plain TensorFlow has.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from kfp_tfserving.components.check_signatures.check_report import CheckReport
+from kfp_tfserving.components.check_signatures.contract import Contract
+from kfp_tfserving.components.check_signatures.findings import ERROR, Finding, errors
+from kfp_tfserving.components.check_signatures.static_checks import STATIC_CHECKS, ModelView
+from kfp_tfserving.components.check_signatures.version_check import target_version
+from kfp_tfserving.components.common.errors import FormatError
+from kfp_tfserving.components.common.formats.saved_model_io import read_saved_model_proto
+
+# Without these there is nothing to load or call: the runtime checks would only repeat the finding.
+_NOT_RUNNABLE = {"unreadable-saved-model", "no-serve-tag", "no-serving-default", "missing-variables"}
+
+
+def _runtime_failure(err: BaseException) -> Finding:
+    text = str(err).strip().splitlines()[0] if str(err).strip() else ""
+    return Finding(
+        "load-and-run",
+        ERROR,
+        f"the runtime checks failed: {type(err).__name__}: {text}",
+        "make the model self-contained (no custom ops or files outside the SavedModel)",
+    )
+
+
+def check_here(
+    model_dir: Path, staged: Path, contract: Contract | None, serving_tf_version: str
+) -> CheckReport:
+    """The whole check in this process; the model is loaded, run and given its warmup file in `staged`."""
+    target = target_version(serving_tf_version)
+    try:
+        proto = read_saved_model_proto(model_dir)
+    except FormatError as err:
+        finding = Finding("unreadable-saved-model", ERROR, err.what, err.fix or "export the model again")
+        return CheckReport(model_dir, {}, [finding], versions={"serving": target})
+    view = ModelView(model_dir, proto, contract, target)
+    findings = [finding for check in STATIC_CHECKS for finding in check(view)]
+    versions = {"serving": target, "model": view.serve.meta_info_def.tensorflow_version if view.serve else ""}
+    runtime: dict = {}
+    if not {f.code for f in errors(findings)} & _NOT_RUNNABLE:
+        from kfp_tfserving.components.check_signatures.smoke_run import smoke_run
+
+        try:
+            runtime = smoke_run(staged, write_missing_warmup=True)
+            findings += runtime.pop("findings")
+        except Exception as err:  # reported as a finding: the step's verdict, not a crash
+            runtime = {}
+            findings.append(_runtime_failure(err))
+    return CheckReport(model_dir, view.signatures, findings, runtime, versions)
+
+
+def main() -> None:
+    request = json.loads(Path(sys.argv[1]).read_text())
+    report = check_here(
+        Path(request["model_dir"]),
+        Path(request["staged"]),
+        request["contract"],
+        request["serving_tf_version"],
+    )
+    Path(sys.argv[2]).write_text(json.dumps(report.as_dict()))
+
+
+if __name__ == "__main__":
+    main()
