@@ -10,7 +10,7 @@ import numpy as np
 
 from benchmarks.measure import Series
 
-CALLS = 200
+CALLS = 500
 
 
 def _per_call_ms(fn, calls: int = CALLS) -> float:

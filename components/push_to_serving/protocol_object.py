@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from concurrent.futures import Future
 from pathlib import Path
 
 from kfp_tfserving.components.common.errors import PublishError
@@ -116,6 +117,14 @@ def _claim(storage: Storage, base: str, policy: str, version: int, owner: str) -
     raise PublishError(f"{base}: could not claim a free version number after 1000 tries")
 
 
+def _model_files(model_dir: Path) -> list[str]:
+    return [
+        p.relative_to(model_dir).as_posix()
+        for p in model_dir.rglob("*")
+        if p.is_file() and p.name != MANIFEST_NAME
+    ]
+
+
 def copy_order(rel: str) -> tuple[int, str]:
     """variables/ and assets/ first, then the rest, saved_model.pb last: TF Serving loads a version only
     once saved_model.pb exists, so by then everything it reads is in place."""
@@ -144,21 +153,32 @@ def publish_object(
     storage: Storage,
     model_dir: Path,
     base: str,
-    manifest: Manifest,
+    manifest: Manifest | Future,
     policy: str,
     version: int,
     stale_after: float = DEFAULT_STALE_AFTER,
-) -> int:
-    """Upload, verify, claim and promote; returns the version number claimed."""
+) -> tuple[int, Manifest]:
+    """Upload, verify, claim and promote; returns the version number claimed and the manifest.
+
+    The manifest may still be being computed (a Future): hashing then overlaps the upload.
+    """
     clean_stale(storage, base, stale_after)
     owner = uuid.uuid4().hex
     staging = join_uri(base, f"{STAGING_PREFIX}{owner}")
     lease = _Lease(storage, staging + LEASE_SUFFIX, stale_after)
     number = None
     try:
-        for rel in sorted(manifest.files, key=copy_order):
+        uploaded = sorted(_model_files(model_dir), key=copy_order)
+        for rel in uploaded:
             storage.upload_file(model_dir / rel, join_uri(staging, rel))
             lease.touch()
+        if isinstance(manifest, Future):
+            manifest = manifest.result()
+        if sorted(manifest.files) != sorted(uploaded):
+            raise PublishError(
+                f"{model_dir}: files appeared or vanished while it was being pushed",
+                "make sure nothing writes to the model while it is being pushed",
+            )
         manifest.published_at = time.time()
         storage.write_bytes(join_uri(staging, MANIFEST_NAME), manifest.to_json().encode())
         problems = verify_files(storage, staging, manifest)
@@ -171,7 +191,7 @@ def publish_object(
         if problems:
             raise PublishError(f"{target}: the published copy does not match its manifest ({problems[0]})")
         number_done, number = number, None
-        return number_done
+        return number_done, manifest
     finally:
         if number is not None:  # claimed but not completed: take the partial version away again
             remove_version(storage, base, number)

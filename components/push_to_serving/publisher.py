@@ -10,6 +10,7 @@ fails), retention.
 from __future__ import annotations
 
 import hashlib
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -110,7 +111,7 @@ def publish(
     )
     # Hash up front only when the content may repeat the newest version or the store cannot hash while
     # copying; otherwise the local copy hashes in the same pass (one read of the model instead of three).
-    manifest = build_manifest(model_dir, source or {}) if may_repeat or storage.scheme != "file" else None
+    manifest = build_manifest(model_dir, source or {}) if may_repeat else None
     if may_repeat and manifest.content_digest == newest.content_digest:
         number, published = existing[-1], False
         print(
@@ -124,15 +125,18 @@ def publish(
                 model_dir, local_path(base), manifest, options.version_policy, options.version, source or {}
             )
         else:
-            number = publish_object(
-                storage,
-                model_dir,
-                base,
-                manifest,
-                options.version_policy,
-                options.version,
-                options.stale_after,
-            )
+            with ThreadPoolExecutor(max_workers=1, thread_name_prefix="hash") as pool:
+                # Hash on another core while the upload runs: the network, not sha256, sets the pace.
+                pending = manifest or pool.submit(build_manifest, model_dir, source or {})
+                number, manifest = publish_object(
+                    storage,
+                    model_dir,
+                    base,
+                    pending,
+                    options.version_policy,
+                    options.version,
+                    options.stale_after,
+                )
         published = True
         print(f"published version {number}: {version_uri(base, number)}", flush=True)
 
