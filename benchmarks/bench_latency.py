@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import statistics
 import time
 from pathlib import Path
@@ -28,6 +29,7 @@ def _export(source: Path, scratch: Path) -> Path:
     from kfp_tfserving.components.export_savedmodel.exporter import export_model
     from kfp_tfserving.components.load_model.loader import load_source
 
+    shutil.rmtree(scratch, ignore_errors=True)  # a kept --scratch holds the last run's export
     fetched, meta = scratch / "fetched", {}
     load_source(str(source), fetched, meta)
     export_model(fetched, meta, scratch / "exported", {})
