@@ -10,6 +10,7 @@ from kfp_tfserving.components.common.formats.callable_saved_model import export_
 from kfp_tfserving.components.common.formats.saved_model_edit import (
     copy_with_serving_default,
     is_tf1_meta_graph,
+    pick_serving_signature,
 )
 from kfp_tfserving.components.common.formats.saved_model_io import (
     SERVE_TAG,
@@ -26,24 +27,6 @@ def is_saved_model_dir(path: Path) -> bool:
     return path.is_dir() and ((path / "saved_model.pb").is_file() or (path / "saved_model.pbtxt").is_file())
 
 
-def choose_serving_signature(names: list[str], wanted: str, where: Path) -> str:
-    """The signature that serves as serving_default: the existing one, the one asked for, or the only one."""
-    if wanted:
-        if wanted not in names:
-            raise FormatError(
-                f"{where}: no signature '{wanted}' (it has {names})", "pass one of those to --signature"
-            )
-        return wanted
-    if SERVING_DEFAULT in names:
-        return SERVING_DEFAULT
-    if len(names) == 1:
-        return names[0]
-    raise FormatError(
-        f"{where}: no serving_default signature and several others {names}",
-        "name the one to serve with --signature",
-    )
-
-
 class SavedModelHandler(FormatHandler):
     name = "saved_model"
     description = "TF2 SavedModel directory"
@@ -58,7 +41,7 @@ class SavedModelHandler(FormatHandler):
         meta = serve_meta_graph(proto, entry)
         signatures = signatures_of(meta)
         if signatures:
-            serving = choose_serving_signature(sorted(signatures), options.signature, entry)
+            serving = pick_serving_signature(sorted(signatures), options.signature, entry)
         tf = import_tensorflow()
         try:
             with silenced_stderr():

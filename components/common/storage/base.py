@@ -17,6 +17,23 @@ def split_scheme(uri: str) -> tuple[str, str]:
     return scheme.lower(), rest
 
 
+def bucket_and_key(uri: str, scheme: str) -> tuple[str, str]:
+    """('bucket', 'path/in/bucket') of an object-store URI such as gs://bucket/path; StorageError if malformed."""
+    from kfp_tfserving.components.common.errors import StorageError
+
+    found, rest = split_scheme(uri)
+    if found != scheme or not rest or rest.startswith("/"):
+        raise StorageError(f"{uri}: not a {scheme}://bucket/path URI", f"write it as {scheme}://BUCKET/PATH")
+    bucket, _, key = rest.partition("/")
+    return bucket, key
+
+
+def key_prefix(key: str) -> str:
+    """The key as a listing prefix: 'a/b/' for 'a/b', '' for the bucket's root."""
+    key = key.strip("/")
+    return f"{key}/" if key else ""
+
+
 def join_uri(base: str, *parts: str) -> str:
     out = base.rstrip("/")
     for part in parts:

@@ -15,22 +15,13 @@ from google.cloud import storage as gcs
 from google.cloud.storage.retry import DEFAULT_RETRY
 
 from kfp_tfserving.components.common.errors import StorageError
-from kfp_tfserving.components.common.storage.base import ProgressCallback, Storage, split_scheme
+from kfp_tfserving.components.common.storage.base import ProgressCallback, Storage, bucket_and_key, key_prefix
 
 _CHUNK = 8 * 1024 * 1024
 
 
 def _bucket_key(uri: str) -> tuple[str, str]:
-    scheme, rest = split_scheme(uri)
-    if scheme != "gs" or not rest or rest.startswith("/"):
-        raise StorageError(f"{uri}: not a gs://bucket/path URI", "write it as gs://BUCKET/PATH")
-    bucket, _, key = rest.partition("/")
-    return bucket, key
-
-
-def _prefix(key: str) -> str:
-    key = key.strip("/")
-    return f"{key}/" if key else ""
+    return bucket_and_key(uri, "gs")
 
 
 def _fail(uri: str, err: Exception) -> StorageError:
@@ -90,13 +81,13 @@ class GCSStorage(Storage):
     def is_dir(self, uri: str) -> bool:
         _, key = _bucket_key(uri)
         try:
-            return any(True for _ in self._list(uri, _prefix(key)))
+            return any(True for _ in self._list(uri, key_prefix(key)))
         except gexc.GoogleAPIError as err:
             raise _fail(uri, err) from None
 
     def list_dir(self, uri: str) -> list[str]:
         _, key = _bucket_key(uri)
-        prefix = _prefix(key)
+        prefix = key_prefix(key)
         names = set()
         try:
             pages = self._list(uri, prefix, delimiter="/")
@@ -113,7 +104,7 @@ class GCSStorage(Storage):
             blob = self._blob(uri)
             blob.reload(retry=DEFAULT_RETRY)
             return [(key.rsplit("/", 1)[-1], int(blob.size or 0))]
-        prefix = _prefix(key)
+        prefix = key_prefix(key)
         # Zero-byte "folder" placeholders some tools write are not files.
         return sorted(
             (b.name[len(prefix) :], int(b.size or 0))
@@ -135,7 +126,7 @@ class GCSStorage(Storage):
                 self._download_one(self._blob(uri), dest, progress)
                 return dest
             bucket, key = _bucket_key(uri)
-            prefix = _prefix(key)
+            prefix = key_prefix(key)
             blobs = [b for b in self._blobs(uri, prefix) if not b.name.endswith("/")]
             if not blobs:
                 raise StorageError(f"{uri}: no such object or prefix", "check the bucket and path")
@@ -192,7 +183,7 @@ class GCSStorage(Storage):
 
     def delete_tree(self, uri: str) -> None:
         _, key = _bucket_key(uri)
-        blobs = self._blobs(uri, _prefix(key))
+        blobs = self._blobs(uri, key_prefix(key))
         if key and not key.endswith("/"):
             blobs.append(self._blob(uri))
         for blob in blobs:

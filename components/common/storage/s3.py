@@ -16,28 +16,19 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from kfp_tfserving.components.common.errors import StorageError
-from kfp_tfserving.components.common.storage.base import ProgressCallback, Storage, split_scheme
+from kfp_tfserving.components.common.storage.base import ProgressCallback, Storage, bucket_and_key, key_prefix
 
 _RETRIES = {"mode": "standard", "max_attempts": 8}
 _TAKEN = {"PreconditionFailed", "ConditionalRequestConflict", "412", "409"}
 _TRANSFER = TransferConfig(multipart_threshold=64 * 1024 * 1024)
 
 
-def _bucket_key(uri: str) -> tuple[str, str]:
-    scheme, rest = split_scheme(uri)
-    if scheme != "s3" or not rest or rest.startswith("/"):
-        raise StorageError(f"{uri}: not an s3://bucket/path URI", "write it as s3://BUCKET/PATH")
-    bucket, _, key = rest.partition("/")
-    return bucket, key
-
-
-def _prefix(key: str) -> str:
-    key = key.strip("/")
-    return f"{key}/" if key else ""
-
-
 def _code(err: ClientError) -> str:
     return str(err.response.get("Error", {}).get("Code", ""))
+
+
+def _bucket_key(uri: str) -> tuple[str, str]:
+    return bucket_and_key(uri, "s3")
 
 
 def _fail(uri: str, err: Exception) -> StorageError:
@@ -94,14 +85,14 @@ class S3Storage(Storage):
     def is_dir(self, uri: str) -> bool:
         bucket, key = _bucket_key(uri)
         try:
-            page = self.client.list_objects_v2(Bucket=bucket, Prefix=_prefix(key), MaxKeys=1)
+            page = self.client.list_objects_v2(Bucket=bucket, Prefix=key_prefix(key), MaxKeys=1)
         except (ClientError, BotoCoreError) as err:
             raise _fail(uri, err) from None
         return bool(page.get("KeyCount") or page.get("Contents"))
 
     def list_dir(self, uri: str) -> list[str]:
         bucket, key = _bucket_key(uri)
-        prefix = _prefix(key)
+        prefix = key_prefix(key)
         names = set()
         try:
             pages = self.client.get_paginator("list_objects_v2").paginate(
@@ -119,7 +110,7 @@ class S3Storage(Storage):
         _, key = _bucket_key(uri)
         if head is not None:
             return [(key.rsplit("/", 1)[-1], int(head["ContentLength"]))]
-        prefix = _prefix(key)
+        prefix = key_prefix(key)
         return sorted(
             (o["Key"][len(prefix) :], int(o["Size"]))
             for o in self._objects(uri, prefix)
@@ -131,7 +122,7 @@ class S3Storage(Storage):
         if self._head(uri) is not None:
             pairs = [(key, dest)]
         else:
-            prefix = _prefix(key)
+            prefix = key_prefix(key)
             pairs = [
                 (o["Key"], dest / o["Key"][len(prefix) :])
                 for o in self._objects(uri, prefix)
@@ -200,7 +191,7 @@ class S3Storage(Storage):
 
     def delete_tree(self, uri: str) -> None:
         bucket, key = _bucket_key(uri)
-        keys = [o["Key"] for o in self._objects(uri, _prefix(key))]
+        keys = [o["Key"] for o in self._objects(uri, key_prefix(key))]
         if key and not key.endswith("/"):
             keys.append(key)
         try:
