@@ -21,6 +21,20 @@ def _absolute(uri: str) -> str:
     return uri if "://" in uri else str(Path(uri).expanduser().resolve())
 
 
+def _preflight(source: str, base_path: str, model_format: str) -> None:
+    """Mistakes the CLI can see at once, before the pipeline spends time on load and export."""
+    from kfp_tfserving.components.common.formats import handler_named
+    from kfp_tfserving.components.common.storage import storage_for
+
+    if "://" not in source and not Path(source).expanduser().exists():
+        raise UserError(f"{source}: not found", "check the model's path or URI")
+    storage_for(source)
+    if storage_for(base_path).scheme in ("http", "https"):
+        raise UserError(f"{base_path}: http(s) is read-only", "publish to a local path, gs:// or s3://")
+    if model_format not in ("", "auto"):
+        handler_named(model_format)
+
+
 class _Group(click.Group):
     """Every UserError becomes one line on stderr and exit code 2; no traceback."""
 
@@ -115,6 +129,7 @@ def run(
     from kfp_tfserving.pipelines.local_run import run_pipeline_yaml
     from kfp_tfserving.pipelines.summary import print_run_summary, run_result
 
+    _preflight(source, base_path, model_format)
     arguments = {
         "source_uri": _absolute(source),
         "base_path": _absolute(base_path),

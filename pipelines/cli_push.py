@@ -98,6 +98,10 @@ def versions(base: str, models_config: str, model_name: str, deep: bool, as_json
 
     base = _absolute(base)
     storage = storage_for(base)
+    if storage.scheme == "file" and not storage.is_dir(base):
+        raise UserError(
+            f"{base}: no such directory", "give the model base path that holds the version directories"
+        )
     labels: dict[int, list[str]] = {}
     if models_config:
         config_uri = _absolute(models_config)
@@ -122,6 +126,9 @@ def versions(base: str, models_config: str, model_name: str, deep: bool, as_json
         )
     if as_json:
         click.echo(json.dumps(rows, sort_keys=True))
+        return
+    if not rows:
+        click.echo(f"{base}: no published versions")
         return
     from rich.console import Console
     from rich.table import Table
