@@ -35,11 +35,26 @@ class _StepLog(io.StringIO):
         return super().write(text)
 
 
+class _Tee(io.StringIO):
+    def __init__(self, stream: Any):
+        super().__init__()
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        self._stream.write(text)
+        return super().write(text)
+
+    def flush(self) -> None:
+        self._stream.flush()
+
+
 @contextlib.contextmanager
 def _captured(log_path: Path, verbose: bool) -> Iterator[io.StringIO]:
     """kfp.local prints step logs through sys.stdout; keep them in a log file unless asked to show them."""
-    if verbose:
-        yield io.StringIO()
+    if verbose:  # shown as it happens, and kept so a failing step's reason can still be found
+        buffer = _Tee(sys.stdout)
+        with contextlib.redirect_stdout(buffer):
+            yield buffer
         return
     status_ctx = contextlib.nullcontext()
     if sys.stderr.isatty():

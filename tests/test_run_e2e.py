@@ -99,11 +99,13 @@ def _write(path, data: bytes):
 )
 def test_bad_sources_fail_with_one_line_and_publish_nothing(tmp_path, make_source, expected, keras2_h5):
     base = tmp_path / "serving" / "m"
-    proc = run_cli("run", str(make_source(tmp_path, keras2_h5)), "--base-path", str(base))
+    source = make_source(tmp_path, keras2_h5)
+    proc = run_cli("run", str(source), "--base-path", str(base))
     assert proc.returncode != 0
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: "), proc.stderr
     assert expected in lines[0]
+    assert lines[0].startswith(f"error: {source}:"), "the error names the user's file, not a step's copy"
     assert published_versions(base) == []
     assert proc.stdout == ""
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import TypeVar
 
 # The CLI finds a failed step's reason in the captured step logs by this prefix.
@@ -36,6 +38,17 @@ class StorageError(UserError):
 
 class PublishError(UserError):
     """The push step refused to publish."""
+
+
+@contextlib.contextmanager
+def naming_the_source(copy: Path, source: str) -> Iterator[None]:
+    """Errors raised inside name the user's source (the path or URI they gave), not a step's copy of it."""
+    try:
+        yield
+    except UserError as err:
+        if not source:
+            raise
+        raise type(err)(err.what.replace(str(copy), source), err.fix) from None
 
 
 def reports_errors(fn: F) -> F:

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from kfp_tfserving.components.common.errors import UserError, reports_errors
+from kfp_tfserving.components.common.errors import UserError, naming_the_source, reports_errors
 from kfp_tfserving.components.common.formats import ExportOptions, detect_format, handler_named
 from kfp_tfserving.components.common.formats.saved_model_io import (
     SERVING_DEFAULT,
@@ -76,7 +76,10 @@ def export_model(
     else:  # a Model artifact from outside this project: detect it here
         handler, entry = detect_format(model_dir)
     timings: dict[str, float] = {}
-    with _timed("load", timings):
+    # The load step put the source at model_dir/<first part of entry>.
+    entry_parts = Path(model_metadata.get("entry", "")).parts
+    copy = model_dir / entry_parts[0] if entry_parts else model_dir
+    with _timed("load", timings), naming_the_source(copy, model_metadata.get("source_uri", "")):
         print(f"loading {entry.name} as {handler.description}", flush=True)
         loaded = handler.load(entry, options)
     with _timed("export", timings):

@@ -15,7 +15,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from kfp_tfserving.components.common.archives import archive_kind, archive_stem, extract_archive
-from kfp_tfserving.components.common.errors import StorageError, reports_errors
+from kfp_tfserving.components.common.errors import StorageError, naming_the_source, reports_errors
 from kfp_tfserving.components.common.formats import detect_format
 from kfp_tfserving.components.common.progress import TransferProgress, human_bytes
 from kfp_tfserving.components.common.storage import Storage, split_scheme, storage_for
@@ -136,7 +136,8 @@ def load_source(
     """
     artifact_dir.mkdir(parents=True, exist_ok=True)
     fetched, fetched_info = fetch(source_uri, artifact_dir, max_extract_bytes or None)
-    handler, entry = detect_format(fetched, model_format)
+    with naming_the_source(fetched, source_uri):
+        handler, entry = detect_format(fetched, model_format)
     metadata.update(
         {
             "format": handler.name,
