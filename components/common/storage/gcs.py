@@ -11,6 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from google.api_core import exceptions as gexc
+from google.auth.exceptions import DefaultCredentialsError
 from google.cloud import storage as gcs
 from google.cloud.storage.retry import DEFAULT_RETRY
 
@@ -44,7 +45,14 @@ class GCSStorage(Storage):
     @property
     def client(self) -> gcs.Client:
         if self._client is None:
-            self._client = gcs.Client()
+            try:
+                self._client = gcs.Client()
+            except DefaultCredentialsError:
+                raise StorageError(
+                    "gs://: no Google Cloud credentials found",
+                    "set GOOGLE_APPLICATION_CREDENTIALS, use Workload Identity on GKE, or run "
+                    "`gcloud auth application-default login`",
+                ) from None
         return self._client
 
     def _blob(self, uri: str) -> gcs.Blob:

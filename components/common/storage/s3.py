@@ -13,7 +13,7 @@ from pathlib import Path
 import boto3
 from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
 from kfp_tfserving.components.common.errors import StorageError
 from kfp_tfserving.components.common.storage.base import ProgressCallback, Storage, bucket_and_key, key_prefix
@@ -41,6 +41,11 @@ def _fail(uri: str, err: Exception) -> StorageError:
                 f"{uri}: access denied ({code})", "check the credentials and the bucket policy"
             )
         return StorageError(f"{uri}: S3 request failed ({code})", "check the URI and retry")
+    if isinstance(err, NoCredentialsError):
+        return StorageError(
+            f"{uri}: no AWS credentials found",
+            "set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or AWS_PROFILE, or an IAM role for the pod)",
+        )
     return StorageError(f"{uri}: S3 request failed ({type(err).__name__})", "check the endpoint and retry")
 
 
