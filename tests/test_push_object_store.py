@@ -118,3 +118,36 @@ def test_a_failed_copy_leaves_no_partial_version(gcs_server, tiny_models, monkey
     monkeypatch.undo()
     assert _push(tiny_models[0], base).version == 2  # number 1 stays claimed, never reused
     assert storage.read_bytes(join_uri(base, "2", MANIFEST_NAME))
+
+
+def test_a_version_claimed_long_ago_by_a_push_still_beating_is_left_alone(gcs_server, tiny_models):
+    base = f"gs://{gcs_server.new_bucket()}/models/slow"
+    storage = storage_for(base)
+    # A slow push: claimed version 1 two hours ago and is still copying, but its lease is fresh.
+    storage.write_bytes(
+        f"{base}/.claims/1", json.dumps({"owner": "slow", "claimed_at": time.time() - 7200}).encode()
+    )
+    storage.write_bytes(f"{base}/1/variables/variables.index", b"x")
+    storage.write_bytes(f"{base}/.staging-slow.lease", json.dumps({"started_at": time.time()}).encode())
+
+    result = _push(tiny_models[0], base)
+
+    assert result.version == 2
+    assert storage.exists(f"{base}/1/variables/variables.index")
+
+
+def test_the_lease_is_refreshed_by_a_heartbeat_while_the_push_lives(gcs_server):
+    uri = f"gs://{gcs_server.new_bucket()}/models/m/.staging-x.lease"
+    storage = storage_for(uri)
+    lease = protocol_object._Lease(storage, uri, stale_after=0.4)  # beats every 0.1 s
+    try:
+        first = json.loads(storage.read_bytes(uri))["started_at"]
+        deadline = time.time() + 10
+        while json.loads(storage.read_bytes(uri))["started_at"] == first and time.time() < deadline:
+            time.sleep(0.05)
+        assert json.loads(storage.read_bytes(uri))["started_at"] > first
+    finally:
+        lease.stop()
+    stopped_at = json.loads(storage.read_bytes(uri))["started_at"]
+    time.sleep(0.3)
+    assert json.loads(storage.read_bytes(uri))["started_at"] == stopped_at  # no beats after stop()

@@ -7,13 +7,16 @@
 3. Copy server-side into `N/`: `variables/` and `assets/` first, `saved_model.pb` last (TF Serving cannot
    load the version before it exists), then the manifest, which marks the version complete.
 
-A push killed mid-way leaves a staging prefix with a lease that stops being refreshed, and possibly a claimed
-`N/` without a manifest; a later push removes both once the lease or claim is older than `stale_after`.
+A live push refreshes its lease from a heartbeat thread every few seconds, whatever it is doing. A push
+killed mid-way leaves a staging prefix whose lease stops being refreshed, and possibly a claimed `N/`
+without a manifest; a later push removes both once that lease is older than `stale_after`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import threading
 import time
 import uuid
 from concurrent.futures import Future
@@ -34,7 +37,8 @@ from kfp_tfserving.components.push_to_serving.versions import (
 )
 
 LEASE_SUFFIX = ".lease"
-DEFAULT_STALE_AFTER = 6 * 3600.0
+HEARTBEAT_SECONDS = 30.0
+DEFAULT_STALE_AFTER = 600.0  # twenty missed heartbeats: a push this silent is dead
 
 
 def _started_at(storage: Storage, uri: str) -> float | None:
@@ -72,25 +76,48 @@ def clean_stale(storage: Storage, base: str, stale_after: float = DEFAULT_STALE_
     for number in numeric_versions(storage, base):
         # Only numbers this tool claimed: a version written by anything else is never touched.
         if str(number) in claims and read_manifest(storage, base, number) is None:
-            claim = join_uri(base, CLAIMS_DIR, str(number))
-            if _is_stale(_started_at(storage, claim), stale_after):
+            owner = _claim_owner(storage, join_uri(base, CLAIMS_DIR, str(number)))
+            owner_lease = join_uri(base, f"{STAGING_PREFIX}{owner}{LEASE_SUFFIX}")
+            if _is_stale(_started_at(storage, owner_lease), stale_after):  # its push stopped beating
                 remove_version(storage, base, number)
                 removed.append(str(number))
     return removed
 
 
+def _claim_owner(storage: Storage, claim_uri: str) -> str:
+    try:
+        return str(json.loads(storage.read_bytes(claim_uri)).get("owner", ""))
+    except Exception:
+        return ""
+
+
 class _Lease:
-    """Says "this staging prefix belongs to a live push"; refreshed while uploading long models."""
+    """Says "this staging prefix and the version it claims belong to a live push".
+
+    A heartbeat thread rewrites it every `every` seconds, so a push stuck in one long upload still shows
+    it is alive, and a dead one is recognised after `stale_after` rather than hours later.
+    """
 
     def __init__(self, storage: Storage, uri: str, stale_after: float):
-        self.storage, self.uri, self.every = storage, uri, stale_after / 4
-        self.touched = 0.0
-        self.touch(force=True)
+        self.storage, self.uri = storage, uri
+        self.every = min(HEARTBEAT_SECONDS, stale_after / 4)
+        self._stopped = threading.Event()
+        self._write()
+        self._thread = threading.Thread(target=self._beat, name="push-lease", daemon=True)
+        self._thread.start()
 
-    def touch(self, force: bool = False) -> None:
-        if force or time.monotonic() - self.touched > self.every:
-            self.storage.write_bytes(self.uri, json.dumps({"started_at": time.time()}).encode())
-            self.touched = time.monotonic()
+    def _write(self) -> None:
+        self.storage.write_bytes(self.uri, json.dumps({"started_at": time.time()}).encode())
+
+    def _beat(self) -> None:
+        while not self._stopped.wait(self.every):
+            # A missed beat only ages the lease; the push reports its own storage errors.
+            with contextlib.suppress(Exception):
+                self._write()
+
+    def stop(self) -> None:
+        self._stopped.set()
+        self._thread.join()
 
 
 def _claim(storage: Storage, base: str, policy: str, version: int, owner: str) -> int:
@@ -171,7 +198,6 @@ def publish_object(
         uploaded = sorted(_model_files(model_dir), key=copy_order)
         for rel in uploaded:
             storage.upload_file(model_dir / rel, join_uri(staging, rel))
-            lease.touch()
         if isinstance(manifest, Future):
             manifest = manifest.result()
         if sorted(manifest.files) != sorted(uploaded):
@@ -193,6 +219,7 @@ def publish_object(
         number_done, number = number, None
         return number_done, manifest
     finally:
+        lease.stop()
         if number is not None:  # claimed but not completed: take the partial version away again
             remove_version(storage, base, number)
         storage.delete_tree(staging)
