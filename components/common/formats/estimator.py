@@ -4,19 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from kfp_tfserving.components.common.formats.base import ExportOptions, FormatHandler, LoadedModel
-from kfp_tfserving.components.common.formats.saved_model import SavedModelHandler, is_saved_model_dir
-from kfp_tfserving.components.common.formats.saved_model_edit import (
-    PREDICT_FALLBACK,
-    copy_with_serving_default,
-    is_tf1_meta_graph,
-    load_signature_model,
-)
+from kfp_tfserving.components.common.formats.saved_model import is_saved_model_dir
+from kfp_tfserving.components.common.formats.saved_model_edit import PREDICT_FALLBACK, is_tf1_meta_graph
 from kfp_tfserving.components.common.formats.saved_model_io import (
     SERVE_TAG,
     read_saved_model_proto,
     serve_meta_graph,
 )
+from kfp_tfserving.components.common.formats.signature_copy import SignatureCopyHandler
 
 # Method names only TF1 exports (Estimators) write; TF2's tf.saved_model.save makes every signature predict.
 _TF1_METHODS = (b"tensorflow/serving/classify", b"tensorflow/serving/regress")
@@ -44,9 +39,12 @@ def _has_tf1_methods(path: Path) -> bool:
     return False
 
 
-class EstimatorHandler(FormatHandler):
+class EstimatorHandler(SignatureCopyHandler):
     name = "estimator"
     description = "Estimator export directory (timestamped TF1 SavedModels, classify/regress signatures kept)"
+    tags = frozenset({SERVE_TAG})
+    # Raw-receiver regressors export only `predict`; several signatures without a default serve `predict`.
+    fallback_signature = PREDICT_FALLBACK
 
     def detect(self, path: Path) -> Path | None:
         newest = newest_timestamp_dir(path)
@@ -54,22 +52,6 @@ class EstimatorHandler(FormatHandler):
             return newest
         return path if is_saved_model_dir(path) and _has_tf1_methods(path) else None
 
-    def load(self, entry: Path, options: ExportOptions) -> LoadedModel:
-        if not is_tf1_meta_graph(serve_meta_graph(read_saved_model_proto(entry), entry)):
-            # Timestamped TF2 SavedModels (a serving base path, say): the TF2 handler re-saves them properly.
-            loaded = SavedModelHandler().load(entry, options)
-            loaded.extras["tf2"] = True
-            loaded.format = self.name
-            return loaded
-        # Raw-receiver regressors export only `predict`; several signatures without a default serve `predict`.
-        loaded = load_signature_model(self.name, entry, {SERVE_TAG}, options.signature, PREDICT_FALLBACK)
-        print(f"{entry.name}: serving signature '{loaded.extras['serving_signature']}'", flush=True)
-        return loaded
-
-    def export(self, loaded: LoadedModel, export_dir: Path) -> None:
-        if loaded.extras.get("tf2"):
-            SavedModelHandler().export(loaded, export_dir)
-            return
-        copy_with_serving_default(
-            loaded.extras["entry"], export_dir, loaded.extras["serving_signature"], {SERVE_TAG}
-        )
+    def is_tf1(self, entry: Path) -> bool:
+        # Timestamped TF2 SavedModels (a serving base path, say): the TF2 handler re-saves them properly.
+        return is_tf1_meta_graph(serve_meta_graph(read_saved_model_proto(entry), entry))

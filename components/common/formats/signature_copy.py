@@ -1,0 +1,47 @@
+"""TF1-style SavedModel layouts (Estimator exports, TF1 hub modules) exported by copying the directory.
+
+Only `saved_model.pb` is edited (the {serve} tag-set, a `serving_default` entry), so every signature keeps
+its method name: TF2's re-save would turn classify and regress into predict and break TF Serving's
+Classify/Regress APIs. A TF2 SavedModel found in the same layout goes to the saved_model handler.
+"""
+
+from __future__ import annotations
+
+import abc
+from pathlib import Path
+
+from kfp_tfserving.components.common.formats.base import ExportOptions, FormatHandler, LoadedModel
+from kfp_tfserving.components.common.formats.saved_model import SavedModelHandler
+from kfp_tfserving.components.common.formats.saved_model_edit import (
+    copy_with_serving_default,
+    load_signature_model,
+)
+
+
+class SignatureCopyHandler(FormatHandler):
+    tags: frozenset[str] = frozenset()  # the tag-set the source keeps its inference graph under
+    fallback_signature: str = ""  # served when there is no serving_default and no --signature
+
+    @abc.abstractmethod
+    def is_tf1(self, entry: Path) -> bool:
+        """True when entry is written the TF1 way (copied and edited); False sends it to the TF2 handler."""
+
+    def load(self, entry: Path, options: ExportOptions) -> LoadedModel:
+        if not self.is_tf1(entry):
+            loaded = SavedModelHandler().load(entry, options)
+            loaded.format = self.name
+            loaded.extras["tf2"] = True
+            return loaded
+        loaded = load_signature_model(
+            self.name, entry, set(self.tags), options.signature, self.fallback_signature
+        )
+        print(f"{entry.name}: serving signature '{loaded.extras['serving_signature']}'", flush=True)
+        return loaded
+
+    def export(self, loaded: LoadedModel, export_dir: Path) -> None:
+        if loaded.extras.get("tf2"):
+            SavedModelHandler().export(loaded, export_dir)
+            return
+        copy_with_serving_default(
+            loaded.extras["entry"], export_dir, loaded.extras["serving_signature"], set(self.tags)
+        )
