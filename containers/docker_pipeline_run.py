@@ -32,7 +32,7 @@ def run(work: Path) -> dict:
     import docker.types
     from kfp import components, local
 
-    from kfp_tfserving.pipelines.compile import pipeline_yaml
+    from kfp_tfserving.pipelines.cli.compile import pipeline_yaml
 
     shutil.rmtree(work, ignore_errors=True)
     data, root = work / "data", work / "pipeline_root"

@@ -11,7 +11,7 @@ from kfp import compiler
 
 from kfp_tfserving.components import __version__
 from kfp_tfserving.components.common.image import RUNTIME_IMAGE
-from kfp_tfserving.pipelines.compile import (
+from kfp_tfserving.pipelines.cli.compile import (
     committed_yaml_paths,
     compile_all,
     drifted,

@@ -17,7 +17,7 @@ import yaml
 from click.testing import CliRunner
 
 from kfp_tfserving.pipelines.cli import main
-from kfp_tfserving.pipelines.compile import pipeline_yaml
+from kfp_tfserving.pipelines.cli.compile import pipeline_yaml
 
 API = "/apis/v2beta1"
 

@@ -10,7 +10,7 @@ from google.protobuf import json_format
 from kfp.kubernetes import kubernetes_executor_config_pb2 as k8s_pb
 
 from kfp_tfserving.pipelines.cli import main
-from kfp_tfserving.pipelines.compile import normalise, pipeline_yaml
+from kfp_tfserving.pipelines.cli.compile import normalise, pipeline_yaml
 
 OPTIONS = [
     "--pvc", "serving-models:/models",

@@ -48,6 +48,20 @@ def test_wheel_carries_every_step_with_its_compiled_yaml_and_the_pipeline(wheel_
         assert f"kfp_tfserving/components/{step}/component.py" in wheel_names
         assert f"kfp_tfserving/components/{step}/component.yaml" in wheel_names
     assert "kfp_tfserving/pipelines/export_to_serving.yaml" in wheel_names
+
+
+def test_the_command_line_installs_as_its_own_subpackage_beside_the_pipelines(wheel_names):
+    pipelines = {n.split("/", 2)[2] for n in wheel_names if n.startswith("kfp_tfserving/pipelines/")}
+    for module in ("__init__", "__main__", "check", "push", "kubeflow", "local_run", "compile"):
+        assert f"cli/{module}.py" in pipelines
+    top_level_modules = {n for n in pipelines if "/" not in n and n.endswith(".py")}
+    assert top_level_modules == {
+        "__init__.py",
+        "chain.py",
+        "export_to_serving.py",
+        "serve_model.py",
+        "retrain_and_export.py",
+    }
     assert not any("/tests/" in n or n.startswith("tests/") for n in wheel_names)
 
 
@@ -85,7 +99,7 @@ def test_a_regular_install_of_the_wheel_works_outside_the_checkout(wheel, tmp_pa
         capture_output=True,
     )
     probe = (
-        "import kfp_tfserving.components as c, kfp_tfserving.pipelines.compile as p;"
+        "import kfp_tfserving.components as c, kfp_tfserving.pipelines.cli.compile as p;"
         "print(c.__file__); print(p.pipeline_yaml().is_file())"
     )
     proc = subprocess.run(

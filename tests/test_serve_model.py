@@ -8,7 +8,7 @@ from kfp.dsl import Model, Output
 
 from kfp_tfserving.components.common.formats.saved_model_io import read_signatures
 from kfp_tfserving.components.common.image import RUNTIME_IMAGE
-from kfp_tfserving.pipelines.compile import pipeline_yaml
+from kfp_tfserving.pipelines.cli.compile import pipeline_yaml
 
 pytestmark = pytest.mark.slow
 

@@ -21,6 +21,9 @@ PIPELINE_MODULES = [
     "kfp_tfserving.pipelines.retrain_and_export",
 ]
 
+# The compiled pipeline YAMLs sit beside their definitions, one folder up from the command line.
+PIPELINES_DIR = Path(__file__).resolve().parent.parent
+
 
 def _targets() -> list[tuple[object, Path]]:
     out = []
@@ -52,7 +55,7 @@ def committed_yaml_paths() -> list[Path]:
 
 
 def pipeline_yaml(name: str = "export_to_serving") -> Path:
-    return Path(__file__).with_name(f"{name}.yaml")
+    return PIPELINES_DIR / f"{name}.yaml"
 
 
 def normalise(yaml_text: str) -> str:

@@ -49,7 +49,7 @@ def submit(
     run_name: str | None,
 ) -> None:
     """Start one run of PIPELINE on a Kubeflow Pipelines cluster."""
-    from kfp_tfserving.pipelines.kubeflow_client import pipeline_arguments, resolve_pipeline, submit_run
+    from kfp_tfserving.pipelines.cli.kubeflow_client import pipeline_arguments, resolve_pipeline, submit_run
 
     path = resolve_pipeline(pipeline)
     arguments = pipeline_arguments(path, params)
@@ -80,7 +80,7 @@ def schedule(
     catchup: bool,
 ) -> None:
     """Run PIPELINE on a schedule (one run at a time) on a Kubeflow Pipelines cluster."""
-    from kfp_tfserving.pipelines.kubeflow_client import (
+    from kfp_tfserving.pipelines.cli.kubeflow_client import (
         pipeline_arguments,
         resolve_pipeline,
         schedule_run,
@@ -143,8 +143,8 @@ def compile_command(
     to --output (the committed YAMLs stay free of cluster-specific settings).
     """
     from kfp_tfserving.components.common.errors import UserError
-    from kfp_tfserving.pipelines.compile import compile_all
-    from kfp_tfserving.pipelines.kubernetes_options import (
+    from kfp_tfserving.pipelines.cli.compile import compile_all
+    from kfp_tfserving.pipelines.cli.kubernetes_options import (
         committed_pipeline,
         compile_with_options,
         options_from_cli,

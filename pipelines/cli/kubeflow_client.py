@@ -67,7 +67,7 @@ def validate_cron(expression: str) -> str:
 
 
 def committed_pipelines() -> dict[str, Path]:
-    from kfp_tfserving.pipelines.compile import PIPELINE_MODULES, pipeline_yaml
+    from kfp_tfserving.pipelines.cli.compile import PIPELINE_MODULES, pipeline_yaml
 
     names = [module.rsplit(".", 1)[1] for module in PIPELINE_MODULES]
     return {name: pipeline_yaml(name) for name in names}

@@ -146,7 +146,7 @@ def committed_pipeline(name: str) -> dsl.graph_component.GraphComponent:
     """The pipeline object of a committed pipeline module, by name (export_to_serving, ...)."""
     import importlib
 
-    from kfp_tfserving.pipelines.compile import PIPELINE_MODULES
+    from kfp_tfserving.pipelines.cli.compile import PIPELINE_MODULES
 
     modules = {module.rsplit(".", 1)[1]: module for module in PIPELINE_MODULES}
     if name not in modules:

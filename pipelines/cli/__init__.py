@@ -125,9 +125,9 @@ def run(
     verbose: bool,
 ) -> None:
     """Run the export_to_serving pipeline on SOURCE with kfp.local, from its committed compiled YAML."""
-    from kfp_tfserving.pipelines.compile import pipeline_yaml
-    from kfp_tfserving.pipelines.local_run import run_pipeline_yaml
-    from kfp_tfserving.pipelines.summary import print_run_summary, run_result
+    from kfp_tfserving.pipelines.cli.compile import pipeline_yaml
+    from kfp_tfserving.pipelines.cli.local_run import run_pipeline_yaml
+    from kfp_tfserving.pipelines.cli.summary import print_run_summary, run_result
 
     _preflight(source, base_path, model_format)
     arguments = {
@@ -156,18 +156,18 @@ def run(
         print_run_summary(result)
 
 
-from kfp_tfserving.pipelines.cli_check import check  # noqa: E402
+from kfp_tfserving.pipelines.cli.check import check  # noqa: E402
 
 main.add_command(check)
 
-from kfp_tfserving.pipelines.cli_push import push, rollback, versions  # noqa: E402
+from kfp_tfserving.pipelines.cli.push import push, rollback, versions  # noqa: E402
 
 main.add_command(push)
 main.add_command(versions)
 main.add_command(rollback)
 
 # compile (with its Kubernetes options), submit, schedule
-from kfp_tfserving.pipelines.cli_kubeflow import compile_command, schedule, submit  # noqa: E402
+from kfp_tfserving.pipelines.cli.kubeflow import compile_command, schedule, submit  # noqa: E402
 
 main.add_command(compile_command)
 main.add_command(submit)
