@@ -48,6 +48,7 @@ def test_wheel_carries_every_step_with_its_compiled_yaml_and_the_pipeline(wheel_
         assert f"kfp_tfserving/components/{step}/component.py" in wheel_names
         assert f"kfp_tfserving/components/{step}/component.yaml" in wheel_names
     assert "kfp_tfserving/pipelines/export_to_serving.yaml" in wheel_names
+    assert not any("/tests/" in n or n.startswith("tests/") for n in wheel_names)
 
 
 def test_the_command_line_installs_as_its_own_subpackage_beside_the_pipelines(wheel_names):
@@ -62,7 +63,6 @@ def test_the_command_line_installs_as_its_own_subpackage_beside_the_pipelines(wh
         "serve_model.py",
         "retrain_and_export.py",
     }
-    assert not any("/tests/" in n or n.startswith("tests/") for n in wheel_names)
 
 
 def test_wheel_declares_the_console_script(wheel, wheel_names):
