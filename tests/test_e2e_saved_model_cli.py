@@ -45,27 +45,27 @@ def _saved_model_cli(version_dir: Path, input_name: str, tmp_path: Path) -> dict
     return {p.stem: np.load(p) for p in outdir.glob("*.npy")}
 
 
+def _trained_model(keras_lib):
+    """Dense, BatchNormalization (moving statistics trained away from their start), softmax `probs`."""
+    features = keras_lib.Input((5,), name="features")
+    hidden = keras_lib.layers.BatchNormalization()(keras_lib.layers.Dense(6)(features))
+    model = keras_lib.Model(features, keras_lib.layers.Dense(3, activation="softmax", name="probs")(hidden))
+    model.compile("sgd", "mse")
+    model.fit(X, np.eye(3, dtype=np.float32)[:2], epochs=2, verbose=0)
+    return model
+
+
 def _keras3_file(path: Path) -> Path:
     import keras
 
-    features = keras.Input((5,), name="features")
-    hidden = keras.layers.BatchNormalization()(keras.layers.Dense(6)(features))
-    model = keras.Model(features, keras.layers.Dense(3, activation="softmax", name="probs")(hidden))
-    model.compile("sgd", "mse")
-    model.fit(X, np.eye(3, dtype=np.float32)[:2], epochs=2, verbose=0)
-    model.save(path)
+    _trained_model(keras).save(path)
     return path
 
 
 def _keras2_h5(path: Path) -> Path:
     import tf_keras
 
-    features = tf_keras.Input((5,), name="features")
-    hidden = tf_keras.layers.BatchNormalization()(tf_keras.layers.Dense(6)(features))
-    model = tf_keras.Model(features, tf_keras.layers.Dense(3, activation="softmax", name="probs")(hidden))
-    model.compile("sgd", "mse")
-    model.fit(X, np.eye(3, dtype=np.float32)[:2], epochs=2, verbose=0)
-    model.save(path, save_format="h5")
+    _trained_model(tf_keras).save(path, save_format="h5")
     return path
 
 
