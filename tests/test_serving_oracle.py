@@ -6,6 +6,9 @@ tensorflow_model_server does (TF1 Session over {serve}, saver_def restore, init 
 
 from __future__ import annotations
 
+import shutil
+import time
+
 import numpy as np
 import pytest
 from check_builders import copy_model, linear_module, rewrite_proto, serve_meta, tf1_builder, tf1_predict
@@ -178,3 +181,35 @@ def test_classify_and_regress_go_through_serialized_examples(tmp_path, tf):
         assert answer["scores"].shape == (2, 2) and answer["classes"].tolist()[0] == [b"no", b"yes"]
         with pytest.raises(ServingRunError, match="needs a signature with method tensorflow/serving/regress"):
             served.regress(serialized, "classification")
+
+
+def test_the_standin_server_answers_with_tf_serving_semantics(saved_through_module, tmp_path):
+    import requests
+    from tf_serving_standin import StandInTFServing
+
+    base = tmp_path / "serving" / "m"
+    shutil.copytree(saved_through_module, base / "1")
+    with StandInTFServing("m", base) as server:
+        _wait_for(lambda: server.loaded)
+        answer = requests.post(f"{server.url}/v1/models/m:predict", json={"inputs": X.tolist()}, timeout=30)
+    assert answer.status_code == 400 and "Could not find variable" in answer.json()["error"]
+
+
+def test_the_standin_server_fails_a_version_whose_warmup_fails(tmp_path):
+    import requests
+    from tf_serving_standin import StandInTFServing
+
+    base = tmp_path / "serving" / "m"
+    model = copy_model(linear_module(tmp_path / "src"), base / "1")
+    write_warmup(model / WARMUP_FILE, "serving_default", [{"not_x": X}])
+    with StandInTFServing("m", base) as server:
+        _wait_for(lambda: server.failed)
+        status = requests.get(f"{server.url}/v1/models/m", timeout=30).json()["model_version_status"]
+    assert status[0]["state"] == "END" and "record 0 fails" in status[0]["status"]["error_message"]
+
+
+def _wait_for(condition, seconds: float = 60) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "the stand-in server did not settle"
+        time.sleep(0.1)
