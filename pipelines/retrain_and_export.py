@@ -4,6 +4,7 @@ from kfp import dsl
 from kfp.dsl import Model
 
 from kfp_tfserving.components.train_keras_example.component import train_keras_example
+from kfp_tfserving.pipelines.chain import sized
 from kfp_tfserving.pipelines.serve_model import serve_model
 
 
@@ -34,6 +35,7 @@ def retrain_and_export(
     # The table behind data_uri changes between scheduled runs while the URI stays the same: a cache hit
     # would serve yesterday's model.
     trained.set_caching_options(False)
+    sized(trained, "train_keras_example")
     served = serve_model(
         model=trained.outputs["model"], base_path=base_path, model_name=model_name, force=force
     )

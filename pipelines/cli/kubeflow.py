@@ -130,17 +130,26 @@ def schedule(
     metavar="LABEL=VALUE",
     help="Schedule every step there.",
 )
+@click.option(
+    "--resources",
+    "resources",
+    multiple=True,
+    metavar="STEP=cpu:N,memory:SIZE[,gpu:N,accelerator:TYPE]",
+    help="Size one step (request = limit), e.g. export_savedmodel=cpu:2,memory:16Gi; "
+    "fields not given keep the pipeline's default.",
+)
 def compile_command(
     pipeline_name: str | None,
     output: Path | None,
     pvcs: tuple[str, ...],
     secret_envs: tuple[str, ...],
     node_selectors: tuple[str, ...],
+    resources: tuple[str, ...],
 ) -> None:
     """Regenerate every component.yaml and pipeline YAML from the Python.
 
-    With --pvc, --secret-env or --node-selector: compile only --pipeline, with those Kubernetes settings,
-    to --output (the committed YAMLs stay free of cluster-specific settings).
+    With --pvc, --secret-env, --node-selector or --resources: compile only --pipeline, with those
+    Kubernetes settings, to --output (the committed YAMLs keep the pipelines' defaults).
     """
     from kfp_tfserving.components.common.errors import UserError
     from kfp_tfserving.pipelines.cli.compile import compile_all
@@ -150,7 +159,7 @@ def compile_command(
         options_from_cli,
     )
 
-    options = options_from_cli(pvcs, secret_envs, node_selectors)
+    options = options_from_cli(pvcs, secret_envs, node_selectors, resources)
     if options.is_empty() and pipeline_name is None and output is None:
         for path in compile_all():
             click.echo(f"wrote {path}")

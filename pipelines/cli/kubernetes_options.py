@@ -6,7 +6,9 @@ Two ways in:
   copy whose Kubernetes platform document carries the settings; the committed YAMLs stay option-free.
 
 Which step gets what: the push step mounts the PVC TF Serving reads (it writes the versions there); secrets
-(storage credentials) and node selectors go to every step, since load, train and push all reach storage.
+(storage credentials) and node selectors go to every step, since load, train and push all reach storage;
+`--resources STEP=...` replaces that step's CPU, memory or accelerator (the pipelines' own defaults are in
+pipelines/chain.py). Resources live in the pipeline document's executor, the rest in the platform document.
 """
 
 from __future__ import annotations
@@ -25,6 +27,10 @@ from kfp_tfserving.components.common.errors import UserError
 PUSH_FUNCTION = "push_to_serving"
 _K8S_NAME = re.compile(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_CPU = re.compile(r"^(\d+(\.\d+)?|\d+m)$")  # 2, 0.5, 500m
+_MEMORY = re.compile(r"^\d+(\.\d+)?(Ki|Mi|Gi|Ti|K|M|G|T)?$")  # 16Gi, 512Mi, 2G
+_RESOURCES_FIX = "e.g. --resources export_savedmodel=cpu:2,memory:16Gi (add gpu:1,accelerator:TYPE for GPUs)"
+DEFAULT_ACCELERATOR = "nvidia.com/gpu"
 
 
 @dataclass(frozen=True)
@@ -41,13 +47,35 @@ class SecretEnv:
 
 
 @dataclass(frozen=True)
+class StepResources:
+    """One step's sizing; request = limit, so the scheduler reserves what the step may use."""
+
+    step: str
+    cpu: str = ""
+    memory: str = ""
+    gpu: int = 0
+    accelerator: str = ""
+
+    def apply(self, task: PipelineTask) -> PipelineTask:
+        if self.cpu:
+            task.set_cpu_request(self.cpu).set_cpu_limit(self.cpu)
+        if self.memory:
+            task.set_memory_request(self.memory).set_memory_limit(self.memory)
+        if self.gpu or self.accelerator:
+            task.set_accelerator_type(self.accelerator or DEFAULT_ACCELERATOR)
+            task.set_accelerator_limit(self.gpu or 1)
+        return task
+
+
+@dataclass(frozen=True)
 class KubernetesOptions:
     pvcs: tuple[PvcMount, ...] = ()
     secret_envs: tuple[SecretEnv, ...] = ()
     node_selectors: tuple[tuple[str, str], ...] = field(default=())
+    resources: tuple[StepResources, ...] = ()
 
     def is_empty(self) -> bool:
-        return not (self.pvcs or self.secret_envs or self.node_selectors)
+        return not (self.pvcs or self.secret_envs or self.node_selectors or self.resources)
 
     def apply(self, task: PipelineTask, *, push: bool) -> PipelineTask:
         """Set this task's pod options; the PVC only on the push step."""
@@ -92,13 +120,57 @@ def parse_node_selector(text: str) -> tuple[str, str]:
     return key, value
 
 
+def parse_resources(text: str) -> StepResources:
+    """`STEP=cpu:2,memory:16Gi[,gpu:1,accelerator:TYPE]`; STEP is the step's function name."""
+    step, sep, rest = text.partition("=")
+    bad = UserError(
+        f"--resources {text!r}: expected STEP=cpu:N,memory:SIZE[,gpu:N,accelerator:TYPE]", _RESOURCES_FIX
+    )
+    if not sep or not step or not rest:
+        raise bad
+    fields: dict[str, str] = {}
+    for item in rest.split(","):
+        key, colon, value = item.partition(":")
+        if not colon or key not in ("cpu", "memory", "gpu", "accelerator") or not value or key in fields:
+            raise bad
+        fields[key] = value
+    if "cpu" in fields and not _CPU.match(fields["cpu"]):
+        raise UserError(
+            f"--resources {text!r}: cpu {fields['cpu']!r} is not a CPU quantity", "write 2, 0.5 or 500m"
+        )
+    if "memory" in fields and not _MEMORY.match(fields["memory"]):
+        raise UserError(
+            f"--resources {text!r}: memory {fields['memory']!r} is not a memory quantity",
+            "write 16Gi or 512Mi",
+        )
+    if "gpu" in fields and not (fields["gpu"].isdigit() and int(fields["gpu"]) > 0):
+        raise UserError(
+            f"--resources {text!r}: gpu {fields['gpu']!r} is not a positive count", _RESOURCES_FIX
+        )
+    return StepResources(
+        step,
+        fields.get("cpu", ""),
+        fields.get("memory", ""),
+        int(fields.get("gpu", 0)),
+        fields.get("accelerator", ""),
+    )
+
+
 def options_from_cli(
-    pvcs: tuple[str, ...], secret_envs: tuple[str, ...], node_selectors: tuple[str, ...]
+    pvcs: tuple[str, ...],
+    secret_envs: tuple[str, ...],
+    node_selectors: tuple[str, ...],
+    resources: tuple[str, ...] = (),
 ) -> KubernetesOptions:
+    parsed = tuple(parse_resources(r) for r in resources)
+    steps = [r.step for r in parsed]
+    if len(set(steps)) != len(steps):
+        raise UserError("--resources: a step is named twice", "give each step once, with all its settings")
     return KubernetesOptions(
         pvcs=tuple(parse_pvc(p) for p in pvcs),
         secret_envs=tuple(parse_secret_env(s) for s in secret_envs),
         node_selectors=tuple(parse_node_selector(n) for n in node_selectors),
+        resources=parsed,
     )
 
 
@@ -120,12 +192,54 @@ def executor_config(options: KubernetesOptions, *, push: bool) -> dict:
     return next(iter(executors.values()), {})
 
 
+def container_resources(resources: StepResources) -> dict:
+    """The executor `resources` fields kfp's compiler writes for these settings (only the ones given)."""
+    from google.protobuf import json_format
+
+    @dsl.pipeline(name="resources-probe")
+    def probe():
+        resources.apply(_probe())
+
+    deployment = json_format.MessageToDict(probe.pipeline_spec.deployment_spec)
+    return next(iter(deployment["executors"].values()))["container"].get("resources", {})
+
+
+def _resize(pipeline, resources: tuple[StepResources, ...]) -> None:
+    """Replace the named steps' resource fields in the pipeline document, keeping the ones not given."""
+    from google.protobuf import json_format
+
+    deployment = json_format.MessageToDict(pipeline.pipeline_spec.deployment_spec)
+    containers = {
+        executor["container"]["args"][-1]: executor["container"]
+        for executor in deployment["executors"].values()
+        if "container" in executor
+    }
+    for item in resources:
+        if item.step not in containers:
+            raise UserError(
+                f"--resources {item.step}: {pipeline.name} has no such step",
+                f"its steps: {', '.join(sorted(containers))}",
+            )
+        given = container_resources(item)
+        current = containers[item.step].setdefault("resources", {})
+        for kind in ("cpu", "memory"):
+            if any(kind in key.lower() for key in given):  # a new request and limit replace both old ones
+                for key in [k for k in current if kind in k.lower()]:
+                    del current[key]
+        current.update(given)
+    pipeline.pipeline_spec.deployment_spec.Clear()
+    pipeline.pipeline_spec.deployment_spec.update(deployment)
+
+
 def with_options(pipeline: dsl.graph_component.GraphComponent, options: KubernetesOptions):
-    """A copy of a compiled pipeline whose platform spec applies `options` to every container step."""
+    """A copy of a compiled pipeline with `options`: resources in its executors, the rest in its platform
+    spec, applied to every container step."""
     from google.protobuf import struct_pb2
 
     configured = copy.deepcopy(pipeline)
-    if options.is_empty():
+    if options.resources:
+        _resize(configured, options.resources)
+    if not (options.pvcs or options.secret_envs or options.node_selectors):
         return configured
     executors = configured.pipeline_spec.deployment_spec["executors"]
     deployment = configured.platform_spec.platforms["kubernetes"].deployment_spec

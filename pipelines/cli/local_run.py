@@ -70,6 +70,17 @@ def _captured(log_path: Path, verbose: bool) -> Iterator[io.StringIO]:
                 log_path.write_text(buffer.getvalue())
 
 
+def without_retries(pipeline: Any) -> Any:
+    """A local run tries each step once: the retries (with minutes of backoff) are meant for pods a cluster
+    loses, and here a failure is shown at once to the person who started the run."""
+    spec = pipeline.pipeline_spec
+    dags = [spec.root.dag, *(c.dag for c in spec.components.values() if c.HasField("dag"))]
+    for dag in dags:
+        for task in dag.tasks.values():
+            task.ClearField("retry_policy")
+    return pipeline
+
+
 def run_pipeline_yaml(
     pipeline_yaml: Path,
     arguments: dict[str, Any],
@@ -93,7 +104,7 @@ def run_pipeline_yaml(
     local.init(
         runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(root.resolve()), raise_on_error=True
     )
-    pipeline = components.load_component_from_file(str(pipeline_yaml))
+    pipeline = without_retries(components.load_component_from_file(str(pipeline_yaml)))
     try:
         with _captured(log_path, verbose) as buffer:
             task = pipeline(**arguments)
