@@ -167,11 +167,12 @@ main.add_command(push)
 main.add_command(versions)
 main.add_command(rollback)
 
-# compile (with its Kubernetes options), submit, schedule
-from kfp_tfserving.pipelines.cli.kubeflow import compile_command, schedule, submit  # noqa: E402
+# compile (with its Kubernetes options), submit, runs, schedule
+from kfp_tfserving.pipelines.cli.kubeflow import compile_command, runs, schedule, submit  # noqa: E402
 
 main.add_command(compile_command)
 main.add_command(submit)
+main.add_command(runs)
 main.add_command(schedule)
 
 
