@@ -22,6 +22,7 @@ STEP_RESOURCES: dict[str, tuple[str, str, str]] = {
     "export_savedmodel": ("1", "2", "4Gi"),
     "check_signatures": ("1", "2", "4Gi"),
     "push_to_serving": ("500m", "2", "1Gi"),  # hashes on a second core while it copies
+    "deploy_kserve": ("500m", "1", "2Gi"),  # runs the model once for the smoke request's expected answer
 }
 # Load and push only read or write storage, and a push restarted after a crash is safe (its protocol
 # finishes or discards what the dead attempt left). Export and check are deterministic: a bad model fails
@@ -42,7 +43,12 @@ def sized(task: PipelineTask, step: str) -> PipelineTask:
 
 
 def export_check_push(model: Any, base_path: Any, **settings: Any) -> PipelineTask:
-    """Inside a pipeline body: the export → check → push tasks on a Model channel; returns the push task.
+    """Inside a pipeline body: the export → check → push tasks on a Model channel; returns the push task."""
+    return export_check_push_tasks(model, base_path, **settings)[1]
+
+
+def export_check_push_tasks(model: Any, base_path: Any, **settings: Any) -> tuple[PipelineTask, PipelineTask]:
+    """The same chain; returns (check task, push task), for a step that needs the checked model too.
 
     `settings` are the steps' own parameters by name (signature, contract_uri, version_policy, ...), each
     handed to the step that declares it.
@@ -70,4 +76,4 @@ def export_check_push(model: Any, base_path: Any, **settings: Any) -> PipelineTa
     )
     # A scheduled run must publish every time: a cache hit would silently skip the push.
     pushed.set_caching_options(False)
-    return pushed
+    return checked, pushed

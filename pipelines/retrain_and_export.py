@@ -23,6 +23,9 @@ def retrain_and_export(
     seed: int = 0,
     generated_rows: int = 512,
     force: bool = False,
+    kserve_namespace: str = "",
+    kserve_name: str = "",
+    kserve_storage_uri: str = "",
 ) -> Model:
     trained = train_keras_example(
         data_uri=data_uri,
@@ -37,6 +40,12 @@ def retrain_and_export(
     trained.set_caching_options(False)
     sized(trained, "train_keras_example")
     served = serve_model(
-        model=trained.outputs["model"], base_path=base_path, model_name=model_name, force=force
+        model=trained.outputs["model"],
+        base_path=base_path,
+        model_name=model_name,
+        force=force,
+        kserve_namespace=kserve_namespace,
+        kserve_name=kserve_name,
+        kserve_storage_uri=kserve_storage_uri,
     )
     return served.output

@@ -56,7 +56,7 @@ def test_options_add_only_a_platform_document(tmp_path, name):
 
 
 @pytest.mark.parametrize("name", ["export_to_serving", "retrain_and_export"])
-def test_pvc_on_the_push_step_secrets_and_node_selector_everywhere(tmp_path, name):
+def test_pvc_on_the_steps_writing_the_base_path_secrets_and_node_selector_everywhere(tmp_path, name):
     _, (pipeline_doc, platform_doc) = compile_to(tmp_path, name, OPTIONS)
     executors = platform_doc["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
     functions = container_executors(pipeline_doc)
@@ -74,7 +74,7 @@ def test_pvc_on_the_push_step_secrets_and_node_selector_everywhere(tmp_path, nam
             "gcs-key": {"key.json": "GCS_KEY_JSON"},
             "s3-creds": {"id": "AWS_ACCESS_KEY_ID", "secret": "AWS_SECRET_ACCESS_KEY"},
         }
-        if function == "push_to_serving":
+        if function in ("push_to_serving", "deploy_kserve"):  # the steps that write the base path
             assert [(m["constant"], m["mountPath"]) for m in config["pvcMount"]] == [
                 ("serving-models", "/models")
             ]
@@ -251,3 +251,21 @@ def test_a_step_named_twice_is_refused(tmp_path):
 def test_the_committed_example_sizes_its_export_step():
     pipeline_doc = next(yaml.safe_load_all(EXAMPLE.read_text()))
     assert executor_resources(pipeline_doc)["export_savedmodel"]["resourceMemoryLimit"] == "8Gi"
+
+
+def test_image_replaces_every_steps_image_and_nothing_else(tmp_path):
+    image = "registry.example.invalid:5000/ml/kfp-tfserving-runtime:0.1.0"
+    _, docs = compile_to(tmp_path, "retrain_and_export", ["--image", image])
+    committed = yaml.safe_load(pipeline_yaml("retrain_and_export").read_text())
+    containers = [ex["container"] for ex in docs[0]["deploymentSpec"]["executors"].values()]
+    assert len(containers) == 5 and {c["image"] for c in containers} == {image}
+    for doc in (docs[0], committed):
+        for ex in doc["deploymentSpec"]["executors"].values():
+            ex["container"].pop("image")
+    assert docs[0] == committed
+
+
+@pytest.mark.parametrize("image", ["kfp tfserving", "registry/:0.1", "runtime:"])
+def test_a_bad_image_is_one_line(tmp_path, image):
+    result = CliRunner().invoke(main, ["compile", *E2S, "-o", str(tmp_path / "o.yaml"), "--image", image])
+    assert result.exit_code == 2 and "not an image reference" in result.output

@@ -263,6 +263,12 @@ def schedule(
     help="Size one step (request = limit), e.g. export_savedmodel=cpu:2,memory:16Gi; "
     "fields not given keep the pipeline's default.",
 )
+@click.option(
+    "--image",
+    default="",
+    metavar="REGISTRY/NAME:TAG",
+    help="Run every step in this image (the runtime image pushed to your registry).",
+)
 def compile_command(
     pipeline_name: str | None,
     output: Path | None,
@@ -270,10 +276,11 @@ def compile_command(
     secret_envs: tuple[str, ...],
     node_selectors: tuple[str, ...],
     resources: tuple[str, ...],
+    image: str,
 ) -> None:
     """Regenerate every component.yaml and pipeline YAML from the Python.
 
-    With --pvc, --secret-env, --node-selector or --resources: compile only --pipeline, with those
+    With --pvc, --secret-env, --node-selector, --resources or --image: compile only --pipeline, with those
     Kubernetes settings, to --output (the committed YAMLs keep the pipelines' defaults).
     """
     from kfp_tfserving.components.common.errors import UserError
@@ -284,7 +291,7 @@ def compile_command(
         options_from_cli,
     )
 
-    options = options_from_cli(pvcs, secret_envs, node_selectors, resources)
+    options = options_from_cli(pvcs, secret_envs, node_selectors, resources, image)
     if options.is_empty() and pipeline_name is None and output is None:
         for path in compile_all():
             click.echo(f"wrote {path}")

@@ -5,10 +5,12 @@ Two ways in:
 - for a committed pipeline, `compile_with_options` (the CLI's `kfp-tfserving compile --pvc ...`) writes a
   copy whose Kubernetes platform document carries the settings; the committed YAMLs stay option-free.
 
-Which step gets what: the push step mounts the PVC TF Serving reads (it writes the versions there); secrets
+Which step gets what: the push step (and deploy_kserve, which removes a version that fails on KServe)
+mounts the PVC TF Serving reads (they write the versions there); secrets
 (storage credentials) and node selectors go to every step, since load, train and push all reach storage;
 `--resources STEP=...` replaces that step's CPU, memory or accelerator (the pipelines' own defaults are in
-pipelines/chain.py). Resources live in the pipeline document's executor, the rest in the platform document.
+pipelines/chain.py); `--image` names the runtime image as the nodes pull it. Resources and image live in the
+pipeline document's executors, the rest in the platform document.
 """
 
 from __future__ import annotations
@@ -23,8 +25,8 @@ from kfp.dsl import PipelineTask
 
 from kfp_tfserving.components.common.errors import UserError
 
-# The function the push step's container calls (the last container arg of its executor).
-PUSH_FUNCTION = "push_to_serving"
+# The functions whose containers write the base path (the last container arg of their executor).
+BASE_PATH_WRITERS = ("push_to_serving", "deploy_kserve")
 _K8S_NAME = re.compile(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _CPU = re.compile(r"^(\d+(\.\d+)?|\d+m)$")  # 2, 0.5, 500m
@@ -73,9 +75,10 @@ class KubernetesOptions:
     secret_envs: tuple[SecretEnv, ...] = ()
     node_selectors: tuple[tuple[str, str], ...] = field(default=())
     resources: tuple[StepResources, ...] = ()
+    image: str = ""  # the runtime image as your nodes pull it, e.g. REGISTRY/kfp-tfserving-runtime:0.1.0
 
     def is_empty(self) -> bool:
-        return not (self.pvcs or self.secret_envs or self.node_selectors or self.resources)
+        return not (self.pvcs or self.secret_envs or self.node_selectors or self.resources or self.image)
 
     def apply(self, task: PipelineTask, *, push: bool) -> PipelineTask:
         """Set this task's pod options; the PVC only on the push step."""
@@ -156,11 +159,22 @@ def parse_resources(text: str) -> StepResources:
     )
 
 
+def parse_image(text: str) -> str:
+    """`[REGISTRY/]NAME[:TAG][@sha256:DIGEST]`; whitespace or an empty name is refused."""
+    name = text.split("@", 1)[0].rsplit("/", 1)[-1].split(":", 1)[0]
+    if not name or any(c.isspace() for c in text) or text.endswith((":", "/", "@")):
+        raise UserError(
+            f"--image {text!r}: not an image reference", "e.g. --image REGISTRY/kfp-tfserving-runtime:0.1.0"
+        )
+    return text
+
+
 def options_from_cli(
     pvcs: tuple[str, ...],
     secret_envs: tuple[str, ...],
     node_selectors: tuple[str, ...],
     resources: tuple[str, ...] = (),
+    image: str = "",
 ) -> KubernetesOptions:
     parsed = tuple(parse_resources(r) for r in resources)
     steps = [r.step for r in parsed]
@@ -171,6 +185,7 @@ def options_from_cli(
         secret_envs=tuple(parse_secret_env(s) for s in secret_envs),
         node_selectors=tuple(parse_node_selector(n) for n in node_selectors),
         resources=parsed,
+        image=parse_image(image) if image else "",
     )
 
 
@@ -204,8 +219,9 @@ def container_resources(resources: StepResources) -> dict:
     return next(iter(deployment["executors"].values()))["container"].get("resources", {})
 
 
-def _resize(pipeline, resources: tuple[StepResources, ...]) -> None:
-    """Replace the named steps' resource fields in the pipeline document, keeping the ones not given."""
+def _edit_executors(pipeline, resources: tuple[StepResources, ...], image: str) -> None:
+    """In the pipeline document: replace the named steps' resource fields (keeping the ones not given) and,
+    with `image`, every step's image."""
     from google.protobuf import json_format
 
     deployment = json_format.MessageToDict(pipeline.pipeline_spec.deployment_spec)
@@ -214,6 +230,9 @@ def _resize(pipeline, resources: tuple[StepResources, ...]) -> None:
         for executor in deployment["executors"].values()
         if "container" in executor
     }
+    if image:
+        for container in containers.values():
+            container["image"] = image
     for item in resources:
         if item.step not in containers:
             raise UserError(
@@ -237,8 +256,8 @@ def with_options(pipeline: dsl.graph_component.GraphComponent, options: Kubernet
     from google.protobuf import struct_pb2
 
     configured = copy.deepcopy(pipeline)
-    if options.resources:
-        _resize(configured, options.resources)
+    if options.resources or options.image:
+        _edit_executors(configured, options.resources, options.image)
     if not (options.pvcs or options.secret_envs or options.node_selectors):
         return configured
     executors = configured.pipeline_spec.deployment_spec["executors"]
@@ -246,7 +265,7 @@ def with_options(pipeline: dsl.graph_component.GraphComponent, options: Kubernet
     configs = {push: executor_config(options, push=push) for push in (False, True)}
     for label, executor in executors.items():
         config = (
-            configs[executor["container"]["args"][-1] == PUSH_FUNCTION] if "container" in executor else {}
+            configs[executor["container"]["args"][-1] in BASE_PATH_WRITERS] if "container" in executor else {}
         )
         if not config:
             continue
