@@ -47,6 +47,7 @@ bench: $(STAMP)
 compile: $(STAMP)
 	$(BIN)/kfp-tfserving compile
 	$(BIN)/kfp-tfserving compile --pipeline retrain_and_export --pvc tf-serving-models:/models \
+		--resources export_savedmodel=cpu:2,memory:8Gi \
 		-o containers/serving/retrain_and_export.pvc.yaml
 
 # Builds the runtime image and runs the compiled pipeline in containers (root on Debian; a few minutes).

@@ -1,4 +1,11 @@
-"""The export → check → push chain that every publishing pipeline ends with."""
+"""The export → check → push chain that every publishing pipeline ends with, and every step's pod settings.
+
+Sizes (README "Step resources"): measured peak RSS is ~0.7 GB + 2.2 × the model for export and
+~0.7 GB + 1.15 × the model for check; load and push stream and stay under 100 MB whatever the size. The
+defaults below fit models up to ~1.2 GB; `kfp-tfserving compile --resources STEP=...` resizes a step.
+Memory request = limit: the node reserves all of it, and a pod using more than its request is the first
+to be evicted or OOM-killed when the node runs short.
+"""
 
 from typing import Any
 
@@ -8,9 +15,40 @@ from kfp_tfserving.components.check_signatures.component import check_signatures
 from kfp_tfserving.components.export_savedmodel.component import export_savedmodel
 from kfp_tfserving.components.push_to_serving.component import push_to_serving
 
+# step -> (cpu request, cpu limit, memory request = limit)
+STEP_RESOURCES: dict[str, tuple[str, str, str]] = {
+    "load_model": ("500m", "1", "1Gi"),
+    "train_keras_example": ("1", "2", "2Gi"),
+    "export_savedmodel": ("1", "2", "4Gi"),
+    "check_signatures": ("1", "2", "4Gi"),
+    "push_to_serving": ("500m", "2", "1Gi"),  # hashes on a second core while it copies
+    "deploy_kserve": ("500m", "1", "2Gi"),  # runs the model once for the smoke request's expected answer
+}
+# Load and push only read or write storage, and a push restarted after a crash is safe (its protocol
+# finishes or discards what the dead attempt left). Export and check are deterministic: a bad model fails
+# the same way every time, so they are not retried. KFP retries a failed pod whatever its exit code.
+RETRIED_STEPS = ("load_model", "push_to_serving")
+RETRIES = 3
+BACKOFF = {"backoff_duration": "30s", "backoff_factor": 2.0, "backoff_max_duration": "600s"}
+
+
+def sized(task: PipelineTask, step: str) -> PipelineTask:
+    """Give a task its step's resources and, for the storage-only steps, retries with backoff."""
+    cpu_request, cpu_limit, memory = STEP_RESOURCES[step]
+    task.set_cpu_request(cpu_request).set_cpu_limit(cpu_limit)
+    task.set_memory_request(memory).set_memory_limit(memory)
+    if step in RETRIED_STEPS:
+        task.set_retry(num_retries=RETRIES, **BACKOFF)
+    return task
+
 
 def export_check_push(model: Any, base_path: Any, **settings: Any) -> PipelineTask:
-    """Inside a pipeline body: the export → check → push tasks on a Model channel; returns the push task.
+    """Inside a pipeline body: the export → check → push tasks on a Model channel; returns the push task."""
+    return export_check_push_tasks(model, base_path, **settings)[1]
+
+
+def export_check_push_tasks(model: Any, base_path: Any, **settings: Any) -> tuple[PipelineTask, PipelineTask]:
+    """The same chain; returns (check task, push task), for a step that needs the checked model too.
 
     `settings` are the steps' own parameters by name (signature, contract_uri, version_policy, ...), each
     handed to the step that declares it.
@@ -27,11 +65,15 @@ def export_check_push(model: Any, base_path: Any, **settings: Any) -> PipelineTa
     }
     if unknown:
         raise TypeError(f"no step takes {', '.join(sorted(unknown))}")
-    exported = export_savedmodel(model=model, **own(export_savedmodel))
-    checked = check_signatures(model=exported.outputs["exported_model"], **own(check_signatures))
-    pushed = push_to_serving(
-        model=checked.outputs["checked_model"], base_path=base_path, **own(push_to_serving)
+    exported = sized(export_savedmodel(model=model, **own(export_savedmodel)), "export_savedmodel")
+    checked = sized(
+        check_signatures(model=exported.outputs["exported_model"], **own(check_signatures)),
+        "check_signatures",
+    )
+    pushed = sized(
+        push_to_serving(model=checked.outputs["checked_model"], base_path=base_path, **own(push_to_serving)),
+        "push_to_serving",
     )
     # A scheduled run must publish every time: a cache hit would silently skip the push.
     pushed.set_caching_options(False)
-    return pushed
+    return checked, pushed

@@ -4,7 +4,7 @@ from kfp import dsl
 from kfp.dsl import Model
 
 from kfp_tfserving.components.load_model.component import load_model
-from kfp_tfserving.pipelines.chain import export_check_push
+from kfp_tfserving.pipelines.chain import export_check_push, sized
 
 
 @dsl.pipeline(
@@ -37,6 +37,9 @@ def export_to_serving(
     serving_timeout: float = 300.0,
 ) -> Model:
     settings = dict(locals())  # the parameters only: each is handed to the step that declares it
-    loaded = load_model(source_uri=settings.pop("source_uri"), model_format=settings.pop("model_format"))
+    loaded = sized(
+        load_model(source_uri=settings.pop("source_uri"), model_format=settings.pop("model_format")),
+        "load_model",
+    )
     pushed = export_check_push(loaded.outputs["model"], settings.pop("base_path"), **settings)
     return pushed.outputs["pushed_model"]

@@ -4,6 +4,7 @@ from kfp import dsl
 from kfp.dsl import Model
 
 from kfp_tfserving.components.train_keras_example.component import train_keras_example
+from kfp_tfserving.pipelines.chain import sized
 from kfp_tfserving.pipelines.serve_model import serve_model
 
 
@@ -22,6 +23,9 @@ def retrain_and_export(
     seed: int = 0,
     generated_rows: int = 512,
     force: bool = False,
+    kserve_namespace: str = "",
+    kserve_name: str = "",
+    kserve_storage_uri: str = "",
 ) -> Model:
     trained = train_keras_example(
         data_uri=data_uri,
@@ -34,7 +38,14 @@ def retrain_and_export(
     # The table behind data_uri changes between scheduled runs while the URI stays the same: a cache hit
     # would serve yesterday's model.
     trained.set_caching_options(False)
+    sized(trained, "train_keras_example")
     served = serve_model(
-        model=trained.outputs["model"], base_path=base_path, model_name=model_name, force=force
+        model=trained.outputs["model"],
+        base_path=base_path,
+        model_name=model_name,
+        force=force,
+        kserve_namespace=kserve_namespace,
+        kserve_name=kserve_name,
+        kserve_storage_uri=kserve_storage_uri,
     )
     return served.output

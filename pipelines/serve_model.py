@@ -8,7 +8,8 @@ Use it three ways: import `serve_model` from Python into your pipeline, load the
 from kfp import dsl
 from kfp.dsl import Input, Model
 
-from kfp_tfserving.pipelines.chain import export_check_push
+from kfp_tfserving.components.deploy_kserve.component import deploy_kserve
+from kfp_tfserving.pipelines.chain import export_check_push_tasks, sized
 
 
 @dsl.pipeline(
@@ -38,7 +39,24 @@ def serve_model(
     label: str = "",
     serving_url: str = "",
     serving_timeout: float = 300.0,
+    kserve_namespace: str = "",
+    kserve_name: str = "",
+    kserve_storage_uri: str = "",
 ) -> Model:
     settings = dict(locals())  # the parameters only: each is handed to the step that declares it
-    pushed = export_check_push(settings.pop("model"), settings.pop("base_path"), **settings)
+    for kserve_setting in ("kserve_namespace", "kserve_name", "kserve_storage_uri"):
+        settings.pop(kserve_setting)
+    checked, pushed = export_check_push_tasks(settings.pop("model"), settings.pop("base_path"), **settings)
+    # Serving through KServe is off unless a namespace is given.
+    with dsl.If(kserve_namespace != "", name="serve-through-kserve"):
+        deployed = deploy_kserve(
+            model=checked.outputs["checked_model"],
+            pushed_model=pushed.outputs["pushed_model"],
+            namespace=kserve_namespace,
+            name=kserve_name,
+            storage_uri=kserve_storage_uri,
+            timeout=serving_timeout,
+        )
+        deployed.set_caching_options(False)  # like the push: a scheduled run must roll out every time
+        sized(deployed, "deploy_kserve")
     return pushed.outputs["pushed_model"]

@@ -44,7 +44,7 @@ def test_wheel_installs_only_the_kfp_tfserving_package(wheel_names):
 
 
 def test_wheel_carries_every_step_with_its_compiled_yaml_and_the_pipeline(wheel_names):
-    for step in ("load_model", "export_savedmodel", "check_signatures", "push_to_serving"):
+    for step in ("load_model", "export_savedmodel", "check_signatures", "push_to_serving", "deploy_kserve"):
         assert f"kfp_tfserving/components/{step}/component.py" in wheel_names
         assert f"kfp_tfserving/components/{step}/component.yaml" in wheel_names
     assert "kfp_tfserving/pipelines/export_to_serving.yaml" in wheel_names
@@ -53,7 +53,7 @@ def test_wheel_carries_every_step_with_its_compiled_yaml_and_the_pipeline(wheel_
 
 def test_the_command_line_installs_as_its_own_subpackage_beside_the_pipelines(wheel_names):
     pipelines = {n.split("/", 2)[2] for n in wheel_names if n.startswith("kfp_tfserving/pipelines/")}
-    for module in ("__init__", "__main__", "check", "push", "kubeflow", "local_run", "compile"):
+    for module in ("__init__", "__main__", "check", "push", "kubeflow", "run_watch", "local_run", "compile"):
         assert f"cli/{module}.py" in pipelines
     top_level_modules = {n for n in pipelines if "/" not in n and n.endswith(".py")}
     assert top_level_modules == {

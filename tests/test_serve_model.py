@@ -45,7 +45,8 @@ def test_the_compiled_sub_pipeline_runs_after_a_teams_own_step(tmp_path, tf):
     compiler.Compiler().compile(teams_pipeline, str(compiled))
     doc = yaml.safe_load(compiled.read_text())
     sub_dag = doc["components"]["comp-serve-model"]["dag"]["tasks"]
-    assert set(sub_dag) == {"export-savedmodel", "check-signatures", "push-to-serving"}
+    # The KServe step sits in a condition on kserve_namespace, off by default.
+    assert set(sub_dag) == {"export-savedmodel", "check-signatures", "push-to-serving", "condition-1"}
     assert sub_dag["push-to-serving"]["cachingOptions"] == {}
 
     local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(tmp_path / "root"))

@@ -11,6 +11,10 @@ from typing import TypeVar
 
 # The CLI finds a failed step's reason in the captured step logs by this prefix.
 ERROR_MARKER = "kfp-tfserving error: "
+# Exit codes of a failed step or command. KFP's retry policy retries a failed pod whatever its code; the
+# codes tell a person (and `submit --wait`) whether running it again can help.
+EXIT_PERMANENT = 2  # the input or the settings are wrong: the same run fails the same way again
+EXIT_TRANSIENT = 75  # EX_TEMPFAIL (sysexits.h): storage said "try again" or went away; a retry may succeed
 
 F = TypeVar("F", bound=Callable)
 
@@ -36,6 +40,14 @@ class StorageError(UserError):
     """A path or URI cannot be read or written."""
 
 
+class TransientStorageError(StorageError):
+    """Storage is unavailable for now (5xx, throttling, timeouts, dropped connections), not wrong."""
+
+
+def exit_code_for(err: UserError) -> int:
+    return EXIT_TRANSIENT if isinstance(err, TransientStorageError) else EXIT_PERMANENT
+
+
 class PublishError(UserError):
     """The push step refused to publish."""
 
@@ -52,7 +64,8 @@ def naming_the_source(copy: Path, source: str) -> Iterator[None]:
 
 
 def reports_errors(fn: F) -> F:
-    """Make a step entry point print its failure as one marked line on stderr and exit non-zero."""
+    """Make a step entry point print its failure as one marked line on stderr and exit non-zero:
+    EXIT_TRANSIENT for storage that may answer on a retry, EXIT_PERMANENT for the rest."""
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
@@ -60,7 +73,7 @@ def reports_errors(fn: F) -> F:
             return fn(*args, **kwargs)
         except UserError as err:
             print(f"{ERROR_MARKER}{err.one_line()}", file=sys.stderr, flush=True)
-            raise SystemExit(2) from None
+            raise SystemExit(exit_code_for(err)) from None
         except Exception as err:  # an unexpected failure still gets a readable last line
             print(f"{ERROR_MARKER}unexpected {type(err).__name__}: {err}".splitlines()[0], file=sys.stderr)
             raise

@@ -9,12 +9,12 @@ from pathlib import Path
 import click
 
 from kfp_tfserving.components import __version__
-from kfp_tfserving.components.common.errors import UserError
+from kfp_tfserving.components.common.errors import UserError, exit_code_for
 
 
 def _fail(err: UserError) -> None:
     click.echo(f"error: {err.one_line()}", err=True)
-    sys.exit(2 if isinstance(err, UserError) else 1)
+    sys.exit(exit_code_for(err))
 
 
 def _absolute(uri: str) -> str:
@@ -36,7 +36,8 @@ def _preflight(source: str, base_path: str, model_format: str) -> None:
 
 
 class _Group(click.Group):
-    """Every UserError becomes one line on stderr and exit code 2; no traceback."""
+    """Every UserError becomes one line on stderr and exit code 2 (75 when storage may answer on a retry);
+    no traceback."""
 
     def invoke(self, ctx: click.Context):
         try:
@@ -166,11 +167,12 @@ main.add_command(push)
 main.add_command(versions)
 main.add_command(rollback)
 
-# compile (with its Kubernetes options), submit, schedule
-from kfp_tfserving.pipelines.cli.kubeflow import compile_command, schedule, submit  # noqa: E402
+# compile (with its Kubernetes options), submit, runs, schedule
+from kfp_tfserving.pipelines.cli.kubeflow import compile_command, runs, schedule, submit  # noqa: E402
 
 main.add_command(compile_command)
 main.add_command(submit)
+main.add_command(runs)
 main.add_command(schedule)
 
 

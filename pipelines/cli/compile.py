@@ -14,6 +14,7 @@ COMPONENT_MODULES = [
     "kfp_tfserving.components.check_signatures.component",
     "kfp_tfserving.components.push_to_serving.component",
     "kfp_tfserving.components.train_keras_example.component",
+    "kfp_tfserving.components.deploy_kserve.component",
 ]
 PIPELINE_MODULES = [
     "kfp_tfserving.pipelines.export_to_serving",

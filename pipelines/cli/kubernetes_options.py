@@ -5,8 +5,12 @@ Two ways in:
 - for a committed pipeline, `compile_with_options` (the CLI's `kfp-tfserving compile --pvc ...`) writes a
   copy whose Kubernetes platform document carries the settings; the committed YAMLs stay option-free.
 
-Which step gets what: the push step mounts the PVC TF Serving reads (it writes the versions there); secrets
-(storage credentials) and node selectors go to every step, since load, train and push all reach storage.
+Which step gets what: the push step (and deploy_kserve, which removes a version that fails on KServe)
+mounts the PVC TF Serving reads (they write the versions there); secrets
+(storage credentials) and node selectors go to every step, since load, train and push all reach storage;
+`--resources STEP=...` replaces that step's CPU, memory or accelerator (the pipelines' own defaults are in
+pipelines/chain.py); `--image` names the runtime image as the nodes pull it. Resources and image live in the
+pipeline document's executors, the rest in the platform document.
 """
 
 from __future__ import annotations
@@ -21,10 +25,14 @@ from kfp.dsl import PipelineTask
 
 from kfp_tfserving.components.common.errors import UserError
 
-# The function the push step's container calls (the last container arg of its executor).
-PUSH_FUNCTION = "push_to_serving"
+# The functions whose containers write the base path (the last container arg of their executor).
+BASE_PATH_WRITERS = ("push_to_serving", "deploy_kserve")
 _K8S_NAME = re.compile(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_CPU = re.compile(r"^(\d+(\.\d+)?|\d+m)$")  # 2, 0.5, 500m
+_MEMORY = re.compile(r"^\d+(\.\d+)?(Ki|Mi|Gi|Ti|K|M|G|T)?$")  # 16Gi, 512Mi, 2G
+_RESOURCES_FIX = "e.g. --resources export_savedmodel=cpu:2,memory:16Gi (add gpu:1,accelerator:TYPE for GPUs)"
+DEFAULT_ACCELERATOR = "nvidia.com/gpu"
 
 
 @dataclass(frozen=True)
@@ -41,13 +49,36 @@ class SecretEnv:
 
 
 @dataclass(frozen=True)
+class StepResources:
+    """One step's sizing; request = limit, so the scheduler reserves what the step may use."""
+
+    step: str
+    cpu: str = ""
+    memory: str = ""
+    gpu: int = 0
+    accelerator: str = ""
+
+    def apply(self, task: PipelineTask) -> PipelineTask:
+        if self.cpu:
+            task.set_cpu_request(self.cpu).set_cpu_limit(self.cpu)
+        if self.memory:
+            task.set_memory_request(self.memory).set_memory_limit(self.memory)
+        if self.gpu or self.accelerator:
+            task.set_accelerator_type(self.accelerator or DEFAULT_ACCELERATOR)
+            task.set_accelerator_limit(self.gpu or 1)
+        return task
+
+
+@dataclass(frozen=True)
 class KubernetesOptions:
     pvcs: tuple[PvcMount, ...] = ()
     secret_envs: tuple[SecretEnv, ...] = ()
     node_selectors: tuple[tuple[str, str], ...] = field(default=())
+    resources: tuple[StepResources, ...] = ()
+    image: str = ""  # the runtime image as your nodes pull it, e.g. REGISTRY/kfp-tfserving-runtime:0.1.0
 
     def is_empty(self) -> bool:
-        return not (self.pvcs or self.secret_envs or self.node_selectors)
+        return not (self.pvcs or self.secret_envs or self.node_selectors or self.resources or self.image)
 
     def apply(self, task: PipelineTask, *, push: bool) -> PipelineTask:
         """Set this task's pod options; the PVC only on the push step."""
@@ -92,13 +123,69 @@ def parse_node_selector(text: str) -> tuple[str, str]:
     return key, value
 
 
+def parse_resources(text: str) -> StepResources:
+    """`STEP=cpu:2,memory:16Gi[,gpu:1,accelerator:TYPE]`; STEP is the step's function name."""
+    step, sep, rest = text.partition("=")
+    bad = UserError(
+        f"--resources {text!r}: expected STEP=cpu:N,memory:SIZE[,gpu:N,accelerator:TYPE]", _RESOURCES_FIX
+    )
+    if not sep or not step or not rest:
+        raise bad
+    fields: dict[str, str] = {}
+    for item in rest.split(","):
+        key, colon, value = item.partition(":")
+        if not colon or key not in ("cpu", "memory", "gpu", "accelerator") or not value or key in fields:
+            raise bad
+        fields[key] = value
+    if "cpu" in fields and not _CPU.match(fields["cpu"]):
+        raise UserError(
+            f"--resources {text!r}: cpu {fields['cpu']!r} is not a CPU quantity", "write 2, 0.5 or 500m"
+        )
+    if "memory" in fields and not _MEMORY.match(fields["memory"]):
+        raise UserError(
+            f"--resources {text!r}: memory {fields['memory']!r} is not a memory quantity",
+            "write 16Gi or 512Mi",
+        )
+    if "gpu" in fields and not (fields["gpu"].isdigit() and int(fields["gpu"]) > 0):
+        raise UserError(
+            f"--resources {text!r}: gpu {fields['gpu']!r} is not a positive count", _RESOURCES_FIX
+        )
+    return StepResources(
+        step,
+        fields.get("cpu", ""),
+        fields.get("memory", ""),
+        int(fields.get("gpu", 0)),
+        fields.get("accelerator", ""),
+    )
+
+
+def parse_image(text: str) -> str:
+    """`[REGISTRY/]NAME[:TAG][@sha256:DIGEST]`; whitespace or an empty name is refused."""
+    name = text.split("@", 1)[0].rsplit("/", 1)[-1].split(":", 1)[0]
+    if not name or any(c.isspace() for c in text) or text.endswith((":", "/", "@")):
+        raise UserError(
+            f"--image {text!r}: not an image reference", "e.g. --image REGISTRY/kfp-tfserving-runtime:0.1.0"
+        )
+    return text
+
+
 def options_from_cli(
-    pvcs: tuple[str, ...], secret_envs: tuple[str, ...], node_selectors: tuple[str, ...]
+    pvcs: tuple[str, ...],
+    secret_envs: tuple[str, ...],
+    node_selectors: tuple[str, ...],
+    resources: tuple[str, ...] = (),
+    image: str = "",
 ) -> KubernetesOptions:
+    parsed = tuple(parse_resources(r) for r in resources)
+    steps = [r.step for r in parsed]
+    if len(set(steps)) != len(steps):
+        raise UserError("--resources: a step is named twice", "give each step once, with all its settings")
     return KubernetesOptions(
         pvcs=tuple(parse_pvc(p) for p in pvcs),
         secret_envs=tuple(parse_secret_env(s) for s in secret_envs),
         node_selectors=tuple(parse_node_selector(n) for n in node_selectors),
+        resources=parsed,
+        image=parse_image(image) if image else "",
     )
 
 
@@ -120,19 +207,65 @@ def executor_config(options: KubernetesOptions, *, push: bool) -> dict:
     return next(iter(executors.values()), {})
 
 
+def container_resources(resources: StepResources) -> dict:
+    """The executor `resources` fields kfp's compiler writes for these settings (only the ones given)."""
+    from google.protobuf import json_format
+
+    @dsl.pipeline(name="resources-probe")
+    def probe():
+        resources.apply(_probe())
+
+    deployment = json_format.MessageToDict(probe.pipeline_spec.deployment_spec)
+    return next(iter(deployment["executors"].values()))["container"].get("resources", {})
+
+
+def _edit_executors(pipeline, resources: tuple[StepResources, ...], image: str) -> None:
+    """In the pipeline document: replace the named steps' resource fields (keeping the ones not given) and,
+    with `image`, every step's image."""
+    from google.protobuf import json_format
+
+    deployment = json_format.MessageToDict(pipeline.pipeline_spec.deployment_spec)
+    containers = {
+        executor["container"]["args"][-1]: executor["container"]
+        for executor in deployment["executors"].values()
+        if "container" in executor
+    }
+    if image:
+        for container in containers.values():
+            container["image"] = image
+    for item in resources:
+        if item.step not in containers:
+            raise UserError(
+                f"--resources {item.step}: {pipeline.name} has no such step",
+                f"its steps: {', '.join(sorted(containers))}",
+            )
+        given = container_resources(item)
+        current = containers[item.step].setdefault("resources", {})
+        for kind in ("cpu", "memory"):
+            if any(kind in key.lower() for key in given):  # a new request and limit replace both old ones
+                for key in [k for k in current if kind in k.lower()]:
+                    del current[key]
+        current.update(given)
+    pipeline.pipeline_spec.deployment_spec.Clear()
+    pipeline.pipeline_spec.deployment_spec.update(deployment)
+
+
 def with_options(pipeline: dsl.graph_component.GraphComponent, options: KubernetesOptions):
-    """A copy of a compiled pipeline whose platform spec applies `options` to every container step."""
+    """A copy of a compiled pipeline with `options`: resources in its executors, the rest in its platform
+    spec, applied to every container step."""
     from google.protobuf import struct_pb2
 
     configured = copy.deepcopy(pipeline)
-    if options.is_empty():
+    if options.resources or options.image:
+        _edit_executors(configured, options.resources, options.image)
+    if not (options.pvcs or options.secret_envs or options.node_selectors):
         return configured
     executors = configured.pipeline_spec.deployment_spec["executors"]
     deployment = configured.platform_spec.platforms["kubernetes"].deployment_spec
     configs = {push: executor_config(options, push=push) for push in (False, True)}
     for label, executor in executors.items():
         config = (
-            configs[executor["container"]["args"][-1] == PUSH_FUNCTION] if "container" in executor else {}
+            configs[executor["container"]["args"][-1] in BASE_PATH_WRITERS] if "container" in executor else {}
         )
         if not config:
             continue

@@ -70,6 +70,21 @@ def _captured(log_path: Path, verbose: bool) -> Iterator[io.StringIO]:
                 log_path.write_text(buffer.getvalue())
 
 
+def without_retries(pipeline_text: str) -> str:
+    """The compiled pipeline without its tasks' retry policies. A local run tries each step once: the
+    retries (minutes of backoff) are meant for pods a cluster loses, and here a failure is shown at once to
+    the person who started the run."""
+    import yaml
+
+    docs = list(yaml.safe_load_all(pipeline_text))
+    spec = docs[0]
+    dags = [spec["root"]["dag"], *(c["dag"] for c in spec.get("components", {}).values() if "dag" in c)]
+    for dag in dags:
+        for task in dag.get("tasks", {}).values():
+            task.pop("retryPolicy", None)
+    return yaml.safe_dump_all(docs, sort_keys=False)
+
+
 def run_pipeline_yaml(
     pipeline_yaml: Path,
     arguments: dict[str, Any],
@@ -93,7 +108,7 @@ def run_pipeline_yaml(
     local.init(
         runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(root.resolve()), raise_on_error=True
     )
-    pipeline = components.load_component_from_file(str(pipeline_yaml))
+    pipeline = components.load_component_from_text(without_retries(pipeline_yaml.read_text()))
     try:
         with _captured(log_path, verbose) as buffer:
             task = pipeline(**arguments)

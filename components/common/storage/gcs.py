@@ -15,7 +15,7 @@ from google.auth.exceptions import DefaultCredentialsError
 from google.cloud import storage as gcs
 from google.cloud.storage.retry import DEFAULT_RETRY
 
-from kfp_tfserving.components.common.errors import StorageError
+from kfp_tfserving.components.common.errors import StorageError, TransientStorageError
 from kfp_tfserving.components.common.storage.base import ProgressCallback, Storage, bucket_and_key, key_prefix
 
 _CHUNK = 8 * 1024 * 1024
@@ -25,8 +25,22 @@ def _bucket_key(uri: str) -> tuple[str, str]:
     return bucket_and_key(uri, "gs")
 
 
+# Answers after which the same request may succeed (the client's own retries already gave up on them).
+_TRANSIENT = (
+    gexc.TooManyRequests,
+    gexc.InternalServerError,
+    gexc.BadGateway,
+    gexc.ServiceUnavailable,
+    gexc.GatewayTimeout,
+    gexc.DeadlineExceeded,
+    gexc.RetryError,
+)
+
+
 def _fail(uri: str, err: Exception) -> StorageError:
     reason = getattr(err, "message", None) or type(err).__name__
+    if isinstance(err, _TRANSIENT):
+        return TransientStorageError(f"{uri}: Cloud Storage is unavailable for now ({reason})", "retry later")
     if isinstance(err, gexc.NotFound):
         return StorageError(f"{uri}: not found ({reason})", "check the bucket and path")
     if isinstance(err, gexc.Forbidden):

@@ -14,7 +14,7 @@ import requests
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
-from kfp_tfserving.components.common.errors import StorageError
+from kfp_tfserving.components.common.errors import StorageError, TransientStorageError
 from kfp_tfserving.components.common.storage.base import ProgressCallback, Storage
 
 RETRIES_ENV = "KFP_TFSERVING_HTTP_RETRIES"
@@ -58,7 +58,9 @@ def _status_error(uri: str, response: requests.Response) -> StorageError:
             f"{uri}: access denied ({status})",
             "give credentials as user:password@host in the URL or in ~/.netrc, or use a public URL",
         )
-    return StorageError(f"{uri}: download failed ({status})", "check the URL or retry later")
+    if response.status_code == 429 or response.status_code >= 500:
+        return TransientStorageError(f"{uri}: download failed ({status})", "retry later")
+    return StorageError(f"{uri}: download failed ({status})", "check the URL")
 
 
 class HttpStorage(Storage):
@@ -78,7 +80,7 @@ class HttpStorage(Storage):
                 "for a private CA set $REQUESTS_CA_BUNDLE to its certificate bundle",
             ) from None
         except requests.exceptions.RequestException as err:
-            raise StorageError(
+            raise TransientStorageError(
                 f"{uri}: cannot connect ({type(err).__name__})", "check the URL and the network"
             ) from None
 
@@ -148,13 +150,13 @@ class HttpStorage(Storage):
                                 progress(len(chunk))
                     except requests.exceptions.RequestException as err:
                         if attempt + 1 == attempts:
-                            raise StorageError(
+                            raise TransientStorageError(
                                 f"{uri}: the connection kept dropping ({type(err).__name__})",
                                 "retry later",
                             ) from None
                         continue
                 if expected is not None and done < expected:
-                    raise StorageError(
+                    raise TransientStorageError(
                         f"{uri}: download truncated ({done} of {expected} bytes)", "retry later"
                     )
                 return dest

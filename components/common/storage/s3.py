@@ -13,9 +13,10 @@ from pathlib import Path
 import boto3
 from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
-from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
+from botocore.exceptions import BotoCoreError, ClientError, HTTPClientError, NoCredentialsError
+from botocore.exceptions import ConnectionError as BotoConnectionError
 
-from kfp_tfserving.components.common.errors import StorageError
+from kfp_tfserving.components.common.errors import StorageError, TransientStorageError
 from kfp_tfserving.components.common.storage.base import ProgressCallback, Storage, bucket_and_key, key_prefix
 
 _RETRIES = {"mode": "standard", "max_attempts": 8}
@@ -31,9 +32,20 @@ def _bucket_key(uri: str) -> tuple[str, str]:
     return bucket_and_key(uri, "s3")
 
 
+# Error codes after which the same request may succeed (botocore's own retries already gave up on them).
+_TRANSIENT_CODES = {
+    "SlowDown", "ServiceUnavailable", "InternalError", "RequestTimeout", "Throttling",
+    "ThrottlingException", "RequestLimitExceeded", "500", "502", "503", "504",
+}  # fmt: skip
+
+
 def _fail(uri: str, err: Exception) -> StorageError:
+    if isinstance(err, (BotoConnectionError, HTTPClientError)):  # connect/read timeouts, dropped connections
+        return TransientStorageError(f"{uri}: S3 unreachable for now ({type(err).__name__})", "retry later")
     if isinstance(err, ClientError):
         code = _code(err)
+        if code in _TRANSIENT_CODES:
+            return TransientStorageError(f"{uri}: S3 is unavailable for now ({code})", "retry later")
         if code in ("NoSuchKey", "NoSuchBucket", "404"):
             return StorageError(f"{uri}: not found ({code})", "check the bucket and key")
         if code in ("AccessDenied", "403", "InvalidAccessKeyId", "SignatureDoesNotMatch"):

@@ -1,0 +1,1 @@
+"""Optional step after the push: serve the published version through a KServe InferenceService."""
