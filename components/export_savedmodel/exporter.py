@@ -11,6 +11,7 @@ from typing import Any
 
 from kfp_tfserving.components.common.errors import UserError, naming_the_source, reports_errors
 from kfp_tfserving.components.common.formats import ExportOptions, detect_format, handler_named
+from kfp_tfserving.components.common.formats.graph_vetting import vet_source
 from kfp_tfserving.components.common.formats.saved_model_io import (
     SERVING_DEFAULT,
     read_signatures,
@@ -80,6 +81,7 @@ def export_model(
     entry_parts = Path(model_metadata.get("entry", "")).parts
     copy = model_dir / entry_parts[0] if entry_parts else model_dir
     with _timed("load", timings), naming_the_source(copy, model_metadata.get("source_uri", "")):
+        vet_source(entry)  # before any of the source's graph runs: loading runs restore and init ops
         print(f"loading {entry.name} as {handler.description}", flush=True)
         loaded = handler.load(entry, options)
     with _timed("export", timings):
