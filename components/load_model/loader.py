@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -52,6 +53,17 @@ def sha256_tree(root: Path) -> tuple[str, int]:
             size += full.stat().st_size
             lines.append(f"{full.relative_to(root).as_posix()}\0{sha256_file(full)}\n")
     return hashlib.sha256("".join(sorted(lines)).encode()).hexdigest(), size
+
+
+def _checkpoint_siblings(storage: Storage, source_uri: str, name: str) -> dict[str, str]:
+    """A TF1 checkpoint given by its .meta (or .index) file: the other files sharing its prefix, name -> URI."""
+    suffix = next((s for s in (".meta", ".index") if name.endswith(s)), None)
+    if suffix is None or storage.scheme in ("http", "https"):
+        return {}
+    prefix = name[: -len(suffix)]
+    parent = source_uri.rstrip("/").rsplit("/", 1)[0] if "/" in source_uri else "."
+    data = re.compile(re.escape(prefix) + r"\.(meta|index|data-\d+-of-\d+)")
+    return {n: f"{parent}/{n}" for n in storage.list_dir(parent) if n != name and data.fullmatch(n)}
 
 
 def _download(storage: Storage, source_uri: str, target: Path) -> Path:
@@ -108,6 +120,8 @@ def fetch(
         if kind is None:
             target = artifact_dir / name
             _place_file(local, target, source_uri, from_temp=storage.scheme != "file")
+            for sibling, uri in _checkpoint_siblings(storage, source_uri, name).items():
+                storage.download(uri, artifact_dir / sibling)
             return target, info
         target = artifact_dir / archive_stem(name)
         result = extract_archive(local, target, max_bytes=max_extract_bytes, label=source_uri)
