@@ -37,7 +37,7 @@ def _sample_inputs(sample_uri: str, loaded) -> dict:
         return generate_inputs(loaded.inputs)
     with tempfile.TemporaryDirectory() as tmp:
         local = storage_for(sample_uri).download(sample_uri, Path(tmp) / Path(sample_uri).name)
-        return load_sample(local, loaded.inputs)
+        return load_sample(local, loaded.inputs, label=sample_uri)
 
 
 @contextlib.contextmanager

@@ -21,6 +21,7 @@ from kfp_tfserving.components.common.formats import detect_format
 from kfp_tfserving.components.common.progress import TransferProgress, human_bytes
 from kfp_tfserving.components.common.storage import Storage, split_scheme, storage_for
 from kfp_tfserving.components.common.storage.local import copy_file, local_path
+from kfp_tfserving.components.common.tree_walk import check_tree, regular_files
 
 _CHUNK = 4 * 1024 * 1024
 
@@ -47,11 +48,9 @@ def sha256_file(path: Path) -> str:
 def sha256_tree(root: Path) -> tuple[str, int]:
     """One digest over every file's relative path and sha256, and the total size, of a directory."""
     lines, size = [], 0
-    for dirpath, _, names in os.walk(root):
-        for name in names:
-            full = Path(dirpath, name)
-            size += full.stat().st_size
-            lines.append(f"{full.relative_to(root).as_posix()}\0{sha256_file(full)}\n")
+    for rel, full, file_size in regular_files(root):
+        size += file_size
+        lines.append(f"{rel}\0{sha256_file(full)}\n")
     return hashlib.sha256("".join(sorted(lines)).encode()).hexdigest(), size
 
 
@@ -98,6 +97,8 @@ def fetch(
 ) -> tuple[Path, dict[str, Any]]:
     """Bring the source into artifact_dir (unpacking archives); returns its path there and what was fetched."""
     storage = storage_for(source_uri)
+    if storage.scheme == "file" and os.path.lexists(local_path(source_uri)):
+        check_tree(local_path(source_uri), source_uri, max_extract_bytes)  # FIFO, device, link out: refused
     if not storage.exists(source_uri):
         remote = storage.scheme != "file"
         raise StorageError(

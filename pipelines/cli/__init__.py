@@ -21,14 +21,28 @@ def _absolute(uri: str) -> str:
     return uri if "://" in uri else str(Path(uri).expanduser().resolve())
 
 
-def _preflight(source: str, base_path: str, model_format: str) -> None:
+def _preflight(
+    source: str,
+    base_path: str,
+    model_format: str,
+    model_name: str = "",
+    version_policy: str = "next",
+    version: int = 0,
+    sample_uri: str = "",
+) -> None:
     """Mistakes the CLI can see at once, before the pipeline spends time on load and export."""
+    from kfp_tfserving.components.common.arguments import check_publish_arguments
     from kfp_tfserving.components.common.formats import handler_named
+    from kfp_tfserving.components.common.samples import check_sample_file
     from kfp_tfserving.components.common.storage import storage_for
+    from kfp_tfserving.components.common.tree_walk import check_tree
 
-    if "://" not in source and not Path(source).expanduser().exists():
-        raise UserError(f"{source}: not found", "check the model's path or URI")
+    check_publish_arguments(base_path, model_name, version_policy, version)
+    if "://" not in source:
+        check_tree(Path(source).expanduser(), source)  # stat only: FIFOs, devices, links out, size
     storage_for(source)
+    if sample_uri and "://" not in sample_uri:
+        check_sample_file(Path(sample_uri).expanduser(), sample_uri)
     if storage_for(base_path).scheme in ("http", "https"):
         raise UserError(f"{base_path}: http(s) is read-only", "publish to a local path, gs:// or s3://")
     if model_format not in ("", "auto"):
@@ -129,7 +143,7 @@ def run(
     from kfp_tfserving.pipelines.cli.local_run import run_pipeline_yaml
     from kfp_tfserving.pipelines.cli.summary import print_run_summary, run_result
 
-    _preflight(source, base_path, model_format)
+    _preflight(source, base_path, model_format, model_name, version_policy, version, sample_uri)
     arguments = {
         "source_uri": _absolute(source),
         "base_path": _absolute(base_path),
