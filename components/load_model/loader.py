@@ -19,6 +19,7 @@ from kfp_tfserving.components.common.archives import archive_kind, archive_stem,
 from kfp_tfserving.components.common.errors import StorageError, naming_the_source, reports_errors
 from kfp_tfserving.components.common.formats import detect_format
 from kfp_tfserving.components.common.progress import TransferProgress, human_bytes
+from kfp_tfserving.components.common.redaction import redact
 from kfp_tfserving.components.common.storage import Storage, split_scheme, storage_for
 from kfp_tfserving.components.common.storage.local import copy_file, local_path
 from kfp_tfserving.components.common.tree_walk import check_tree, regular_files
@@ -67,7 +68,7 @@ def _checkpoint_siblings(storage: Storage, source_uri: str, name: str) -> dict[s
 
 def _download(storage: Storage, source_uri: str, target: Path) -> Path:
     total = storage.total_size(source_uri)
-    with TransferProgress(f"fetching {source_uri}", total or None) as progress:
+    with TransferProgress(f"fetching {redact(source_uri)}", total or None) as progress:
         storage.download(source_uri, target, progress)
     return target
 
@@ -88,7 +89,7 @@ def _place_file(local: Path, target: Path, source_uri: str, from_temp: bool) -> 
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.move(local, target)
         return
-    with TransferProgress(f"fetching {source_uri}", local.stat().st_size) as progress:
+    with TransferProgress(f"fetching {redact(source_uri)}", local.stat().st_size) as progress:
         copy_file(local, target, progress)
 
 
@@ -126,7 +127,10 @@ def fetch(
             return target, info
         target = artifact_dir / archive_stem(name)
         result = extract_archive(local, target, max_bytes=max_extract_bytes, label=source_uri)
-    print(f"{source_uri}: unpacked {result.files} files ({human_bytes(result.size)}) from {kind}", flush=True)
+    print(
+        f"{redact(source_uri)}: unpacked {result.files} files ({human_bytes(result.size)}) from {kind}",
+        flush=True,
+    )
     info.update(
         {
             "archive": name,
@@ -158,11 +162,11 @@ def load_source(
             "format": handler.name,
             "format_description": handler.description,
             "entry": entry.relative_to(artifact_dir).as_posix(),
-            "source_uri": source_uri,
+            "source_uri": redact(source_uri),  # metadata is shown in the KFP UI and copied into manifests
             **fetched_info,
         }
     )
-    print(f"{source_uri}: {handler.description} (format '{handler.name}')", flush=True)
+    print(f"{redact(source_uri)}: {handler.description} (format '{handler.name}')", flush=True)
     return handler.name
 
 

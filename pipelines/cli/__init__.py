@@ -57,6 +57,13 @@ class _Group(click.Group):
             return super().invoke(ctx)
         except UserError as err:
             _fail(err)
+        except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
+            raise
+        except Exception as err:  # a bug: one line saying so and where the traceback is
+            from kfp_tfserving.components.common.errors import bug_line
+
+            click.echo(f"error: {bug_line(err)}", err=True)
+            sys.exit(1)
 
 
 @click.group(cls=_Group)
@@ -115,6 +122,13 @@ def main() -> None:
 @click.option(
     "--pipeline-root", type=click.Path(path_type=Path), default=None, help="Keep step artifacts here."
 )
+@click.option(
+    "--read-deadline",
+    default=300.0,
+    show_default=True,
+    type=click.FloatRange(min=0, min_open=True),
+    help="Seconds a remote read may wait in total (connecting, retrying, stalled) before it fails.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of a summary.")
 @click.option("--verbose", is_flag=True, help="Show every step's log.")
 def run(
@@ -135,14 +149,19 @@ def run(
     version: int,
     force: bool,
     pipeline_root: Path | None,
+    read_deadline: float,
     as_json: bool,
     verbose: bool,
 ) -> None:
     """Run the export_to_serving pipeline on SOURCE with kfp.local, from its committed compiled YAML."""
+    import os
+
+    from kfp_tfserving.components.common.storage.base import DEADLINE_ENV
     from kfp_tfserving.pipelines.cli.compile import pipeline_yaml
     from kfp_tfserving.pipelines.cli.local_run import run_pipeline_yaml
     from kfp_tfserving.pipelines.cli.summary import print_run_summary, run_result
 
+    os.environ[DEADLINE_ENV] = f"{read_deadline:g}"  # the local steps inherit it
     _preflight(source, base_path, model_format, model_name, version_policy, version, sample_uri)
     arguments = {
         "source_uri": _absolute(source),

@@ -13,10 +13,24 @@ from pathlib import Path
 import boto3
 from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
-from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    ConnectTimeoutError,
+    EndpointConnectionError,
+    NoCredentialsError,
+    ReadTimeoutError,
+)
 
 from kfp_tfserving.components.common.errors import StorageError
-from kfp_tfserving.components.common.storage.base import ProgressCallback, Storage, bucket_and_key, key_prefix
+from kfp_tfserving.components.common.storage.base import (
+    ProgressCallback,
+    Storage,
+    bucket_and_key,
+    is_refused,
+    key_prefix,
+    read_deadline,
+)
 
 _RETRIES = {"mode": "standard", "max_attempts": 8}
 _TAKEN = {"PreconditionFailed", "ConditionalRequestConflict", "412", "409"}
@@ -46,6 +60,15 @@ def _fail(uri: str, err: Exception) -> StorageError:
             f"{uri}: no AWS credentials found",
             "set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or AWS_PROFILE, or an IAM role for the pod)",
         )
+    if is_refused(err) or isinstance(err, EndpointConnectionError) and "refused" in repr(err.__dict__):
+        return StorageError(
+            f"{uri}: connection refused", "check the endpoint ($AWS_ENDPOINT_URL_S3) and retry"
+        )
+    if isinstance(err, (ReadTimeoutError, ConnectTimeoutError)):
+        return StorageError(
+            f"{uri}: timed out after {read_deadline():g} s ({type(err).__name__})",
+            "check the endpoint and the network, or raise $KFP_TFSERVING_READ_DEADLINE (--read-deadline)",
+        )
     return StorageError(f"{uri}: S3 request failed ({type(err).__name__})", "check the endpoint and retry")
 
 
@@ -58,7 +81,12 @@ class S3Storage(Storage):
     @property
     def client(self):
         if self._client is None:
-            self._client = boto3.client("s3", config=Config(retries=_RETRIES))
+            # botocore has no total deadline: the attempts' timeouts are cut so that together they fit in it.
+            per_attempt = max(1.0, read_deadline() / _RETRIES["max_attempts"])
+            config = Config(
+                retries=_RETRIES, connect_timeout=min(60, per_attempt), read_timeout=min(60, per_attempt)
+            )
+            self._client = boto3.client("s3", config=config)
         return self._client
 
     def _objects(self, uri: str, prefix: str) -> list[dict]:
