@@ -41,7 +41,8 @@ def _fail(uri: str, err: Exception) -> StorageError:
     reason = getattr(err, "message", None) or type(err).__name__
     if is_refused(err):
         return StorageError(
-            f"{uri}: connection refused", "check the endpoint ($STORAGE_EMULATOR_HOST) and retry"
+            f"{uri}: cannot connect (connection refused)",
+            "check the endpoint ($STORAGE_EMULATOR_HOST) and retry",
         )
     if isinstance(err, gexc.RetryError):
         return StorageError(

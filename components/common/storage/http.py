@@ -95,7 +95,8 @@ class HttpStorage(Storage):
                     raise deadline.timed_out(uri) from None
                 if is_refused(err):
                     raise StorageError(
-                        f"{uri}: connection refused", "check the host and port, and that the server runs"
+                        f"{uri}: cannot connect (connection refused)",
+                        "check the host and port, and that the server runs",
                     ) from None
                 raise StorageError(
                     f"{uri}: cannot connect ({type(err).__name__})", "check the URL and the network"

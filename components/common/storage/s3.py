@@ -32,7 +32,7 @@ from kfp_tfserving.components.common.storage.base import (
     read_deadline,
 )
 
-_RETRIES = {"mode": "standard", "max_attempts": 8}
+_MAX_ATTEMPTS = 8
 _TAKEN = {"PreconditionFailed", "ConditionalRequestConflict", "412", "409"}
 _TRANSFER = TransferConfig(multipart_threshold=64 * 1024 * 1024)
 
@@ -62,7 +62,8 @@ def _fail(uri: str, err: Exception) -> StorageError:
         )
     if is_refused(err) or isinstance(err, EndpointConnectionError) and "refused" in repr(err.__dict__):
         return StorageError(
-            f"{uri}: connection refused", "check the endpoint ($AWS_ENDPOINT_URL_S3) and retry"
+            f"{uri}: cannot connect (connection refused)",
+            "check the endpoint ($AWS_ENDPOINT_URL_S3) and retry",
         )
     if isinstance(err, (ReadTimeoutError, ConnectTimeoutError)):
         return StorageError(
@@ -82,9 +83,11 @@ class S3Storage(Storage):
     def client(self):
         if self._client is None:
             # botocore has no total deadline: the attempts' timeouts are cut so that together they fit in it.
-            per_attempt = max(1.0, read_deadline() / _RETRIES["max_attempts"])
+            per_attempt = max(1.0, read_deadline() / _MAX_ATTEMPTS)
             config = Config(
-                retries=_RETRIES, connect_timeout=min(60, per_attempt), read_timeout=min(60, per_attempt)
+                retries={"mode": "standard", "max_attempts": _MAX_ATTEMPTS},
+                connect_timeout=min(60, per_attempt),
+                read_timeout=min(60, per_attempt),
             )
             self._client = boto3.client("s3", config=config)
         return self._client
