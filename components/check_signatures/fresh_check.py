@@ -20,7 +20,8 @@ from kfp_tfserving.components.check_signatures.version_check import target_versi
 from kfp_tfserving.components.common.errors import FormatError
 from kfp_tfserving.components.common.formats.saved_model_io import read_saved_model_proto
 
-# Without these there is nothing to load or call: the runtime checks would only repeat the finding.
+# Without these there is nothing to load or call: the runtime checks would only repeat the finding. A
+# denied op must not run at all (it would write files or call Python in this process).
 _NOT_RUNNABLE = {
     "unreadable-saved-model",
     "no-serve-tag",
@@ -28,6 +29,7 @@ _NOT_RUNNABLE = {
     "missing-variables",
     "signature-tensor-missing",
     "init-op-missing",
+    "denied-op",
 }
 
 

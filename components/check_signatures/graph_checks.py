@@ -7,50 +7,15 @@ names collected here.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 
 from kfp_tfserving.components.check_signatures.findings import ERROR, WARNING, Finding
-
-# Ops a model server must not run: Python callbacks (the server has no Python) and file or log I/O driven
-# by request data.
-DENIED_OPS = {
-    "PyFunc": "calls back into Python, which tensorflow_model_server does not have",
-    "PyFuncStateless": "calls back into Python, which tensorflow_model_server does not have",
-    "EagerPyFunc": "calls back into Python, which tensorflow_model_server does not have",
-    "ReadFile": "reads the server's file system at request time",
-    "WriteFile": "writes the server's file system at request time",
-    "PrintV2": "prints on every request, flooding the server's log",
-}
-
-# The standard tensorflow_model_server links TF Text and TF Decision Forests ops, which a plain
-# TensorFlow install does not register. Newer ops carry a namespace prefix; older ones are listed.
-LINKED_OP_PREFIXES = ("TFText>", "TFSentencepiece>", "SimpleML", "YggdrasilDecisionForests")
-LINKED_OPS = {
-    "CaseFoldUTF8",
-    "NormalizeUTF8",
-    "NormalizeUTF8WithOffsetsMap",
-    "FindSourceOffsets",
-    "WhitespaceTokenizeWithOffsets",
-    "WhitespaceTokenizeWithOffsetsV2",
-    "UnicodeScriptTokenizeWithOffsets",
-    "WordpieceTokenizeWithOffsets",
-    "SplitMergeTokenizeWithOffsets",
-    "SplitMergeFromLogitsTokenizeWithOffsets",
-    "RegexSplitWithOffsets",
-    "SentenceFragments",
-    "SentenceFragmentsV2",
-    "SentencepieceOp",
-    "SentencepieceTokenizeOp",
-    "SentencepieceTokenizeWithOffsetsOp",
-    "SentencepieceDetokenizeOp",
-    "SentencepieceIdToStringOp",
-    "SentencepieceStringToIdOp",
-    "SentencepieceVocabSizeOp",
-    "ConstrainedSequence",
-    "MaxSpanningTree",
-    "RougeL",
-    "TokenizerFromLogits",
-}
+from kfp_tfserving.components.common.formats.graph_vetting import (  # one op list for both steps
+    DENIED_FIX,
+    DENIED_OPS,
+    graph_op_names,
+    is_linked_op,
+    node_lists,
+)
 
 # Ops that read a file when the model loads or runs -> which of their inputs is the file's path.
 FILE_READING_OPS = {
@@ -67,22 +32,9 @@ FILE_READING_OPS = {
 _ABSOLUTE = re.compile(r"^(/|[A-Za-z]:[\\/]|\\\\|[a-z][a-z0-9+.-]*://)")
 
 
-def is_linked_op(op: str) -> bool:
-    """True for TF Text / TF-DF ops: registered in the model server, not in plain TensorFlow."""
-    return op in LINKED_OPS or op.startswith(LINKED_OP_PREFIXES)
-
-
-def _node_lists(meta) -> Iterator[tuple[str, list]]:
-    """('graph', nodes) then (function name, nodes) for every function in the library."""
-    yield "graph", list(meta.graph_def.node)
-    for fn in meta.graph_def.library.function:
-        yield fn.signature.name, list(fn.node_def)
-
-
 def used_op_names(meta) -> list[str]:
     """Every op type the graph and its functions use; calls of library functions are not ops."""
-    functions = {fn.signature.name for fn in meta.graph_def.library.function}
-    return sorted({n.op for _, nodes in _node_lists(meta) for n in nodes} - functions)
+    return sorted(graph_op_names(meta.graph_def))
 
 
 def unregistered_findings(unregistered: list[str]) -> list[Finding]:
@@ -112,7 +64,7 @@ def check_ops(view) -> list[Finding]:
                 "denied-op",
                 ERROR,
                 f"the graph uses {op}, which {DENIED_OPS[op]}",
-                "remove it from the serving path (tf.py_function, tf.io.read_file, tf.print ...)",
+                DENIED_FIX,
                 tensor=op,
             )
         )
@@ -169,7 +121,7 @@ def check_initializer_files(view) -> list[Finding]:
         return []
     assets = _asset_tensors(view.serve)
     found = []
-    for where, node_list in _node_lists(view.serve):
+    for where, node_list in node_lists(view.serve.graph_def):
         nodes = {n.name: n for n in node_list}
         for node in node_list:
             slot = FILE_READING_OPS.get(node.op)

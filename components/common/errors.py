@@ -9,6 +9,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TypeVar
 
+from kfp_tfserving.components.common.redaction import redact
+
 # The CLI finds a failed step's reason in the captured step logs by this prefix.
 ERROR_MARKER = "kfp-tfserving error: "
 # Exit codes of a failed step or command. KFP's retry policy retries a failed pod whatever its code; the
@@ -29,7 +31,7 @@ class UserError(Exception):
 
     def one_line(self) -> str:
         text = self.what if not self.fix else f"{self.what}; {self.fix}"
-        return " ".join(text.split())
+        return redact(" ".join(text.split()))
 
 
 class FormatError(UserError):
@@ -63,6 +65,37 @@ def naming_the_source(copy: Path, source: str) -> Iterator[None]:
         raise type(err)(err.what.replace(str(copy), source), err.fix) from None
 
 
+_TF_NOISE = ("Graph execution error", "Detected at node", "File ", "Traceback", "[[", "Stack trace")
+
+
+def most_specific_line(err: BaseException) -> str:
+    """One line of an exception's message that says what went wrong: for TensorFlow's multi-line errors
+    ('Graph execution error: … Detected at node …') the innermost error line, not the preamble."""
+    lines = [" ".join(line.split()) for line in str(err).splitlines()]
+    lines = [line for line in lines if line and not line.startswith(_TF_NOISE)]
+    errors = [line for line in lines if "Error" in line.split(":")[0]]
+    text = (errors or lines or [""])[-1]
+    return f"{type(err).__name__}: {text}" if text else type(err).__name__
+
+
+def _is_model_failure(err: BaseException) -> bool:
+    """TensorFlow refusing to run the model (an OpError): the model's problem, not this project's."""
+    return any(c.__module__.startswith("tensorflow") and c.__name__ == "OpError" for c in type(err).__mro__)
+
+
+def bug_line(err: BaseException) -> str:
+    """A failure that is a bug in kfp-tfserving: say so, and write the full traceback where it can be found."""
+    import tempfile
+    import traceback
+
+    fd, path = tempfile.mkstemp(prefix="kfp-tfserving-traceback-", suffix=".txt")
+    with open(fd, "w") as out:
+        out.write(redact("".join(traceback.format_exception(err))))
+    return redact(
+        f"a bug in kfp-tfserving: {most_specific_line(err)}; please report it with the traceback in {path}"
+    )
+
+
 def reports_errors(fn: F) -> F:
     """Make a step entry point print its failure as one marked line on stderr and exit non-zero:
     EXIT_TRANSIENT for storage that may answer on a retry, EXIT_PERMANENT for the rest."""
@@ -74,9 +107,16 @@ def reports_errors(fn: F) -> F:
         except UserError as err:
             print(f"{ERROR_MARKER}{err.one_line()}", file=sys.stderr, flush=True)
             raise SystemExit(exit_code_for(err)) from None
-        except Exception as err:  # an unexpected failure still gets a readable last line
-            print(f"{ERROR_MARKER}unexpected {type(err).__name__}: {err}".splitlines()[0], file=sys.stderr)
-            raise
+        except Exception as err:
+            if _is_model_failure(err):
+                line = UserError(
+                    f"TensorFlow cannot run the model: {most_specific_line(err)}",
+                    "run the model in TensorFlow on inputs like its signature's and fix what fails",
+                ).one_line()
+            else:
+                line = bug_line(err)
+            print(f"{ERROR_MARKER}{line}", file=sys.stderr, flush=True)
+            raise SystemExit(EXIT_PERMANENT if _is_model_failure(err) else 1) from None
 
     return wrapper  # type: ignore[return-value]
 

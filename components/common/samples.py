@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -70,28 +71,64 @@ def generate_inputs(specs: list[TensorSpecInfo], batch: int = 2, seed: int = 0) 
     return out
 
 
-def load_sample(path: Path, specs: list[TensorSpecInfo]) -> Tensors:
-    """A user's sample batch: an .npz of named arrays, or JSON in TF Serving's 'inputs' or 'instances' form."""
+def _read_raw(path: Path, label: str) -> dict[str, np.ndarray]:
+    """The named arrays of an .npz, or of JSON in TF Serving's 'inputs' or 'instances' form."""
     try:
         if path.suffix == ".npz":
             with np.load(path, allow_pickle=False) as data:
-                raw = {k: data[k] for k in data.files}
-        else:
-            raw = _from_json(json.loads(path.read_text()))
-    except (OSError, ValueError) as err:
-        raise UserError(
-            f"{path}: cannot read the sample ({err})", "give an .npz or a TF Serving JSON request"
-        ) from None
+                return {k: data[k] for k in data.files}
+        return _from_json(json.loads(path.read_text()))
+    except RecursionError:
+        problem = "nested too deeply"
+    except (OSError, ValueError, TypeError, KeyError, EOFError, zipfile.BadZipFile) as err:
+        problem = " ".join(str(err).split())[:200] or type(err).__name__
+    raise UserError(
+        f"{label}: cannot read the sample ({problem})",
+        "give an .npz of named arrays or a TF Serving JSON request ({'inputs': ...} or {'instances': [...]})",
+    )
+
+
+def check_sample_file(path: Path, label: str = "") -> None:
+    """The sample parses (its match with the signature is checked once the model is loaded)."""
+    label = label or str(path)
+    if not path.is_file():
+        raise UserError(f"{label}: no such sample file", "give the path of an .npz or JSON sample")
+    _read_raw(path, label)
+
+
+def _shape_matches(found: tuple[int, ...], expected: tuple[int | None, ...]) -> bool:
+    return len(found) == len(expected) and all(
+        e is None or e == f for f, e in zip(found, expected, strict=True)
+    )
+
+
+def load_sample(path: Path, specs: list[TensorSpecInfo], label: str = "") -> Tensors:
+    """A user's sample batch checked against the signature's inputs; `label` names the user's path in
+    errors (`path` may be a download of it)."""
+    label = label or str(path)
+    raw = _read_raw(path, label)
     wanted = {s.name: s for s in specs}
     missing = sorted(set(wanted) - set(raw))
     if missing:
         raise UserError(
-            f"{path}: the sample lacks input(s) {missing}", f"the signature's inputs are {sorted(wanted)}"
+            f"{label}: the sample lacks input(s) {missing}", f"the signature's inputs are {sorted(wanted)}"
         )
     out = {}
     for name, spec in wanted.items():
         value = np.asarray(raw[name])
-        out[name] = value.astype(object) if spec.dtype == "string" else value.astype(spec.dtype)
+        if spec.shape is not None and not _shape_matches(value.shape, spec.shape):
+            expected = "(" + ", ".join("-1" if d is None else str(d) for d in spec.shape) + ")"
+            raise UserError(
+                f"{label}: input '{name}' has shape {tuple(value.shape)}, the signature expects {expected}",
+                "give a sample batch of that shape (-1: any size)",
+            )
+        try:
+            out[name] = value.astype(object) if spec.dtype == "string" else value.astype(spec.dtype)
+        except (ValueError, TypeError):
+            raise UserError(
+                f"{label}: input '{name}' holds {value.dtype} values, the signature expects {spec.dtype}",
+                f"give {spec.dtype} values for '{name}'",
+            ) from None
     return out
 
 

@@ -11,6 +11,7 @@ from typing import Any
 
 from kfp_tfserving.components.common.errors import UserError, naming_the_source, reports_errors
 from kfp_tfserving.components.common.formats import ExportOptions, detect_format, handler_named
+from kfp_tfserving.components.common.formats.graph_vetting import vet_source
 from kfp_tfserving.components.common.formats.saved_model_io import SERVING_DEFAULT, read_signatures
 from kfp_tfserving.components.common.samples import generate_inputs, load_sample
 from kfp_tfserving.components.common.serving_oracle import load_served, servability_problem
@@ -33,7 +34,7 @@ def _sample_inputs(sample_uri: str, loaded) -> dict:
         return generate_inputs(loaded.inputs)
     with tempfile.TemporaryDirectory() as tmp:
         local = storage_for(sample_uri).download(sample_uri, Path(tmp) / Path(sample_uri).name)
-        return load_sample(local, loaded.inputs)
+        return load_sample(local, loaded.inputs, label=sample_uri)
 
 
 @contextlib.contextmanager
@@ -86,6 +87,7 @@ def export_model(
     entry_parts = Path(model_metadata.get("entry", "")).parts
     copy = model_dir / entry_parts[0] if entry_parts else model_dir
     with _timed("load", timings), naming_the_source(copy, model_metadata.get("source_uri", "")):
+        vet_source(entry)  # before any of the source's graph runs: loading runs restore and init ops
         print(f"loading {entry.name} as {handler.description}", flush=True)
         loaded = handler.load(entry, options)
     with _timed("export", timings):

@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -18,8 +19,10 @@ from kfp_tfserving.components.common.archives import archive_kind, archive_stem,
 from kfp_tfserving.components.common.errors import StorageError, naming_the_source, reports_errors
 from kfp_tfserving.components.common.formats import detect_format
 from kfp_tfserving.components.common.progress import TransferProgress, human_bytes
+from kfp_tfserving.components.common.redaction import redact
 from kfp_tfserving.components.common.storage import Storage, split_scheme, storage_for
 from kfp_tfserving.components.common.storage.local import copy_file, local_path
+from kfp_tfserving.components.common.tree_walk import check_tree, regular_files
 
 _CHUNK = 4 * 1024 * 1024
 
@@ -46,17 +49,26 @@ def sha256_file(path: Path) -> str:
 def sha256_tree(root: Path) -> tuple[str, int]:
     """One digest over every file's relative path and sha256, and the total size, of a directory."""
     lines, size = [], 0
-    for dirpath, _, names in os.walk(root):
-        for name in names:
-            full = Path(dirpath, name)
-            size += full.stat().st_size
-            lines.append(f"{full.relative_to(root).as_posix()}\0{sha256_file(full)}\n")
+    for rel, full, file_size in regular_files(root):
+        size += file_size
+        lines.append(f"{rel}\0{sha256_file(full)}\n")
     return hashlib.sha256("".join(sorted(lines)).encode()).hexdigest(), size
+
+
+def _checkpoint_siblings(storage: Storage, source_uri: str, name: str) -> dict[str, str]:
+    """A TF1 checkpoint given by its .meta (or .index) file: the other files sharing its prefix, name -> URI."""
+    suffix = next((s for s in (".meta", ".index") if name.endswith(s)), None)
+    if suffix is None or storage.scheme in ("http", "https"):
+        return {}
+    prefix = name[: -len(suffix)]
+    parent = source_uri.rstrip("/").rsplit("/", 1)[0] if "/" in source_uri else "."
+    data = re.compile(re.escape(prefix) + r"\.(meta|index|data-\d+-of-\d+)")
+    return {n: f"{parent}/{n}" for n in storage.list_dir(parent) if n != name and data.fullmatch(n)}
 
 
 def _download(storage: Storage, source_uri: str, target: Path) -> Path:
     total = storage.total_size(source_uri)
-    with TransferProgress(f"fetching {source_uri}", total or None) as progress:
+    with TransferProgress(f"fetching {redact(source_uri)}", total or None) as progress:
         storage.download(source_uri, target, progress)
     return target
 
@@ -77,7 +89,7 @@ def _place_file(local: Path, target: Path, source_uri: str, from_temp: bool) -> 
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.move(local, target)
         return
-    with TransferProgress(f"fetching {source_uri}", local.stat().st_size) as progress:
+    with TransferProgress(f"fetching {redact(source_uri)}", local.stat().st_size) as progress:
         copy_file(local, target, progress)
 
 
@@ -86,6 +98,8 @@ def fetch(
 ) -> tuple[Path, dict[str, Any]]:
     """Bring the source into artifact_dir (unpacking archives); returns its path there and what was fetched."""
     storage = storage_for(source_uri)
+    if storage.scheme == "file" and os.path.lexists(local_path(source_uri)):
+        check_tree(local_path(source_uri), source_uri, max_extract_bytes)  # FIFO, device, link out: refused
     if not storage.exists(source_uri):
         remote = storage.scheme != "file"
         raise StorageError(
@@ -108,10 +122,15 @@ def fetch(
         if kind is None:
             target = artifact_dir / name
             _place_file(local, target, source_uri, from_temp=storage.scheme != "file")
+            for sibling, uri in _checkpoint_siblings(storage, source_uri, name).items():
+                storage.download(uri, artifact_dir / sibling)
             return target, info
         target = artifact_dir / archive_stem(name)
         result = extract_archive(local, target, max_bytes=max_extract_bytes, label=source_uri)
-    print(f"{source_uri}: unpacked {result.files} files ({human_bytes(result.size)}) from {kind}", flush=True)
+    print(
+        f"{redact(source_uri)}: unpacked {result.files} files ({human_bytes(result.size)}) from {kind}",
+        flush=True,
+    )
     info.update(
         {
             "archive": name,
@@ -143,11 +162,11 @@ def load_source(
             "format": handler.name,
             "format_description": handler.description,
             "entry": entry.relative_to(artifact_dir).as_posix(),
-            "source_uri": source_uri,
+            "source_uri": redact(source_uri),  # metadata is shown in the KFP UI and copied into manifests
             **fetched_info,
         }
     )
-    print(f"{source_uri}: {handler.description} (format '{handler.name}')", flush=True)
+    print(f"{redact(source_uri)}: {handler.description} (format '{handler.name}')", flush=True)
     return handler.name
 
 

@@ -15,12 +15,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from kfp_tfserving.components.common.arguments import check_publish_arguments
 from kfp_tfserving.components.common.errors import PublishError, UserError, reports_errors
 from kfp_tfserving.components.common.storage import join_uri, storage_for
 from kfp_tfserving.components.common.storage.local import local_path
+from kfp_tfserving.components.common.tree_walk import check_tree
 from kfp_tfserving.components.push_to_serving import models_config as mc
 from kfp_tfserving.components.push_to_serving.manifest import MANIFEST_NAME, build_manifest
 from kfp_tfserving.components.push_to_serving.protocol_object import DEFAULT_STALE_AFTER, publish_object
+from kfp_tfserving.components.push_to_serving.publishable import check_publishable
 from kfp_tfserving.components.push_to_serving.versions import (
     numeric_versions,
     read_manifest,
@@ -62,11 +65,12 @@ def model_name_from_base_path(base_path: str) -> str:
     return base_path.rstrip("/").split("/")[-1] or "model"
 
 
-def _check_options(model_dir: Path, options: PushOptions) -> None:
+def _check_options(model_dir: Path, base_path: str, options: PushOptions) -> None:
     if options.version_policy not in VERSION_POLICIES:
         raise UserError(
             f"unknown version policy '{options.version_policy}'", f"use one of {', '.join(VERSION_POLICIES)}"
         )
+    check_publish_arguments(base_path, options.model_name, options.version_policy, options.version)
     if options.keep < 0:
         raise UserError(f"--keep must be 0 (keep all) or positive (got {options.keep})")
     if options.label:
@@ -77,6 +81,8 @@ def _check_options(model_dir: Path, options: PushOptions) -> None:
         raise PublishError(
             f"{model_dir}: not a SavedModel (no saved_model.pb)", "push the export step's output"
         )
+    check_tree(model_dir)  # before any copy, hash or upload: regular files only, size capped
+    check_publishable(model_dir)
 
 
 def _file_sizes(model_dir: Path) -> dict[str, int]:
@@ -94,7 +100,7 @@ def _normalise(base_path: str) -> str:
 def publish(
     model_dir: Path, base_path: str, *, source: dict[str, Any] | None = None, options: PushOptions
 ) -> PushResult:
-    _check_options(model_dir, options)
+    _check_options(model_dir, base_path, options)
     base = _normalise(base_path)
     storage = storage_for(base)
     name = options.model_name or model_name_from_base_path(base)

@@ -21,14 +21,28 @@ def _absolute(uri: str) -> str:
     return uri if "://" in uri else str(Path(uri).expanduser().resolve())
 
 
-def _preflight(source: str, base_path: str, model_format: str) -> None:
+def _preflight(
+    source: str,
+    base_path: str,
+    model_format: str,
+    model_name: str = "",
+    version_policy: str = "next",
+    version: int = 0,
+    sample_uri: str = "",
+) -> None:
     """Mistakes the CLI can see at once, before the pipeline spends time on load and export."""
+    from kfp_tfserving.components.common.arguments import check_publish_arguments
     from kfp_tfserving.components.common.formats import handler_named
+    from kfp_tfserving.components.common.samples import check_sample_file
     from kfp_tfserving.components.common.storage import storage_for
+    from kfp_tfserving.components.common.tree_walk import check_tree
 
-    if "://" not in source and not Path(source).expanduser().exists():
-        raise UserError(f"{source}: not found", "check the model's path or URI")
+    check_publish_arguments(base_path, model_name, version_policy, version)
+    if "://" not in source:
+        check_tree(Path(source).expanduser(), source)  # stat only: FIFOs, devices, links out, size
     storage_for(source)
+    if sample_uri and "://" not in sample_uri:
+        check_sample_file(Path(sample_uri).expanduser(), sample_uri)
     if storage_for(base_path).scheme in ("http", "https"):
         raise UserError(f"{base_path}: http(s) is read-only", "publish to a local path, gs:// or s3://")
     if model_format not in ("", "auto"):
@@ -44,6 +58,13 @@ class _Group(click.Group):
             return super().invoke(ctx)
         except UserError as err:
             _fail(err)
+        except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
+            raise
+        except Exception as err:  # a bug: one line saying so and where the traceback is
+            from kfp_tfserving.components.common.errors import bug_line
+
+            click.echo(f"error: {bug_line(err)}", err=True)
+            sys.exit(1)
 
 
 @click.group(cls=_Group)
@@ -102,6 +123,13 @@ def main() -> None:
 @click.option(
     "--pipeline-root", type=click.Path(path_type=Path), default=None, help="Keep step artifacts here."
 )
+@click.option(
+    "--read-deadline",
+    default=300.0,
+    show_default=True,
+    type=click.FloatRange(min=0, min_open=True),
+    help="Seconds a remote read may wait in total (connecting, retrying, stalled) before it fails.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of a summary.")
 @click.option("--verbose", is_flag=True, help="Show every step's log.")
 def run(
@@ -122,15 +150,20 @@ def run(
     version: int,
     force: bool,
     pipeline_root: Path | None,
+    read_deadline: float,
     as_json: bool,
     verbose: bool,
 ) -> None:
     """Run the export_to_serving pipeline on SOURCE with kfp.local, from its committed compiled YAML."""
+    import os
+
+    from kfp_tfserving.components.common.storage.base import DEADLINE_ENV
     from kfp_tfserving.pipelines.cli.compile import pipeline_yaml
     from kfp_tfserving.pipelines.cli.local_run import run_pipeline_yaml
     from kfp_tfserving.pipelines.cli.summary import print_run_summary, run_result
 
-    _preflight(source, base_path, model_format)
+    os.environ[DEADLINE_ENV] = f"{read_deadline:g}"  # the local steps inherit it
+    _preflight(source, base_path, model_format, model_name, version_policy, version, sample_uri)
     arguments = {
         "source_uri": _absolute(source),
         "base_path": _absolute(base_path),

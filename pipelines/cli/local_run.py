@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from kfp_tfserving.components.common.errors import UserError, find_error_line
+from kfp_tfserving.components.common.redaction import redact
 from kfp_tfserving.components.common.tfenv import QUIET_ENV
 
 _TASK_STARTED = re.compile(r"Executing task '([\w-]+)'")
@@ -41,7 +42,7 @@ class _Tee(io.StringIO):
         self._stream = stream
 
     def write(self, text: str) -> int:
-        self._stream.write(text)
+        self._stream.write(redact(text))
         return super().write(text)
 
     def flush(self) -> None:
@@ -67,7 +68,7 @@ def _captured(log_path: Path, verbose: bool) -> Iterator[io.StringIO]:
             try:
                 yield buffer
             finally:
-                log_path.write_text(buffer.getvalue())
+                log_path.write_text(redact(buffer.getvalue()))
 
 
 def without_retries(pipeline_text: str) -> str:

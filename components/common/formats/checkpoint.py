@@ -55,6 +55,23 @@ def _newest_meta(directory: Path) -> Path | None:
     return max(metas, key=step)
 
 
+def read_meta_graph(entry: Path):
+    """The checkpoint's MetaGraphDef, parsed only (nothing imported or run); FormatError when damaged."""
+    import_tensorflow()
+    from google.protobuf import message
+    from tensorflow.core.protobuf import meta_graph_pb2
+
+    meta = meta_graph_pb2.MetaGraphDef()
+    try:
+        meta.ParseFromString(entry.read_bytes())
+    except message.DecodeError:
+        raise FormatError(f"{entry}: not a TensorFlow MetaGraphDef", WHOLE_CHECKPOINT) from None
+    if not meta.graph_def.node:
+        raise FormatError(f"{entry}: the MetaGraphDef holds no graph", WHOLE_CHECKPOINT)
+    strip_output_shapes(meta.graph_def)
+    return meta
+
+
 class CheckpointHandler(FormatHandler):
     name = "checkpoint"
     description = "TF1 checkpoint (.meta + .index + .data-*)"
@@ -79,24 +96,9 @@ class CheckpointHandler(FormatHandler):
                 f"{entry}: the checkpoint has no .data-* file next to its .meta", WHOLE_CHECKPOINT
             )
 
-    def _read_meta_graph(self, entry: Path):
-        import_tensorflow()
-        from google.protobuf import message
-        from tensorflow.core.protobuf import meta_graph_pb2
-
-        meta = meta_graph_pb2.MetaGraphDef()
-        try:
-            meta.ParseFromString(entry.read_bytes())
-        except message.DecodeError:
-            raise FormatError(f"{entry}: not a TensorFlow MetaGraphDef", WHOLE_CHECKPOINT) from None
-        if not meta.graph_def.node:
-            raise FormatError(f"{entry}: the MetaGraphDef holds no graph", WHOLE_CHECKPOINT)
-        strip_output_shapes(meta.graph_def)
-        return meta
-
     def load(self, entry: Path, options: ExportOptions) -> LoadedModel:
         self._check_files(entry)
-        meta = self._read_meta_graph(entry)
+        meta = read_meta_graph(entry)
         tf = import_tensorflow()
         v1 = tf.compat.v1
         graph = tf.Graph()

@@ -8,6 +8,65 @@ from pathlib import Path
 
 ProgressCallback = Callable[[int], None]  # called with the number of bytes just transferred
 
+DEADLINE_ENV = "KFP_TFSERVING_READ_DEADLINE"
+DEFAULT_DEADLINE = 300.0
+
+
+def read_deadline() -> float:
+    """Seconds a remote read may wait in total (connecting, retrying, stalled): $KFP_TFSERVING_READ_DEADLINE
+    or 300. Time spent receiving data does not count: a large download that keeps moving is never cut."""
+    import os
+
+    raw = os.environ.get(DEADLINE_ENV, "").strip()
+    try:
+        value = float(raw) if raw else DEFAULT_DEADLINE
+    except ValueError:
+        value = DEFAULT_DEADLINE
+    return value if value > 0 else DEFAULT_DEADLINE
+
+
+class Deadline:
+    """The time left of one read's deadline; restarted whenever data arrives."""
+
+    def __init__(self, seconds: float | None = None):
+        import time
+
+        self._clock = time.monotonic
+        self.seconds = seconds or read_deadline()
+        self._start = self._clock()
+
+    def restart(self) -> None:
+        self._start = self._clock()
+
+    def remaining(self) -> float:
+        return self.seconds - (self._clock() - self._start)
+
+    def expired(self) -> bool:
+        return self.remaining() <= 0
+
+    def timed_out(self, uri: str):
+        from kfp_tfserving.components.common.errors import TransientStorageError
+
+        return TransientStorageError(
+            f"{uri}: timed out after {self.seconds:g} s without an answer",
+            f"check the server is up and answering, or raise ${DEADLINE_ENV} (--read-deadline)",
+        )
+
+
+def is_refused(err: BaseException) -> bool:
+    """True when the failure (or one it wraps) is a refused TCP connection."""
+    seen = 0
+    while err is not None and seen < 10:
+        if isinstance(err, ConnectionRefusedError) or "Connection refused" in str(err):
+            return True
+        err = (
+            err.__cause__
+            or err.__context__
+            or (err.args[0] if err.args and isinstance(err.args[0], BaseException) else None)
+        )
+        seen += 1
+    return False
+
 
 def split_scheme(uri: str) -> tuple[str, str]:
     """('gs', 'bucket/key') for 'gs://bucket/key'; ('file', path) for a plain or file:// path."""

@@ -16,7 +16,14 @@ from google.cloud import storage as gcs
 from google.cloud.storage.retry import DEFAULT_RETRY
 
 from kfp_tfserving.components.common.errors import StorageError, TransientStorageError
-from kfp_tfserving.components.common.storage.base import ProgressCallback, Storage, bucket_and_key, key_prefix
+from kfp_tfserving.components.common.storage.base import (
+    ProgressCallback,
+    Storage,
+    bucket_and_key,
+    is_refused,
+    key_prefix,
+    read_deadline,
+)
 
 _CHUNK = 8 * 1024 * 1024
 
@@ -37,8 +44,23 @@ _TRANSIENT = (
 )
 
 
+def _retry():
+    """The client's retry policy, giving up once the read deadline has passed."""
+    return DEFAULT_RETRY.with_timeout(read_deadline())
+
+
 def _fail(uri: str, err: Exception) -> StorageError:
     reason = getattr(err, "message", None) or type(err).__name__
+    if is_refused(err):
+        return TransientStorageError(
+            f"{uri}: cannot connect (connection refused)",
+            "check the endpoint ($STORAGE_EMULATOR_HOST) and retry",
+        )
+    if isinstance(err, gexc.RetryError):
+        return TransientStorageError(
+            f"{uri}: timed out after {read_deadline():g} s of retries ({type(err.cause).__name__})",
+            "check the endpoint and the network, or raise $KFP_TFSERVING_READ_DEADLINE (--read-deadline)",
+        )
     if isinstance(err, _TRANSIENT):
         return TransientStorageError(f"{uri}: Cloud Storage is unavailable for now ({reason})", "retry later")
     if isinstance(err, gexc.NotFound):
@@ -78,7 +100,7 @@ class GCSStorage(Storage):
     def _list(self, uri: str, prefix: str, delimiter: str | None = None):
         bucket, _ = _bucket_key(uri)
         try:
-            return self.client.list_blobs(bucket, prefix=prefix, delimiter=delimiter, retry=DEFAULT_RETRY)
+            return self.client.list_blobs(bucket, prefix=prefix, delimiter=delimiter, retry=_retry())
         except gexc.GoogleAPIError as err:
             raise _fail(uri, err) from None
 
@@ -93,7 +115,7 @@ class GCSStorage(Storage):
         if not key or key.endswith("/"):
             return False
         try:
-            return self._blob(uri).exists(retry=DEFAULT_RETRY)
+            return self._blob(uri).exists(retry=_retry())
         except gexc.GoogleAPIError as err:
             raise _fail(uri, err) from None
 
@@ -124,7 +146,7 @@ class GCSStorage(Storage):
         _, key = _bucket_key(uri)
         if self._is_object(uri):
             blob = self._blob(uri)
-            blob.reload(retry=DEFAULT_RETRY)
+            blob.reload(retry=_retry())
             return [(key.rsplit("/", 1)[-1], int(blob.size or 0))]
         prefix = key_prefix(key)
         # Zero-byte "folder" placeholders some tools write are not files.
@@ -136,7 +158,7 @@ class GCSStorage(Storage):
 
     def _download_one(self, blob: gcs.Blob, dest: Path, progress: ProgressCallback | None) -> None:
         dest.parent.mkdir(parents=True, exist_ok=True)
-        with blob.open("rb", chunk_size=_CHUNK, retry=DEFAULT_RETRY) as fin, open(dest, "wb") as fout:
+        with blob.open("rb", chunk_size=_CHUNK, retry=_retry()) as fin, open(dest, "wb") as fout:
             while chunk := fin.read(_CHUNK):
                 fout.write(chunk)
                 if progress:
@@ -162,7 +184,7 @@ class GCSStorage(Storage):
     def upload_file(self, local: Path, uri: str, *, if_absent: bool = False) -> bool:
         try:
             self._blob(uri).upload_from_filename(
-                str(local), if_generation_match=0 if if_absent else None, retry=DEFAULT_RETRY
+                str(local), if_generation_match=0 if if_absent else None, retry=_retry()
             )
             return True
         except gexc.PreconditionFailed:
@@ -172,14 +194,14 @@ class GCSStorage(Storage):
 
     def read_bytes(self, uri: str) -> bytes:
         try:
-            return self._blob(uri).download_as_bytes(retry=DEFAULT_RETRY)
+            return self._blob(uri).download_as_bytes(retry=_retry())
         except gexc.GoogleAPIError as err:
             raise _fail(uri, err) from None
 
     def write_bytes(self, uri: str, data: bytes, *, if_absent: bool = False) -> bool:
         try:
             self._blob(uri).upload_from_string(
-                data, if_generation_match=0 if if_absent else None, retry=DEFAULT_RETRY
+                data, if_generation_match=0 if if_absent else None, retry=_retry()
             )
             return True
         except gexc.PreconditionFailed:
@@ -194,7 +216,7 @@ class GCSStorage(Storage):
             token = None
             while True:  # large or cross-location copies take several rewrite calls
                 token, _, _ = dst.rewrite(
-                    src, token=token, if_generation_match=0 if if_absent else None, retry=DEFAULT_RETRY
+                    src, token=token, if_generation_match=0 if if_absent else None, retry=_retry()
                 )
                 if token is None:
                     return True
@@ -210,7 +232,7 @@ class GCSStorage(Storage):
             blobs.append(self._blob(uri))
         for blob in blobs:
             try:
-                blob.delete(retry=DEFAULT_RETRY)
+                blob.delete(retry=_retry())
             except gexc.NotFound:
                 pass
             except gexc.GoogleAPIError as err:

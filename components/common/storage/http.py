@@ -15,7 +15,7 @@ from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
 from kfp_tfserving.components.common.errors import StorageError, TransientStorageError
-from kfp_tfserving.components.common.storage.base import ProgressCallback, Storage
+from kfp_tfserving.components.common.storage.base import Deadline, ProgressCallback, Storage, is_refused
 
 RETRIES_ENV = "KFP_TFSERVING_HTTP_RETRIES"
 _TIMEOUT = (15, 120)  # connect, between bytes
@@ -36,6 +36,8 @@ def url_file_name(uri: str) -> str:
 def _session() -> requests.Session:
     retry = Retry(
         total=_retries(),
+        connect=0,  # timeouts are retried by HttpStorage._request, within the deadline
+        read=0,
         backoff_factor=0.5,
         status_forcelist=(429, 500, 502, 503, 504),
         allowed_methods=frozenset({"HEAD", "GET"}),
@@ -71,18 +73,36 @@ class HttpStorage(Storage):
     def __init__(self) -> None:
         self._session = _session()
 
-    def _request(self, method: str, uri: str, **kwargs) -> requests.Response:
-        try:
-            return self._session.request(method, uri, timeout=_TIMEOUT, allow_redirects=True, **kwargs)
-        except requests.exceptions.SSLError as err:
-            raise StorageError(
-                f"{uri}: TLS verification failed ({type(err).__name__})",
-                "for a private CA set $REQUESTS_CA_BUNDLE to its certificate bundle",
-            ) from None
-        except requests.exceptions.RequestException as err:
-            raise TransientStorageError(
-                f"{uri}: cannot connect ({type(err).__name__})", "check the URL and the network"
-            ) from None
+    def _request(
+        self, method: str, uri: str, deadline: Deadline | None = None, **kwargs
+    ) -> requests.Response:
+        """One request, retried on timeouts while the deadline (per call unless given) leaves time."""
+        deadline = deadline or Deadline()
+        while True:
+            left = deadline.remaining()
+            if left <= 0:
+                raise deadline.timed_out(uri)
+            timeout = (min(_TIMEOUT[0], left), min(_TIMEOUT[1], left))
+            try:
+                return self._session.request(method, uri, timeout=timeout, allow_redirects=True, **kwargs)
+            except requests.exceptions.SSLError as err:
+                raise StorageError(
+                    f"{uri}: TLS verification failed ({type(err).__name__})",
+                    "for a private CA set $REQUESTS_CA_BUNDLE to its certificate bundle",
+                ) from None
+            except requests.exceptions.Timeout:
+                continue  # the loop's deadline check reports it once no time is left
+            except requests.exceptions.RequestException as err:
+                if deadline.expired():
+                    raise deadline.timed_out(uri) from None
+                if is_refused(err):
+                    raise TransientStorageError(
+                        f"{uri}: cannot connect (connection refused)",
+                        "check the host and port, and that the server runs",
+                    ) from None
+                raise TransientStorageError(
+                    f"{uri}: cannot connect ({type(err).__name__})", "check the URL and the network"
+                ) from None
 
     def _head(self, uri: str) -> requests.Response | None:
         """The HEAD response; None when HEAD says nothing about GET.
@@ -128,10 +148,11 @@ class HttpStorage(Storage):
         done = 0
         expected: int | None = None
         attempts = _retries() + 1
+        deadline = Deadline()  # restarted by every chunk: a download that keeps moving is never cut
         with open(dest, "wb") as out:
             for attempt in range(attempts):
                 headers = {"Range": f"bytes={done}-"} if done else {}
-                response = self._request("GET", uri, stream=True, headers=headers)
+                response = self._request("GET", uri, deadline, stream=True, headers=headers)
                 with response:
                     if not response.ok:
                         raise _status_error(uri, response)
@@ -145,10 +166,13 @@ class HttpStorage(Storage):
                     try:
                         for chunk in response.iter_content(_CHUNK):
                             out.write(chunk)
+                            deadline.restart()
                             done += len(chunk)
                             if progress:
                                 progress(len(chunk))
                     except requests.exceptions.RequestException as err:
+                        if deadline.expired():
+                            raise deadline.timed_out(uri) from None
                         if attempt + 1 == attempts:
                             raise TransientStorageError(
                                 f"{uri}: the connection kept dropping ({type(err).__name__})",

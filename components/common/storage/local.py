@@ -9,6 +9,7 @@ from pathlib import Path
 
 from kfp_tfserving.components.common.errors import StorageError
 from kfp_tfserving.components.common.storage.base import ProgressCallback, Storage, split_scheme
+from kfp_tfserving.components.common.tree_walk import regular_files
 
 _CHUNK = 8 * 1024 * 1024
 
@@ -49,12 +50,8 @@ class LocalStorage(Storage):
         root = local_path(uri)
         if root.is_file():
             return [(root.name, root.stat().st_size)]
-        found = []
-        for dirpath, _, files in os.walk(root):
-            for name in files:
-                full = Path(dirpath, name)
-                found.append((full.relative_to(root).as_posix(), full.stat().st_size))
-        return sorted(found)
+        # Regular files only, links kept inside the tree, size capped: a FIFO or /dev/zero is never read.
+        return sorted((rel, size) for rel, _, size in regular_files(root, uri))
 
     def download(self, uri: str, dest: Path, progress: ProgressCallback | None = None) -> Path:
         src = local_path(uri)

@@ -13,13 +13,28 @@ from pathlib import Path
 import boto3
 from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
-from botocore.exceptions import BotoCoreError, ClientError, HTTPClientError, NoCredentialsError
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    ConnectTimeoutError,
+    EndpointConnectionError,
+    HTTPClientError,
+    NoCredentialsError,
+    ReadTimeoutError,
+)
 from botocore.exceptions import ConnectionError as BotoConnectionError
 
 from kfp_tfserving.components.common.errors import StorageError, TransientStorageError
-from kfp_tfserving.components.common.storage.base import ProgressCallback, Storage, bucket_and_key, key_prefix
+from kfp_tfserving.components.common.storage.base import (
+    ProgressCallback,
+    Storage,
+    bucket_and_key,
+    is_refused,
+    key_prefix,
+    read_deadline,
+)
 
-_RETRIES = {"mode": "standard", "max_attempts": 8}
+_MAX_ATTEMPTS = 8
 _TAKEN = {"PreconditionFailed", "ConditionalRequestConflict", "412", "409"}
 _TRANSFER = TransferConfig(multipart_threshold=64 * 1024 * 1024)
 
@@ -40,6 +55,16 @@ _TRANSIENT_CODES = {
 
 
 def _fail(uri: str, err: Exception) -> StorageError:
+    if is_refused(err) or isinstance(err, EndpointConnectionError) and "refused" in repr(err.__dict__):
+        return TransientStorageError(
+            f"{uri}: cannot connect (connection refused)",
+            "check the endpoint ($AWS_ENDPOINT_URL_S3) and retry",
+        )
+    if isinstance(err, (ReadTimeoutError, ConnectTimeoutError)):
+        return TransientStorageError(
+            f"{uri}: timed out after {read_deadline():g} s ({type(err).__name__})",
+            "check the endpoint and the network, or raise $KFP_TFSERVING_READ_DEADLINE (--read-deadline)",
+        )
     if isinstance(err, (BotoConnectionError, HTTPClientError)):  # connect/read timeouts, dropped connections
         return TransientStorageError(f"{uri}: S3 unreachable for now ({type(err).__name__})", "retry later")
     if isinstance(err, ClientError):
@@ -70,7 +95,14 @@ class S3Storage(Storage):
     @property
     def client(self):
         if self._client is None:
-            self._client = boto3.client("s3", config=Config(retries=_RETRIES))
+            # botocore has no total deadline: the attempts' timeouts are cut so that together they fit in it.
+            per_attempt = max(1.0, read_deadline() / _MAX_ATTEMPTS)
+            config = Config(
+                retries={"mode": "standard", "max_attempts": _MAX_ATTEMPTS},
+                connect_timeout=min(60, per_attempt),
+                read_timeout=min(60, per_attempt),
+            )
+            self._client = boto3.client("s3", config=config)
         return self._client
 
     def _objects(self, uri: str, prefix: str) -> list[dict]:
