@@ -17,7 +17,7 @@ value it is restored to, an asset path fed to the init op as the asset's sha256.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 
 # Attributes that only carry shape inference, grappler hints, colocation or debug names; none of them
 # changes what a node computes. `_class` holds colocation constraints (`loc:@<node name>`): placement only.
@@ -213,7 +213,3 @@ class Scope:
             "identity",
             identity,
         )
-
-
-def hash_all(parts: Iterable[str]) -> str:
-    return digest(*parts)
