@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import published_versions, run_cli
+from conftest import published_versions, run_cli, run_cli_json
 
 from kfp_tfserving.components.common.errors import FormatError
 from kfp_tfserving.components.common.model_fingerprint import model_fingerprint
@@ -99,7 +99,10 @@ def test_a_re_export_publishes_nothing_and_force_publishes(exports, tmp_path):
     base = tmp_path / "serving" / "m"
     first = publish(exports / "keras@1", str(base), options=PushOptions())
     metadata: dict = {}
-    again = push_step(exports / "keras@2", {}, metadata, str(base), PushOptions())
+    report = tmp_path / "push_report.md"
+    again = push_step(exports / "keras@2", {}, metadata, str(base), PushOptions(), report)
+    assert "**unchanged: version 1 kept**" in report.read_text()
+    assert first.model_fingerprint in report.read_text()
     assert (again.version, again.published, published_versions(base)) == (1, False, [1])
     assert metadata["pushed"] == 0 and metadata["pushed_version"] == "1"
     assert metadata["push_outcome"] == "unchanged: version 1 kept"
@@ -132,4 +135,16 @@ def test_the_cli_says_unchanged(exports, tmp_path):
     again = run_cli("push", str(exports / "tf_keras@2"), "--base-path", str(base))
     assert again.returncode == 0, again.stderr
     assert "unchanged: version 1 kept" in again.stdout
+    assert published_versions(base) == [1]
+
+
+@pytest.mark.slow
+def test_a_second_run_of_the_same_keras_file_publishes_nothing(tmp_path, keras_two_io):
+    """The issue's scenario: the whole pipeline (load, export, check, push) run twice on one source."""
+    base = tmp_path / "serving" / "scorer"
+    first = run_cli_json("run", str(keras_two_io), "--base-path", str(base))
+    second = run_cli("run", str(keras_two_io), "--base-path", str(base))
+    assert second.returncode == 0, second.stderr[-2000:]
+    assert "unchanged: version 1 kept" in second.stdout
+    assert (first["published"], first["outcome"]) == (True, "published version 1")
     assert published_versions(base) == [1]

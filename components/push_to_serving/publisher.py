@@ -239,8 +239,9 @@ def push_step(
     pushed_metadata: dict[str, Any],
     base_path: str,
     options: PushOptions,
+    report_path: Path | None = None,
 ) -> PushResult:
-    """Publish and fill the pushed-model artifact's metadata with TFX Pusher's keys."""
+    """Publish, fill the pushed-model artifact's metadata with TFX Pusher's keys, write the Markdown report."""
     source = {k: model_metadata.get(k, "") for k in ("source_uri", "source_format")}
     result = publish(model_dir, base_path, source=source, options=options)
     pushed_metadata.update(
@@ -259,7 +260,28 @@ def push_step(
             "serving_signature": model_metadata.get("signatures", {}).get("serving_default", {}),
         }
     )
+    if report_path is not None:
+        report_path.write_text(push_report_markdown(result))
     return result
+
+
+def push_report_markdown(result: PushResult) -> str:
+    if result.published:
+        headline = f"**{result.outcome}**: `{result.destination}`"
+    else:
+        headline = (
+            f"**{result.outcome}**: `{result.destination}` is already this model, so TF Serving has nothing "
+            "new to load (`force` publishes anyway)"
+        )
+    rows = [
+        ("model fingerprint", result.model_fingerprint or "(none)"),
+        ("content digest", result.content_digest),
+    ]
+    if result.removed:
+        rows.append(("removed versions", ", ".join(map(str, result.removed))))
+    rows += [(f"label `{label}`", f"version {number}") for label, number in sorted(result.labels.items())]
+    table = "\n".join(f"| {what} | `{value}` |" for what, value in rows)
+    return f"# Push\n\n{headline}\n\n| | |\n|---|---|\n{table}\n"
 
 
 run_push_step = reports_errors(push_step)
