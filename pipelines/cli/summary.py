@@ -28,6 +28,7 @@ def run_result(metadata: dict[str, Any]) -> dict[str, Any]:
         "outcome": metadata.get("push_outcome", ""),
         "content_digest": metadata.get("content_digest", ""),
         "signature": metadata.get("serving_signature", {}),
+        "repaired": metadata.get("repaired", ""),
     }
 
 
@@ -45,6 +46,8 @@ def print_run_summary(result: dict[str, Any]) -> None:
             f"[bold yellow]unchanged: version {result['version']} kept[/] of '{result['model_name']}': "
             f"{result['path']} already serves this model (--force publishes anyway)"
         )
+    if result.get("repaired"):
+        console.print(f"[yellow]Repaired[/] on the way in: {result['repaired']}", highlight=False)
     table = Table(title="serving_default")
     for column in ("", "name", "dtype", "shape"):
         table.add_column(column)
