@@ -1,7 +1,7 @@
 """KFP wrapper of the push step."""
 
 from kfp import dsl
-from kfp.dsl import Input, Model, Output
+from kfp.dsl import Input, Markdown, Model, Output
 
 from kfp_tfserving.components.common.image import RUNTIME_IMAGE
 
@@ -11,6 +11,7 @@ def push_to_serving(
     model: Input[Model],
     base_path: str,
     pushed_model: Output[Model],
+    push_report: Output[Markdown],
     model_name: str = "",
     version_policy: str = "next",
     version: int = 0,
@@ -27,11 +28,13 @@ def push_to_serving(
         model: A checked SavedModel.
         base_path: TF Serving's `model_base_path`: the directory holding the numeric version directories.
         pushed_model: Metadata with TFX Pusher's keys `pushed`, `pushed_destination`, `pushed_version`,
-            plus `content_digest`, `manifest_sha256`, `removed_versions`, `version_labels` and the signature.
+            plus `push_outcome` (`published version N` or `unchanged: version N kept`), `model_fingerprint`,
+            `content_digest`, `manifest_sha256`, `removed_versions`, `version_labels` and the signature.
+        push_report: Markdown: what was published (or kept, and why), where, and the model fingerprint.
         model_name: The model's name in TF Serving (default: the last segment of `base_path`).
         version_policy: `next` (highest existing + 1), `timestamp` (unix seconds, as TFX Pusher) or `explicit`.
         version: The version number when `version_policy` is `explicit`.
-        force: Publish even when the newest version already has identical content.
+        force: Publish even when the newest version is already the same model (same model fingerprint).
         keep: Keep this many versions, removing the oldest (never the newest nor a labelled one); 0 keeps all.
         models_config: Path or URI of TF Serving's models.config to create or update ('' leaves it alone).
         label: Version label (e.g. `canary`, `stable`) to point at the pushed version in `models_config`.
@@ -54,4 +57,6 @@ def push_to_serving(
         serving_url=serving_url,
         serving_timeout=serving_timeout,
     )
-    run_push_step(Path(model.path), model.metadata, pushed_model.metadata, base_path, options)
+    run_push_step(
+        Path(model.path), model.metadata, pushed_model.metadata, base_path, options, Path(push_report.path)
+    )

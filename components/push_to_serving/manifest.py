@@ -24,8 +24,15 @@ def sha256_file(path: Path) -> str:
 @dataclass
 class Manifest:
     files: dict[str, dict[str, Any]]  # relative path -> {"size": int, "sha256": str}
-    source: dict[str, Any]
+    source: dict[
+        str, Any
+    ]  # where the model came from and what it is: source_uri, source_format, model_fingerprint
     published_at: float = 0.0  # unix seconds; not part of the content digest
+
+    @property
+    def model_fingerprint(self) -> str:
+        """The canonical hash of what TF Serving runs (common/model_fingerprint.py); "" in older manifests."""
+        return self.source.get("model_fingerprint", "")
 
     @property
     def content_digest(self) -> str:

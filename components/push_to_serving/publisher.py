@@ -54,11 +54,20 @@ class PushOptions:
 class PushResult:
     version: int
     destination: str
-    published: bool  # False when identical content was already the newest version
+    published: bool  # False when the same model was already the newest version
     content_digest: str
     manifest_sha256: str = ""
     removed: list[int] = field(default_factory=list)
     labels: dict[str, int] = field(default_factory=dict)
+    model_fingerprint: str = ""
+
+    @property
+    def outcome(self) -> str:
+        return (
+            f"published version {self.version}"
+            if self.published
+            else f"unchanged: version {self.version} kept"
+        )
 
 
 def model_name_from_base_path(base_path: str) -> str:
@@ -109,31 +118,34 @@ def publish(
 
     existing = numeric_versions(storage, base)
     newest = read_manifest(storage, base, existing[-1]) if existing else None
+    fingerprint = _model_fingerprint(model_dir)
+    source = {**(source or {}), **({"model_fingerprint": fingerprint} if fingerprint else {})}
+    may_keep = newest is not None and not options.force and options.version_policy != "explicit"
+    same_model = may_keep and bool(fingerprint) and fingerprint == newest.model_fingerprint
+    # Versions published before fingerprints (or under another fingerprint scheme) compare by bytes.
     may_repeat = (
-        newest is not None
-        and not options.force
-        and options.version_policy != "explicit"
+        may_keep
+        and not same_model
         and _file_sizes(model_dir) == {rel: meta["size"] for rel, meta in newest.files.items()}
     )
     # Hash up front only when the content may repeat the newest version or the store cannot hash while
     # copying; otherwise the local copy hashes in the same pass (one read of the model instead of three).
-    manifest = build_manifest(model_dir, source or {}) if may_repeat else None
-    if may_repeat and manifest.content_digest == newest.content_digest:
-        number, published = existing[-1], False
-        print(
-            f"{version_uri(base, number)}: identical content is already the newest version; nothing published"
-        )
+    manifest = build_manifest(model_dir, source) if may_repeat else None
+    if same_model or (may_repeat and manifest.content_digest == newest.content_digest):
+        number, published, manifest = existing[-1], False, newest
+        why = "the same model fingerprint" if same_model else "identical files"
+        print(f"unchanged: version {number} kept ({why} as {version_uri(base, number)}); nothing published")
     else:
         if storage.scheme == "file":
             from kfp_tfserving.components.push_to_serving.protocol_local import publish_local
 
             number, manifest = publish_local(
-                model_dir, local_path(base), manifest, options.version_policy, options.version, source or {}
+                model_dir, local_path(base), manifest, options.version_policy, options.version, source
             )
         else:
             with ThreadPoolExecutor(max_workers=1, thread_name_prefix="hash") as pool:
                 # Hash on another core while the upload runs: the network, not sha256, sets the pace.
-                pending = manifest or pool.submit(build_manifest, model_dir, source or {})
+                pending = manifest or pool.submit(build_manifest, model_dir, source)
                 number, manifest = publish_object(
                     storage,
                     model_dir,
@@ -157,7 +169,23 @@ def publish(
         hashlib.sha256(manifest_bytes).hexdigest(),
         removed,
         labels,
+        manifest.model_fingerprint,
     )
+
+
+def _model_fingerprint(model_dir: Path) -> str:
+    """The model fingerprint, or "" when it cannot be computed: it only decides whether to skip a push, and
+    without it the push compares file bytes as before."""
+    from kfp_tfserving.components.common.model_fingerprint import model_fingerprint
+
+    try:
+        return model_fingerprint(model_dir).digest
+    except Exception as err:  # noqa: BLE001 - any failure here must not fail the push itself
+        print(
+            f"{model_dir}: no model fingerprint ({' '.join(str(err).split())}); comparing file bytes",
+            flush=True,
+        )
+        return ""
 
 
 def _configure_and_verify(model_dir, storage, base, name, number, published, options) -> dict[str, int]:
@@ -217,8 +245,9 @@ def push_step(
     pushed_metadata: dict[str, Any],
     base_path: str,
     options: PushOptions,
+    report_path: Path | None = None,
 ) -> PushResult:
-    """Publish and fill the pushed-model artifact's metadata with TFX Pusher's keys."""
+    """Publish, fill the pushed-model artifact's metadata with TFX Pusher's keys, write the Markdown report."""
     source = {k: model_metadata.get(k, "") for k in ("source_uri", "source_format")}
     result = publish(model_dir, base_path, source=source, options=options)
     pushed_metadata.update(
@@ -228,6 +257,8 @@ def push_step(
             "pushed_version": str(result.version),
             "model_name": options.model_name or model_name_from_base_path(base_path),
             "base_path": base_path,
+            "push_outcome": result.outcome,
+            "model_fingerprint": result.model_fingerprint,
             "content_digest": result.content_digest,
             "manifest_sha256": result.manifest_sha256,
             "removed_versions": result.removed,
@@ -236,7 +267,28 @@ def push_step(
             "repaired": model_metadata.get("repaired", ""),
         }
     )
+    if report_path is not None:
+        report_path.write_text(push_report_markdown(result))
     return result
+
+
+def push_report_markdown(result: PushResult) -> str:
+    if result.published:
+        headline = f"**{result.outcome}**: `{result.destination}`"
+    else:
+        headline = (
+            f"**{result.outcome}**: `{result.destination}` is already this model, so TF Serving has nothing "
+            "new to load (`force` publishes anyway)"
+        )
+    rows = [
+        ("model fingerprint", result.model_fingerprint or "(none)"),
+        ("content digest", result.content_digest),
+    ]
+    if result.removed:
+        rows.append(("removed versions", ", ".join(map(str, result.removed))))
+    rows += [(f"label `{label}`", f"version {number}") for label, number in sorted(result.labels.items())]
+    table = "\n".join(f"| {what} | `{value}` |" for what, value in rows)
+    return f"# Push\n\n{headline}\n\n| | |\n|---|---|\n{table}\n"
 
 
 run_push_step = reports_errors(push_step)

@@ -119,7 +119,7 @@ def main() -> None:
 @click.option(
     "--version", "version", default=0, type=int, help="The version number with --version-policy explicit."
 )
-@click.option("--force", is_flag=True, help="Publish even if the newest version has identical content.")
+@click.option("--force", is_flag=True, help="Publish even if the newest version is the same model.")
 @click.option(
     "--pipeline-root", type=click.Path(path_type=Path), default=None, help="Keep step artifacts here."
 )

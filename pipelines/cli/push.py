@@ -40,7 +40,7 @@ def _absolute(uri: str) -> str:
 @click.option(
     "--sample", type=click.Path(path_type=Path, exists=True), default=None, help="Request for --serving-url."
 )
-@click.option("--force", is_flag=True, help="Publish even if the newest version has identical content.")
+@click.option("--force", is_flag=True, help="Publish even if the newest version is the same model.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def push(savedmodel: Path, base_path: str, model_name: str, version_policy: str, version: int, keep: int,
          models_config: str, label: str, serving_url: str, serving_timeout: float, sample: Path | None,
@@ -72,6 +72,8 @@ def push(savedmodel: Path, base_path: str, model_name: str, version_policy: str,
                     "version": result.version,
                     "path": result.destination,
                     "published": result.published,
+                    "outcome": result.outcome,
+                    "model_fingerprint": result.model_fingerprint,
                     "content_digest": result.content_digest,
                     "manifest_sha256": result.manifest_sha256,
                     "removed": result.removed,

@@ -25,6 +25,7 @@ def run_result(metadata: dict[str, Any]) -> dict[str, Any]:
         "path": metadata["pushed_destination"],
         "base_path": metadata.get("base_path", ""),
         "published": bool(metadata.get("pushed")),
+        "outcome": metadata.get("push_outcome", ""),
         "content_digest": metadata.get("content_digest", ""),
         "signature": metadata.get("serving_signature", {}),
         "repaired": metadata.get("repaired", ""),
@@ -36,10 +37,15 @@ def print_run_summary(result: dict[str, Any]) -> None:
     from rich.table import Table
 
     console = Console(soft_wrap=True)
-    verb = "Published" if result["published"] else "Unchanged (identical to)"
-    console.print(
-        f"[bold green]{verb}[/] version {result['version']} of '{result['model_name']}': {result['path']}"
-    )
+    if result["published"]:
+        console.print(
+            f"[bold green]Published[/] version {result['version']} of '{result['model_name']}': {result['path']}"
+        )
+    else:  # the newest version already serves this model: TF Serving has nothing new to load
+        console.print(
+            f"[bold yellow]unchanged: version {result['version']} kept[/] of '{result['model_name']}': "
+            f"{result['path']} already serves this model (--force publishes anyway)"
+        )
     if result.get("repaired"):
         console.print(f"[yellow]Repaired[/] on the way in: {result['repaired']}", highlight=False)
     table = Table(title="serving_default")
