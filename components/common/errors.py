@@ -65,17 +65,23 @@ def naming_the_source(copy: Path, source: str) -> Iterator[None]:
         raise type(err)(err.what.replace(str(copy), source), err.fix) from None
 
 
-_TF_NOISE = ("Graph execution error", "Detected at node", "File ", "Traceback", "[[", "Stack trace")
+_TF_NOISE = ("Graph execution error", "Detected at node", "Node:", "File ", "Traceback", "[[", "Stack trace")
+
+
+def specific_line(err: BaseException) -> str:
+    """The line of an exception's message that says what went wrong. For TensorFlow's multi-line errors
+    ('Graph execution error: … Detected at node … Original stack trace …') that is the op's own message
+    ('Unknown image file format', 'Could not find variable …'), or a Python error raised inside it."""
+    text = str(err).split("Original stack trace for")[0]
+    lines = [" ".join(line.split()) for line in text.splitlines()]
+    lines = [line for line in lines if line and not line.startswith(_TF_NOISE)]
+    errors = [line for line in lines if "Error" in line.split(":")[0] and ":" in line]
+    return ((errors[-1:] or lines[:1]) or [type(err).__name__])[0][:300]
 
 
 def most_specific_line(err: BaseException) -> str:
-    """One line of an exception's message that says what went wrong: for TensorFlow's multi-line errors
-    ('Graph execution error: … Detected at node …') the innermost error line, not the preamble."""
-    lines = [" ".join(line.split()) for line in str(err).splitlines()]
-    lines = [line for line in lines if line and not line.startswith(_TF_NOISE)]
-    errors = [line for line in lines if "Error" in line.split(":")[0]]
-    text = (errors or lines or [""])[-1]
-    return f"{type(err).__name__}: {text}" if text else type(err).__name__
+    """`ExceptionType: ` and the exception's specific_line."""
+    return f"{type(err).__name__}: {specific_line(err)}"
 
 
 def _is_model_failure(err: BaseException) -> bool:

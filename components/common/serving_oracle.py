@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from kfp_tfserving.components.common.errors import UserError
+from kfp_tfserving.components.common.errors import UserError, specific_line
 from kfp_tfserving.components.common.formats.base import Tensors
 from kfp_tfserving.components.common.formats.saved_model_io import (
     SERVE_TAG,
@@ -42,14 +42,6 @@ class ServingLoadError(UserError):
 
 class ServingRunError(UserError):
     """The model server loads the version but fails this request."""
-
-
-def specific_line(err: BaseException) -> str:
-    """The most telling line of a TensorFlow error: its first line that is not a generic wrapper."""
-    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
-    generic = ("Graph execution error", "Detected at node", "Traceback", "File ", "[[")
-    useful = [line for line in lines if not line.startswith(generic)]
-    return (useful or lines or [type(err).__name__])[0][:300]
 
 
 def _meta_graph(proto, tags: tuple[str, ...], model_dir: Path):

@@ -12,12 +12,18 @@ from pathlib import Path
 from typing import Any
 
 from kfp_tfserving.components.common.formats.saved_model_io import SERVE_TAG, read_saved_model_proto
-from kfp_tfserving.components.common.serving_oracle import ServingLoadError, load_served, servability_problem
 from kfp_tfserving.components.common.tfenv import import_tensorflow, silenced_stderr
 
 
 def serving_problem(entry: Path) -> str | None:
     """Why TF Serving could not serve the SavedModel as it is (loaded as the model server does), or None."""
+    # Imported here: the oracle reads SavedModels through this package, which imports the handlers.
+    from kfp_tfserving.components.common.serving_oracle import (
+        ServingLoadError,
+        load_served,
+        servability_problem,
+    )
+
     try:
         with load_served(entry, replay_warmup=False) as served:
             return servability_problem(served)
