@@ -21,12 +21,14 @@ from kfp_tfserving.components.push_to_serving.versions import (
     numeric_versions,
 )
 
-# A push in its own process: imports first, says "ready", pushes when told (a line on stdin), prints
+# A push in its own process: imports first (TensorFlow too), says "ready", pushes when told (a line on stdin), prints
 # "<version> <seconds the push took>".
 CHILD = """
 import sys, time
 from pathlib import Path
+from kfp_tfserving.components.common.tfenv import import_tensorflow
 from kfp_tfserving.components.push_to_serving.publisher import PushOptions, publish
+import_tensorflow()  # the model fingerprint needs it; importing it is not part of the push protocol
 print("ready", flush=True)
 sys.stdin.readline()
 start = time.monotonic()
