@@ -27,6 +27,14 @@ def published_versions(base: Path) -> list[int]:
     return sorted(int(p.name) for p in base.iterdir() if p.name.isdigit())
 
 
+def served_predict(model_dir: Path, signature: str = "serving_default", **inputs) -> dict:
+    """The version's answer as tensorflow_model_server computes it (the project's serving oracle)."""
+    from kfp_tfserving.components.common.serving_oracle import load_served
+
+    with load_served(model_dir) as served:
+        return served.predict({k: np.asarray(v) for k, v in inputs.items()}, signature)
+
+
 def run_cli(*args: str, timeout: int = 600) -> subprocess.CompletedProcess:
     """The installed CLI in a subprocess, exactly as a user runs it."""
     return subprocess.run(

@@ -18,8 +18,8 @@ from check_builders import (
 
 from kfp_tfserving.components.check_signatures.checker import check_model, check_step
 from kfp_tfserving.components.check_signatures.findings import ERROR
-from kfp_tfserving.components.check_signatures.warmup import MAX_RECORDS, WARMUP_FILE
 from kfp_tfserving.components.common.errors import UserError
+from kfp_tfserving.components.common.warmup import MAX_RECORDS, WARMUP_FILE
 
 
 @pytest.fixture(scope="session")
@@ -127,8 +127,8 @@ def test_12_model_whose_weights_are_damaged(good_model, tmp_path):
     for data in (broken / "variables").glob("variables.data-*"):
         data.write_bytes(b"\0" * 8)
     report = check_model(broken)
-    found = [f for f in report.findings if f.code == "load-and-run"]
-    assert found and found[0].severity == ERROR and "loading in a fresh process failed" in found[0].message
+    found = [f for f in report.findings if f.code == "restore-failed"]
+    assert found and found[0].severity == ERROR and "restoring the variables fails" in found[0].message
 
 
 def test_13_outputs_without_a_shared_batch_and_binary_strings(tmp_path, tf):

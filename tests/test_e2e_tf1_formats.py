@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import published_versions, run_cli, run_cli_json
+from conftest import published_versions, run_cli, run_cli_json, served_predict
 from test_formats_saved_models import build_estimator_export
 from test_formats_tf1 import W, build_checkpoint, build_frozen_graph
 
@@ -29,8 +29,8 @@ def test_frozen_graph_with_inputs_outputs_and_feed(tmp_path, tf):
     assert result["version"] == 1 and published_versions(base) == [1]
     assert _names(base / "1") == (["x"], ["dense/logits", "probs"])
     x = np.random.default_rng(7).random((3, 3), dtype=np.float32)
-    served = tf.saved_model.load(str(base / "1")).signatures["serving_default"](x=tf.constant(x))
-    np.testing.assert_allclose(served["dense/logits"].numpy(), x @ W * 2.0, rtol=1e-5)
+    served = served_predict(base / "1", x=x)
+    np.testing.assert_allclose(served["dense/logits"], x @ W * 2.0, rtol=1e-5)
 
 
 def test_checkpoint_detected_and_pruned(tmp_path, tf):

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from conftest import served_predict
 
 from kfp_tfserving.components.common.errors import FormatError, UserError
-from kfp_tfserving.components.common.formats.saved_model_io import read_signatures, run_signature
+from kfp_tfserving.components.common.formats.saved_model_io import read_signatures
 from kfp_tfserving.components.export_savedmodel.exporter import export_model, parse_feeds
 from kfp_tfserving.components.export_savedmodel.parity import compare_outputs, require_parity
 from kfp_tfserving.components.load_model.loader import load_source
@@ -37,7 +38,7 @@ def test_keras2_h5_export_is_numerically_the_source_model(tmp_path, keras2_h5):
     exported, meta = _export(keras2_h5, tmp_path)
     x = np.random.default_rng(7).random((5, 6), dtype=np.float32)
     want = tf_keras.models.load_model(keras2_h5).predict(x, verbose=0)
-    got = run_signature(exported, {"features": x})["label_probs"]
+    got = served_predict(exported, features=x)["label_probs"]
     np.testing.assert_allclose(got, want, atol=1e-5)
     assert meta["source_format"] == "keras_h5"
 
@@ -53,7 +54,7 @@ def test_tf2_saved_model_signature_option_adds_serving_default_and_keeps_the_res
     exported, meta = _export(tf2_saved_model_no_default, tmp_path / "ok", signature="predict")
     assert set(read_signatures(exported)) == {"serving_default", "predict", "embed"}
     x = np.ones((2, 4), np.float32)
-    np.testing.assert_allclose(run_signature(exported, {"x": x})["y"], x @ np.arange(4.0).reshape(4, 1) + 0.5)
+    np.testing.assert_allclose(served_predict(exported, x=x)["y"], x @ np.arange(4.0).reshape(4, 1) + 0.5)
     with pytest.raises(FormatError, match="no signature 'nope'"):
         _export(tf2_saved_model_no_default, tmp_path / "bad", signature="nope")
 
@@ -88,7 +89,7 @@ def test_models_carrying_python_code_need_explicit_consent(tmp_path, lambda_mode
         _export(lambda_models / name, tmp_path / "refused")
     assert not (tmp_path / "refused" / "exported" / "saved_model.pb").exists()
     exported, _ = _export(lambda_models / name, tmp_path / "allowed", allow_unsafe_deserialization=True)
-    out = next(iter(run_signature(exported, {"x": np.ones((1, 2), np.float32)}).values()))
+    out = next(iter(served_predict(exported, x=np.ones((1, 2), np.float32)).values()))
     np.testing.assert_allclose(out, [[3.0, 3.0]])
 
 

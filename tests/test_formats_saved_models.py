@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import served_predict
 
 from kfp_tfserving.components.common.errors import FormatError
 from kfp_tfserving.components.common.formats import detect_format
@@ -128,8 +129,7 @@ def test_estimator_newest_timestamp_keeps_classify_and_regress_method_names(tmp_
     assert metadata["parity_passed"] and set(metadata["parity"]) == {"classes", "scores"}
     # The published model carries the newest export's weights (0.5), not the older one's (-5).
     (examples,) = generate_inputs(read_signatures(export_dir)["serving_default"].inputs).values()
-    fn = tf.saved_model.load(str(export_dir)).signatures["regression"]
-    served = fn(inputs=tf.constant(examples))["outputs"].numpy()
+    served = served_predict(export_dir, "regression", inputs=examples)["outputs"]
     parsed = tf.io.parse_example(
         examples,
         {
@@ -195,8 +195,8 @@ def test_tf1_hub_module_empty_tag_set_becomes_serve_with_serving_default(tmp_pat
     )
     assert metadata["parity_passed"]
     x = np.ones((2, 3), dtype=np.float32)
-    served = tf.saved_model.load(str(export_dir)).signatures["serving_default"](default=tf.constant(x))
-    np.testing.assert_allclose(served["default"].numpy(), x @ np.arange(6).reshape(3, 2))
+    served = served_predict(export_dir, default=x)
+    np.testing.assert_allclose(served["default"], x @ np.arange(6).reshape(3, 2))
 
 
 def test_tf2_saved_model_served_with_format_hub(tmp_path, tf2_saved_model):
@@ -259,8 +259,8 @@ def test_tf2_hub_module_without_signatures_serves_its_inference_call(tmp_path, t
     )
     assert metadata["parity_passed"]
     x = np.array([[1.0, 1.0]], dtype=np.float32)
-    served = tf.saved_model.load(str(export_dir)).signatures["serving_default"](tokens=tf.constant(x))
-    np.testing.assert_allclose(served["outputs"].numpy(), [[3.0, -1.0]])  # training=False: no x10
+    served = served_predict(export_dir, tokens=x)
+    np.testing.assert_allclose(served["outputs"], [[3.0, -1.0]])  # training=False: no x10
 
 
 def test_saved_model_with_neither_signatures_nor_call_is_refused(tmp_path, tf):

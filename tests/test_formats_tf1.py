@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import served_predict
 
 from kfp_tfserving.components.common.errors import FormatError, UserError
 from kfp_tfserving.components.common.formats import detect_format
@@ -94,8 +95,7 @@ def checkpoint_dir(tmp_path_factory, tf) -> Path:
 
 
 def _serve(tf, export_dir: Path, **inputs) -> dict:
-    fn = tf.saved_model.load(str(export_dir)).signatures["serving_default"]
-    return {k: v.numpy() for k, v in fn(**{k: tf.constant(v) for k, v in inputs.items()}).items()}
+    return served_predict(export_dir, **inputs)
 
 
 def test_frozen_graph_defaults_to_its_placeholders_and_sinks_under_their_own_names(tmp_path, frozen_pb, tf):

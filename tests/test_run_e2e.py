@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import published_versions, run_cli, run_cli_json
+from conftest import published_versions, run_cli, run_cli_json, served_predict
 
 from kfp_tfserving.components.common.formats.saved_model_io import read_signatures
 
@@ -29,10 +29,10 @@ def test_keras3_with_two_named_inputs_and_outputs_keeps_exactly_those_names(tmp_
     model = keras.models.load_model(keras_two_io)
     age = np.random.default_rng(1).random((3, 3), dtype=np.float32)
     city = np.random.default_rng(2).random((3, 2), dtype=np.float32)
-    served = tf.saved_model.load(str(base / "1")).signatures["serving_default"](age=age, city=city)
+    served = served_predict(base / "1", age=age, city=city)
     score, probs = model.predict([age, city], verbose=0)
-    np.testing.assert_allclose(served["probs"].numpy(), probs, atol=1e-5)
-    np.testing.assert_allclose(served["score"].numpy(), score, atol=1e-5)
+    np.testing.assert_allclose(served["probs"], probs, atol=1e-5)
+    np.testing.assert_allclose(served["score"], score, atol=1e-5)
 
 
 def test_keras2_h5_then_a_second_run_into_the_same_base_path_publishes_version_2(tmp_path, keras2_h5):

@@ -2,8 +2,10 @@
 
 It is not TF Serving. It implements just the documented endpoints the push step talks to, with TF Serving's
 default behaviour where it matters: it polls a local model base path, serves the newest numeric version
-(version policy `latest 1`), loads it with TensorFlow before unloading the previous one, and ignores
-directories whose names are not integers.
+(version policy `latest 1`), loads it before unloading the previous one, and ignores directories whose names
+are not integers. Versions are loaded and answered by the project's serving oracle, as the model server
+does it: a TF1 Session over the {serve} graph, the saver_def restore, the init op, the warmup replay (a bad
+record fails the version), Session.run on the signature_def's tensor names.
 
     GET  /v1/models/<name>[/versions/<v>]             -> {"model_version_status": [...]}
     POST /v1/models/<name>[/versions/<v>]:predict     -> {"outputs": ...} or {"predictions": [...]}
@@ -16,8 +18,6 @@ import re
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-
-import numpy as np
 
 _ROUTE = re.compile(r"^/v1/models/(?P<name>[^/:]+)(?:/versions/(?P<version>\d+))?(?P<predict>:predict)?$")
 
@@ -57,7 +57,7 @@ class StandInTFServing:
         return sorted(int(p.name) for p in self.base_path.iterdir() if p.name.isdigit() and p.is_dir())
 
     def _poll_once(self) -> None:
-        import tensorflow as tf
+        from kfp_tfserving.components.common.serving_oracle import ServedModel
 
         present = self._present()
         aspired = present[-1:]
@@ -65,7 +65,12 @@ class StandInTFServing:
             if version in self.loaded or version in self.failed:
                 continue
             try:
-                model = tf.saved_model.load(str(self.base_path / str(version)))
+                model = ServedModel(self.base_path / str(version))
+                try:
+                    model.replay_warmup()
+                except Exception:
+                    model.close()
+                    raise
                 with self._lock:
                     self.loaded[version] = model
             except Exception as err:  # TF Serving reports the load error in the version's status
@@ -76,7 +81,7 @@ class StandInTFServing:
             for version in list(self.loaded):
                 # Availability-preserving: unload the old version only once an aspired one serves.
                 if version not in aspired and (serving or version not in present):
-                    del self.loaded[version]
+                    self.loaded.pop(version).close()
             for version in list(self.failed):
                 if version not in present:
                     del self.failed[version]
@@ -100,7 +105,7 @@ class StandInTFServing:
         return [s for s in out if version is None or s["version"] == str(version)]
 
     def predict(self, version: int | None, body: dict) -> tuple[int, dict]:
-        import tensorflow as tf
+        from kfp_tfserving.components.check_signatures.rest_json import from_json_value, to_json_value
 
         with self._lock:
             if not self.loaded:
@@ -109,17 +114,19 @@ class StandInTFServing:
             model = self.loaded.get(chosen)
         if model is None:
             return 404, {"error": f"Servable not found for request: Specific({self.name}, {version})"}
-        fn = model.signatures[body.get("signature_name", "serving_default")]
+        signature = body.get("signature_name", "serving_default")
+        dtypes = {s.name: s.dtype for s in model.signatures[signature].inputs}
+        only = next(iter(dtypes)) if len(dtypes) == 1 else None
         if "inputs" in body:
-            inputs = body["inputs"]
+            doc = body["inputs"] if isinstance(body["inputs"], dict) else {only: body["inputs"]}
+            inputs = {k: from_json_value(doc[k], dtypes[k]) for k in dtypes}
         else:
             rows = body["instances"]
-            inputs = {k: [r[k] for r in rows] for k in rows[0]} if isinstance(rows[0], dict) else rows
-        if not isinstance(inputs, dict):
-            inputs = {next(iter(fn.structured_input_signature[1])): inputs}
-        specs = fn.structured_input_signature[1]
-        tensors = {k: tf.constant(np.asarray(v), dtype=specs[k].dtype) for k, v in inputs.items()}
-        result = {k: v.numpy().tolist() for k, v in fn(**tensors).items()}
+            named = rows and isinstance(rows[0], dict) and set(rows[0]) != {"b64"}
+            rows = rows if named else [{only: r} for r in rows]
+            inputs = {k: from_json_value([r[k] for r in rows], dtypes[k]) for k in dtypes}
+        answer = model.predict(inputs, signature)
+        result = {k: to_json_value(v, force_b64=k.endswith("_bytes")) for k, v in answer.items()}
         if "inputs" in body:
             return 200, {"outputs": next(iter(result.values())) if len(result) == 1 else result}
         names = sorted(result)

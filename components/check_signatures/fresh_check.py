@@ -21,7 +21,14 @@ from kfp_tfserving.components.common.errors import FormatError
 from kfp_tfserving.components.common.formats.saved_model_io import read_saved_model_proto
 
 # Without these there is nothing to load or call: the runtime checks would only repeat the finding.
-_NOT_RUNNABLE = {"unreadable-saved-model", "no-serve-tag", "no-serving-default", "missing-variables"}
+_NOT_RUNNABLE = {
+    "unreadable-saved-model",
+    "no-serve-tag",
+    "no-serving-default",
+    "missing-variables",
+    "signature-tensor-missing",
+    "init-op-missing",
+}
 
 
 def _runtime_failure(err: BaseException) -> Finding:

@@ -1,4 +1,5 @@
-"""The runtime checks: ops registered (9), load and run (12), REST (13), warmup (15).
+"""The runtime checks: ops registered (9), load and run (12), REST (13), warmup (15), all through the
+serving oracle (a TF1 Session over the {serve} graph, restored by its saver_def, as the model server runs it).
 
 They run inside fresh_check's process. A fresh process proves the model needs nothing the exporting process had (the source model, custom code,
 ops registered by imported libraries); its op registry is the one plain TensorFlow has.
@@ -16,21 +17,27 @@ from kfp_tfserving.components.check_signatures.findings import ERROR, WARNING, F
 from kfp_tfserving.components.check_signatures.graph_checks import unregistered_findings, used_op_names
 from kfp_tfserving.components.check_signatures.rest_json import round_trip_findings
 from kfp_tfserving.components.check_signatures.tf_examples import with_example_features
-from kfp_tfserving.components.check_signatures.warmup import (
+from kfp_tfserving.components.common.errors import UserError
+from kfp_tfserving.components.common.formats.saved_model_io import (
+    SERVING_DEFAULT,
+    read_saved_model_proto,
+    serve_meta_graph,
+)
+from kfp_tfserving.components.common.samples import generate_inputs
+from kfp_tfserving.components.common.serving_oracle import (
+    REPAIR_FIX,
+    ServedModel,
+    ServingLoadError,
+    ServingRunError,
+)
+from kfp_tfserving.components.common.tfenv import import_tensorflow
+from kfp_tfserving.components.common.warmup import (
     WARMUP_FILE,
     WarmupError,
     read_warmup,
     warmup_batches,
     write_warmup,
 )
-from kfp_tfserving.components.common.formats.saved_model_io import (
-    SERVING_DEFAULT,
-    read_saved_model_proto,
-    serve_meta_graph,
-    signatures_of,
-)
-from kfp_tfserving.components.common.samples import generate_inputs
-from kfp_tfserving.components.common.tfenv import import_tensorflow
 
 # Ops that decode a string input as a structured record: generated strings will not parse.
 PARSING_OPS = {
@@ -44,6 +51,8 @@ PARSING_OPS = {
 
 
 def _first_line(err: BaseException) -> str:
+    if isinstance(err, UserError):
+        return err.what
     text = str(err).strip()
     return f"{type(err).__name__}: {text.splitlines()[0] if text else ''}"
 
@@ -70,12 +79,12 @@ def _run_failure(meta, specs, err: Exception) -> Finding:
     )
 
 
-def _call(tf, fn, inputs):
-    result = fn(**{k: tf.constant(v) for k, v in inputs.items()})
-    return {k: v.numpy() for k, v in result.items()}
+def _load_failure(err: ServingLoadError) -> Finding:
+    code = {"restore": "restore-failed", "init": "init-op-failed"}.get(err.stage, "load-and-run")
+    return Finding(code, ERROR, f"TF Serving's loader fails: {err.what}", err.fix or REPAIR_FIX)
 
 
-def _replay(tf, loaded, signatures: dict, path: Path) -> tuple[int, list[Finding]]:
+def _replay(served: ServedModel, path: Path) -> tuple[int, list[Finding]]:
     try:
         requests = read_warmup(path)
     except WarmupError as err:
@@ -83,37 +92,24 @@ def _replay(tf, loaded, signatures: dict, path: Path) -> tuple[int, list[Finding
     found = []
     for req in requests:
         name = req.signature or SERVING_DEFAULT
-        where = f"{WARMUP_FILE} record {req.index}"
-        if name not in signatures:
-            found.append(
-                Finding("warmup", ERROR, f"{where} calls unknown signature '{name}'", "fix the file", name)
-            )
-            continue
-        expected = sorted(s.name for s in signatures[name].inputs)
-        if sorted(req.inputs) != expected:
+        try:
+            served.replay(req)
+        except ServingRunError as err:  # the server fails the whole version on this request
             found.append(
                 Finding(
                     "warmup",
                     ERROR,
-                    f"{where} sends inputs {sorted(req.inputs)}, the signature takes {expected}",
+                    f"{WARMUP_FILE} record {req.index} fails, so TF Serving refuses the version: {err.what}",
                     "regenerate the warmup file from the current signature",
                     name,
-                )
-            )
-            continue
-        try:
-            _call(tf, loaded.signatures[name], req.inputs)
-        except Exception as err:  # the server fails the version on this request
-            found.append(
-                Finding(
-                    "warmup", ERROR, f"{where} fails: {_first_line(err)}", "regenerate the warmup file", name
                 )
             )
     return len(requests), found
 
 
 def smoke_run(model_dir: Path, write_missing_warmup: bool, repeats: int = 5) -> dict[str, Any]:
-    tf = import_tensorflow()
+    """Load and run the model through the serving oracle, as tensorflow_model_server would."""
+    import_tensorflow()
     from tensorflow.python.framework import op_def_registry
 
     meta = serve_meta_graph(read_saved_model_proto(model_dir), model_dir)
@@ -134,52 +130,64 @@ def smoke_run(model_dir: Path, write_missing_warmup: bool, repeats: int = 5) -> 
                 )
             )
         return result
-    signatures = signatures_of(meta)
     start = time.perf_counter()
     try:
-        loaded = tf.saved_model.load(str(model_dir), tags=["serve"])
-    except Exception as err:
+        served = ServedModel(model_dir)
+    except ServingLoadError as err:
+        findings.append(_load_failure(err))
+        return result
+    with served:
+        result["load_seconds"] = time.perf_counter() - start
+        _run_checks(served, meta, write_missing_warmup, repeats, result, findings)
+    return result
+
+
+def _run_checks(served: ServedModel, meta, write_warmup_file: bool, repeats: int, result, findings) -> None:
+    missing = served.unrestored_variables()
+    if missing:
         findings.append(
             Finding(
-                "load-and-run",
+                "variables-not-restored",
                 ERROR,
-                f"loading in a fresh process failed: {_first_line(err)}",
-                "make the model self-contained (no custom ops or files outside the SavedModel)",
+                f"the signatures read variables the saver_def never restores ({', '.join(missing[:3])}"
+                f"{f' and {len(missing) - 3} more' if len(missing) > 3 else ''}); TF Serving fails every "
+                "request with 'Could not find variable'",
+                REPAIR_FIX,
+                tensor=missing[0],
             )
         )
-        return result
-    result["load_seconds"] = time.perf_counter() - start
-    signature = signatures[SERVING_DEFAULT]
-    fn = loaded.signatures[SERVING_DEFAULT]
+        return
+    signature = served.signatures[SERVING_DEFAULT]
     specs = with_example_features(meta, signature.inputs)
     make = functools.partial(generate_inputs, specs)
-    ran = _run_and_time(tf, fn, make(2), repeats, result, findings, meta, specs)
+    ran = _run_and_time(served, make(2), repeats, result, findings, meta, specs)
     if not ran and errors(findings):
-        return result
-    warmup = model_dir / WARMUP_FILE
+        return
+    warmup = served.model_dir / WARMUP_FILE
     generated = False
-    if ran and not warmup.exists() and write_missing_warmup:
+    if ran and not warmup.exists() and write_warmup_file:
         fixed = any(s.shape and s.shape[0] is not None for s in signature.inputs)
         write_warmup(warmup, SERVING_DEFAULT, warmup_batches(make, fixed))
         generated = True
     if warmup.exists():  # replayed even when generated inputs could not be run: real requests can
-        records, warmup_findings = _replay(tf, loaded, signatures, warmup)
+        records, warmup_findings = _replay(served, warmup)
         findings += warmup_findings
         result["warmup"] = {"file": WARMUP_FILE, "records": records, "generated": generated}
-    return result
 
 
-def _run_and_time(tf, fn, batch, repeats: int, result: dict, findings: list, meta, specs) -> bool:
+def _run_and_time(
+    served: ServedModel, batch, repeats: int, result: dict, findings: list, meta, specs
+) -> bool:
     """Run serving_default on the batch, time it, and check its REST round trip; False if it failed."""
     try:
-        outputs = _call(tf, fn, batch)
-    except Exception as err:
+        outputs = served.predict(batch)
+    except ServingRunError as err:
         findings.append(_run_failure(meta, specs, err))
         return False
     latencies = []
     for _ in range(repeats):
         t0 = time.perf_counter()
-        fn(**{k: tf.constant(v) for k, v in batch.items()})
+        served.predict(batch)
         latencies.append(time.perf_counter() - t0)
     result["median_latency_ms"] = statistics.median(latencies) * 1000
     result["output_shapes"] = {k: list(v.shape) for k, v in outputs.items()}

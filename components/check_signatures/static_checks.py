@@ -70,6 +70,51 @@ def check_variables(view: ModelView) -> list[Finding]:
     return []
 
 
+INIT_OP_SIGNATURE = "__saved_model_init_op"
+INIT_OP_COLLECTIONS = ("saved_model_main_op", "legacy_init_op")
+
+
+def _graph_lacks(graph_def, tensor_name: str) -> bool:
+    return tensor_name.lstrip("^").split(":")[0] not in {node.name for node in graph_def.node}
+
+
+def check_graph_references(view: ModelView) -> list[Finding]:
+    """Every tensor a signature names, and the init op, exist in the graph TF Serving imports."""
+    if view.serve is None:
+        return []
+    graph, found = view.serve.graph_def, []
+    for name, sig in sorted(view.serve.signature_def.items()):
+        tensors = [*sig.inputs.items(), *sig.outputs.items()]
+        for key, info in tensors:
+            if info.name and _graph_lacks(graph, info.name):
+                init = name == INIT_OP_SIGNATURE
+                found.append(
+                    Finding(
+                        "init-op-missing" if init else "signature-tensor-missing",
+                        ERROR,
+                        f"names tensor '{info.name}', which the graph does not have; TF Serving fails "
+                        + ("the load" if init else "every request"),
+                        "export the model again; do not edit signature_defs by hand",
+                        "" if init else name,
+                        key,
+                    )
+                )
+    for key in INIT_OP_COLLECTIONS:
+        collection = view.serve.collection_def.get(key)
+        for op_name in collection.node_list.value if collection is not None else []:
+            if _graph_lacks(graph, op_name):
+                found.append(
+                    Finding(
+                        "init-op-missing",
+                        ERROR,
+                        f"the {key} collection names op '{op_name}', which the graph does not have; "
+                        "TF Serving fails the load",
+                        "export the model again with a main_op that is part of the graph",
+                    )
+                )
+    return found
+
+
 def check_tags(view: ModelView) -> list[Finding]:
     if view.serve is not None:
         return []
@@ -203,6 +248,7 @@ STATIC_CHECKS: list[Check] = [
     check_variables,
     check_tags,
     check_signature_presence,
+    check_graph_references,
     check_tensor_kinds,
     check_dtypes,
     check_batch_dimension,

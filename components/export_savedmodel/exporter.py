@@ -11,12 +11,9 @@ from typing import Any
 
 from kfp_tfserving.components.common.errors import UserError, naming_the_source, reports_errors
 from kfp_tfserving.components.common.formats import ExportOptions, detect_format, handler_named
-from kfp_tfserving.components.common.formats.saved_model_io import (
-    SERVING_DEFAULT,
-    read_signatures,
-    run_signature,
-)
+from kfp_tfserving.components.common.formats.saved_model_io import SERVING_DEFAULT, read_signatures
 from kfp_tfserving.components.common.samples import generate_inputs, load_sample
+from kfp_tfserving.components.common.serving_oracle import load_served, servability_problem
 from kfp_tfserving.components.common.storage import storage_for
 from kfp_tfserving.components.export_savedmodel.parity import as_metadata, compare_outputs, require_parity
 
@@ -45,6 +42,15 @@ def _timed(phase: str, timings: dict[str, float]) -> Iterator[None]:
     yield
     timings[phase] = round(time.perf_counter() - start, 3)
     print(f"{phase}: {timings[phase]:.2f} s", flush=True)
+
+
+def _served_outputs(export_dir: Path, batch: dict) -> dict:
+    """The export's answer to the batch as TF Serving computes it (TF1 session, saver_def restore)."""
+    with load_served(export_dir, replay_warmup=False) as served:
+        problem = servability_problem(served)
+        if problem:
+            raise UserError(f"{export_dir}: the export is not servable: {problem}", "report this as a bug")
+        return served.predict(batch)
 
 
 def export_model(
@@ -93,14 +99,18 @@ def export_model(
     with _timed("parity", timings):
         batch = _sample_inputs(sample_uri, loaded)
         results = compare_outputs(
-            loaded.reference(batch), run_signature(export_dir, batch), parity_atol, parity_rtol
+            loaded.reference(batch), _served_outputs(export_dir, batch), parity_atol, parity_rtol
         )
     for r in results:
         print(f"parity {r.output}: max |diff| = {r.max_abs_diff:.3g}", flush=True)
     parity = as_metadata(results)
+    repair = loaded.extras.get("repaired", "")
+    if repair:
+        print(f"repaired: {repair}", flush=True)
     export_metadata.update(
         {
             "source_format": handler.name,
+            "repaired": repair,
             "source_uri": model_metadata.get("source_uri", ""),
             "signatures": {name: sig.as_dict() for name, sig in signatures.items()},
             "parity": parity,

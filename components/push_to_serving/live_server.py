@@ -103,19 +103,17 @@ def verify_live(
     rtol: float = 1e-4,
 ) -> None:
     """Wait for the version, send a request, compare with the SavedModel's own answer; PublishError if not."""
-    from kfp_tfserving.components.common.formats.saved_model_io import (
-        SERVING_DEFAULT,
-        read_signatures,
-        run_signature,
-    )
+    from kfp_tfserving.components.common.formats.saved_model_io import SERVING_DEFAULT, read_signatures
     from kfp_tfserving.components.common.samples import generate_inputs, load_sample
+    from kfp_tfserving.components.common.serving_oracle import load_served
 
     url = url.rstrip("/")
     signature = read_signatures(model_dir).get(SERVING_DEFAULT)
     if signature is None:
         raise PublishError(f"{model_dir}: no serving_default signature to send a request to")
     inputs = load_sample(sample, signature.inputs) if sample else generate_inputs(signature.inputs)
-    expected = run_signature(model_dir, inputs)
+    with load_served(model_dir, replay_warmup=False) as served:  # the answer TF Serving should give
+        expected = served.predict(inputs)
     wait_available(url, name, version, timeout)
     problems = compare(predict(url, name, version, inputs), expected, atol, rtol)
     if problems:

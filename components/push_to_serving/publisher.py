@@ -227,6 +227,7 @@ def push_step(
             "removed_versions": result.removed,
             "version_labels": result.labels,
             "serving_signature": model_metadata.get("signatures", {}).get("serving_default", {}),
+            "repaired": model_metadata.get("repaired", ""),
         }
     )
     return result

@@ -27,6 +27,7 @@ def run_result(metadata: dict[str, Any]) -> dict[str, Any]:
         "published": bool(metadata.get("pushed")),
         "content_digest": metadata.get("content_digest", ""),
         "signature": metadata.get("serving_signature", {}),
+        "repaired": metadata.get("repaired", ""),
     }
 
 
@@ -39,6 +40,8 @@ def print_run_summary(result: dict[str, Any]) -> None:
     console.print(
         f"[bold green]{verb}[/] version {result['version']} of '{result['model_name']}': {result['path']}"
     )
+    if result.get("repaired"):
+        console.print(f"[yellow]Repaired[/] on the way in: {result['repaired']}", highlight=False)
     table = Table(title="serving_default")
     for column in ("", "name", "dtype", "shape"):
         table.add_column(column)

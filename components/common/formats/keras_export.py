@@ -10,7 +10,8 @@ import numpy as np
 
 from kfp_tfserving.components.common.errors import FormatError
 from kfp_tfserving.components.common.formats.base import Tensors, TensorSpecInfo
-from kfp_tfserving.components.common.tfenv import import_tensorflow
+from kfp_tfserving.components.common.formats.saved_model_io import SERVING_DEFAULT
+from kfp_tfserving.components.common.tfenv import import_tensorflow, silenced_stderr
 
 _INVALID_NAME_CHARS = re.compile(r"[^A-Za-z0-9_.\-/]")
 
@@ -86,8 +87,20 @@ def keras_reference(model: Any):
     return run
 
 
+def _is_keras3(model: Any) -> bool:
+    return type(model).__module__.startswith("keras.") or any(
+        c.__module__.startswith("keras.src") for c in type(model).__mro__
+    )
+
+
 def export_keras(model: Any, export_dir: Path) -> None:
-    """Save `model` with one serving_default whose inputs and outputs carry the model's own names."""
+    """Save `model` with one serving_default whose inputs and outputs carry the model's own names.
+
+    Each Keras saves through its own export path: a Keras 3 model saved with `tf.saved_model.save` gets a
+    saver_def that restores other variable handles than the signature reads, which only TF2's object-graph
+    loader hides (TF Serving fails every request). Keras 3's ExportArchive and tf_keras' tracked variables
+    both restore through the saver_def, as the serving oracle proves for every export.
+    """
     tf = import_tensorflow()
     kind, names, tensors = _input_structure(model)
     out_names = keras_output_names(model)
@@ -98,11 +111,18 @@ def export_keras(model: Any, export_dir: Path) -> None:
         for n, t in zip(names, tensors, strict=True)
     ]
 
-    @tf.function(input_signature=specs)
     def serving_default(*args):
         return _named_outputs(_call_model(model, kind, names, list(args)), out_names)
 
-    module = tf.Module()
-    module.model = model  # tracks the variables so they are saved under variables/
-    module.serving_default = serving_default
-    tf.saved_model.save(module, str(export_dir), signatures={"serving_default": serving_default})
+    if _is_keras3(model):
+        import keras
+
+        archive = keras.export.ExportArchive()
+        archive.track(model)
+        archive.add_endpoint(SERVING_DEFAULT, serving_default, input_signature=specs)
+        with silenced_stderr():
+            archive.write_out(str(export_dir), verbose=False)
+        return
+    function = tf.function(serving_default, input_signature=specs)
+    with silenced_stderr():
+        tf.saved_model.save(model, str(export_dir), signatures={SERVING_DEFAULT: function})

@@ -20,6 +20,7 @@ from kfp_tfserving.components.common.formats.saved_model_io import (
     serve_meta_graph,
     signatures_of,
 )
+from kfp_tfserving.components.common.formats.saved_model_repair import resave, serving_problem
 from kfp_tfserving.components.common.tfenv import import_tensorflow, silenced_stderr
 
 
@@ -54,6 +55,8 @@ class SavedModelHandler(FormatHandler):
         def reference(inputs):
             return run_signature(entry, inputs, serving, loaded=source)
 
+        tf1 = is_tf1_meta_graph(meta)
+        problem = None if tf1 else serving_problem(entry)
         return LoadedModel(
             self.name,
             source,
@@ -63,7 +66,8 @@ class SavedModelHandler(FormatHandler):
                 "entry": entry,
                 "serving_signature": serving,
                 "signatures": sorted(signatures),
-                "tf1": is_tf1_meta_graph(meta),
+                "tf1": tf1,
+                "repaired": f"re-saved from TF2's loader because {problem}" if problem else "",
             },
         )
 
@@ -72,14 +76,10 @@ class SavedModelHandler(FormatHandler):
         if "callable" in loaded.extras:
             export_callable(loaded, export_dir)
             return
-        if loaded.extras["serving_signature"] == SERVING_DEFAULT or loaded.extras.get("tf1"):
-            # Already servable, or a TF1 SavedModel whose signature methods a re-trace would lose: keep the
-            # original bytes, adding serving_default to the proto when it lacks one.
+        if not loaded.extras["repaired"]:
+            # Servable as it is: keep the original bytes, adding serving_default to the proto when absent.
             copy_with_serving_default(entry, export_dir, loaded.extras["serving_signature"], {SERVE_TAG})
             return
-        tf = import_tensorflow()
-        source = loaded.model
-        signatures = {name: source.signatures[name] for name in loaded.extras["signatures"]}
-        signatures[SERVING_DEFAULT] = source.signatures[loaded.extras["serving_signature"]]
-        with silenced_stderr():
-            tf.saved_model.save(source, str(export_dir), signatures=signatures)
+        signatures = {name: name for name in loaded.extras["signatures"]}
+        signatures[SERVING_DEFAULT] = loaded.extras["serving_signature"]
+        resave(loaded.model, export_dir, signatures, methods_from=entry)

@@ -1,8 +1,7 @@
-"""Check 15: the warmup file TF Serving replays before it serves a version.
+"""The warmup file TF Serving replays before it serves a version: written by the check step, read by the oracle.
 
 `assets.extra/tf_serving_warmup_requests` is a TFRecord of tensorflow.serving.PredictionLog. The server
-refuses a version whose file has more than 1000 records or one request that fails, so the file is
-replayed here the same way.
+refuses a version whose file has more than 1000 records or one request that fails.
 """
 
 from __future__ import annotations
@@ -88,9 +87,19 @@ def read_warmup(path: Path) -> list[WarmupRequest]:
                 req = getattr(log, kind).request
                 inputs = {"inputs": _examples(req.input)}
                 requests.append(WarmupRequest(index, kind[:-4], req.model_spec.signature_name, inputs))
+            elif kind == "multi_inference_log":
+                req = log.multi_inference_log.request
+                inputs = {"inputs": _examples(req.input)}
+                for (
+                    task
+                ) in req.tasks:  # one request, several classify/regress signatures on the same examples
+                    task_kind = task.method_name.rsplit("/", 1)[-1]
+                    if task_kind not in ("classify", "regress"):
+                        raise WarmupError(f"record {index}: multi-inference task method '{task.method_name}'")
+                    requests.append(WarmupRequest(index, task_kind, task.model_spec.signature_name, inputs))
             else:
                 raise WarmupError(
-                    f"record {index} is a {kind or 'empty log'}, which this check cannot replay"
+                    f"record {index} is a {kind or 'empty log'}, which TF Serving cannot replay"
                 )
     except tf.errors.OpError as err:
         raise WarmupError(f"not a readable TFRecord file ({type(err).__name__})") from None
