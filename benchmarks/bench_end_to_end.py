@@ -9,19 +9,24 @@ import sys
 from datetime import datetime
 from pathlib import Path
 
-from benchmarks.measure import Series, check, run_process
+from benchmarks.measure import Paired, Series, check, run_process
 
 CLI = [sys.executable, "-m", "kfp_tfserving.pipelines.cli"]
 
+# The same verified work in one process: load, export, reload as TF Serving would, compare, copy.
 BARE_SCRIPT = """
-import os, shutil, sys
-import keras, tensorflow as tf
+import shutil, sys
+import numpy as np, keras
+from kfp_tfserving.components.common import formats  # before serving_oracle (import cycle)
+from kfp_tfserving.components.common.serving_oracle import load_served
 src, scratch, dest = sys.argv[1], sys.argv[2], sys.argv[3]
 model = keras.saving.load_model(src, compile=False)
-spec = tf.TensorSpec(model.inputs[0].shape, model.inputs[0].dtype, name=model.inputs[0].name)
-serve = tf.function(lambda x: {model.output_names[0]: model(x, training=False)}, input_signature=[spec])
-module = tf.Module(); module.model = model
-tf.saved_model.save(module, scratch, signatures={"serving_default": serve})
+model.export(scratch, format="tf_saved_model", verbose=False)  # Keras 3's export, served as TF Serving runs it
+x = np.random.default_rng(0).random((2, *model.inputs[0].shape[1:]), dtype=np.float32)
+with load_served(scratch) as served:
+    name = served.signatures["serving_default"].inputs[0].name
+    got = next(iter(served.predict({name: x}).values()))
+np.testing.assert_allclose(got, model.predict_on_batch(x), atol=1e-4, rtol=1e-4)
 shutil.copytree(scratch, dest)
 """
 
@@ -59,42 +64,48 @@ def _median_of(key: str, rows: list[dict[str, float]]) -> float | None:
     return Series(values).median if values else None
 
 
-def end_to_end(model: Path, scratch: Path, runs: int) -> dict:
-    ours, bare = Series(), Series()
+def end_to_end(model: Path, scratch: Path, pairs: int) -> dict:
     steps: list[dict[str, float]] = []
     phases: list[dict[str, float]] = []
-    for i in range(runs):
+    counter = iter(range(10**6))
+
+    def ours() -> float:
+        i = next(counter)
         root = scratch / f"root{i}"
         run = check(
             run_process([*CLI, "run", str(model), "--base-path", str(scratch / f"base{i}/m"), "--pipeline-root",
                          str(root), "--json"]),
             "kfp-tfserving run",
         )  # fmt: skip
-        ours.values.append(run.seconds)
         steps.append(step_seconds((root / "run.log").read_text()))
         phases.append(export_phases(root))
-        bare_run = run_process(
-            [
-                sys.executable,
-                "-c",
-                BARE_SCRIPT,
-                str(model),
-                str(scratch / f"bare{i}"),
-                str(scratch / f"bare_dest{i}"),
-            ]
-        )
-        bare.values.append(check(bare_run, "bare script").seconds)
-        for p in (root, scratch / f"base{i}", scratch / f"bare{i}", scratch / f"bare_dest{i}"):
-            shutil.rmtree(p, ignore_errors=True)
-    python_start = Series([run_process([sys.executable, "-c", "pass"]).seconds for _ in range(runs)])
+        shutil.rmtree(root, ignore_errors=True)
+        shutil.rmtree(scratch / f"base{i}", ignore_errors=True)
+        return run.seconds
+
+    def reference() -> float:
+        i = next(counter)
+        argv = [
+            sys.executable,
+            "-c",
+            BARE_SCRIPT,
+            str(model),
+            str(scratch / f"bare{i}"),
+            str(scratch / f"dest{i}"),
+        ]
+        seconds = check(run_process(argv), "one-process reference").seconds
+        shutil.rmtree(scratch / f"bare{i}", ignore_errors=True)
+        shutil.rmtree(scratch / f"dest{i}", ignore_errors=True)
+        return seconds
+
+    paired = Paired().run(ours, reference, pairs)
+    python_start = Series([run_process([sys.executable, "-c", "pass"]).seconds for _ in range(pairs)])
     tf_import = Series(
-        [run_process([sys.executable, "-c", "import tensorflow"]).seconds for _ in range(runs)]
+        [run_process([sys.executable, "-c", "import tensorflow"]).seconds for _ in range(pairs)]
     )
     return {
-        "run_seconds": ours.summary(),
-        "bare_script_seconds": bare.summary(),
-        "ratio": ours.median / bare.median,
-        "goal": "<= 1.5",
+        **paired.summary("<= 1.3", "time"),
+        "reference": "one process: load, model.export, reload through the serving oracle, compare, copy",
         "breakdown_median_seconds": {
             "python_process_start": python_start.median,
             "tensorflow_import": tf_import.median,

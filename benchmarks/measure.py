@@ -74,3 +74,56 @@ def peak_rss(argv: list[str], env: dict[str, str] | None = None) -> int:
 
 def repeat(fn: Callable[[int], float], runs: int) -> Series:
     return Series([fn(i) for i in range(runs)])
+
+
+CACHE_STATE_DROP = "dropped (echo 3 > /proc/sys/vm/drop_caches) before each side"
+CACHE_STATE_WARM = (
+    "pre-warmed: both sides read the source once before each measurement (drop_caches not permitted)"
+)
+
+
+def settle_cache(paths: list) -> str:
+    """Put the page cache in the same state before each side runs; returns which state that is."""
+    os.sync()
+    try:
+        with open("/proc/sys/vm/drop_caches", "w") as f:
+            f.write("3\n")
+        return CACHE_STATE_DROP
+    except OSError:
+        for root in paths:
+            for dirpath, _, names in os.walk(root):
+                for name in names:
+                    with open(os.path.join(dirpath, name), "rb") as f:
+                        while f.read(16 << 20):
+                            pass
+        return CACHE_STATE_WARM
+
+
+@dataclass
+class Paired:
+    """Ours and the reference measured in alternating order (ours, ref, ref, ours, ...), ratio per pair."""
+
+    ours: Series = field(default_factory=Series)
+    ref: Series = field(default_factory=Series)
+    ratios: Series = field(default_factory=Series)  # ref / ours: > 1 means ours is faster
+
+    def run(self, ours: Callable[[], float], ref: Callable[[], float], pairs: int) -> Paired:
+        for i in range(pairs):
+            first, second = (ours, ref) if i % 2 == 0 else (ref, ours)
+            a, b = first(), second()
+            o, r = (a, b) if i % 2 == 0 else (b, a)
+            self.ours.values.append(o)
+            self.ref.values.append(r)
+            self.ratios.values.append(r / o)
+        return self
+
+    def summary(self, goal: str, ratio_kind: str = "throughput") -> dict:
+        """ratio_kind "throughput": reference time / ours (higher is better); "time": ours / reference."""
+        ratios = self.ratios if ratio_kind == "throughput" else Series([1 / r for r in self.ratios.values])
+        return {
+            "ours_seconds": self.ours.summary(),
+            "reference_seconds": self.ref.summary(),
+            "ratio": ratios.summary(),
+            "ratio_kind": ratio_kind,
+            "goal": goal,
+        }

@@ -47,3 +47,23 @@ def big_keras_model(path: Path, megabytes: int) -> Path:
     outputs = keras.layers.Dense(8, activation="softmax", name="scores")(x)
     keras.Model(inputs, outputs).save(path)
     return path
+
+
+def filler_saved_model(path: Path, megabytes: int, seed: int = 0) -> Path:
+    """A SavedModel-shaped tree of `megabytes` random bytes (saved_model.pb + one variables shard + index).
+
+    For publish sizes (5 GB) a real SavedModel would need the weights in memory twice to write; a push
+    neither parses nor loads the files, so random bytes of the same layout measure the same thing.
+    """
+    if (path / "saved_model.pb").exists():
+        return path
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    (path / "variables").mkdir(parents=True, exist_ok=True)
+    (path / "saved_model.pb").write_bytes(rng.bytes(200_000))
+    (path / "variables" / "variables.index").write_bytes(rng.bytes(10_000))
+    with open(path / "variables" / "variables.data-00000-of-00001", "wb") as f:
+        for _ in range(megabytes // 64):
+            f.write(rng.bytes(64 * 2**20))
+    return path

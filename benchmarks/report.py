@@ -1,12 +1,8 @@
-"""Render benchmark results as a Markdown page."""
+"""Render benchmark results as a Markdown page: one row per measurement, one ratio column per pass."""
 
 from __future__ import annotations
 
 import re
-
-
-def _s(summary: dict, unit: str = "s", digits: int = 2) -> str:
-    return f"{summary['median']:.{digits}f} {unit} ({summary['min']:.{digits}f}–{summary['max']:.{digits}f})"
 
 
 def _verdict(value: float, goal: str) -> str:
@@ -15,48 +11,89 @@ def _verdict(value: float, goal: str) -> str:
     return "met" if ok else "**missed**"
 
 
-def write_markdown(r: dict) -> str:
-    lines = [
-        "# Benchmark results",
-        "",
-        f"{r['started']}, Python {r['machine']['python']}, {r['machine']['cpus']} CPUs; "
-        f"median (min–max) of {r['runs']} runs, every comparison measured side by side in the same run."
-        + (" **Quick run: small sizes, not the reference figures.**" if r.get("quick") else ""),
-        "",
-        "| # | measurement | ours | reference | ratio | goal | verdict |",
-        "|---|---|---|---|---|---|---|",
-    ]
-    if "publish_local" in r:
-        p = r["publish_local"]
-        lines.append(f"| 1 | push {p['model_mb']} MB to a local base path vs `cp -r` | {_s(p['push_seconds'])} | "
-                     f"{_s(p['cp_seconds'])} | {p['throughput_ratio']:.2f}× throughput | {p['goal']} | "
-                     f"{_verdict(p['throughput_ratio'], p['goal'])} |")  # fmt: skip
-        lines.append(f"| 1 | (durable reference) push vs `cp -r` + `sync` | {_s(p['push_seconds'])} | "
-                     f"{_s(p['cp_sync_seconds'])} | {p['cp_sync_seconds']['median'] / p['push_seconds']['median']:.2f}× throughput | — | — |")  # fmt: skip
-        lines.append(f"| 1 | (floor) sha256 of the same files, one core | {_s(p['sha256_only_seconds'])} | "
-                     f"{_s(p['cp_seconds'])} | {p['cp_seconds']['median'] / p['sha256_only_seconds']['median']:.2f}× | — | — |")  # fmt: skip
-    if "publish_gcs" in r:
-        p = r["publish_gcs"]
-        lines.append(f"| 1 | push {p['model_mb']} MB to the GCS emulator vs transfer-manager upload | "
-                     f"{_s(p['push_seconds'])} | {_s(p['transfer_manager_seconds'])} | "
-                     f"{p['throughput_ratio']:.2f}× throughput | {p['goal']} | {_verdict(p['throughput_ratio'], p['goal'])} |")  # fmt: skip
-    for case, rows in r.get("latency", {}).items():
+def _t(summary: dict, unit: str) -> str:
+    digits = 3 if unit == "ms" else 2
+    return f"{summary['median']:.{digits}f} {unit}"
+
+
+def _ratio(row: dict) -> str:
+    r = row["ratio"]
+    return f"{r['median']:.2f}× ({r['min']:.2f}–{r['max']:.2f}, {r['runs']} pairs)"
+
+
+def _rows(p: dict) -> list[tuple[str, dict, str]]:
+    """(label, paired summary, unit) of one pass."""
+    out = []
+    for size, row in p.get("publish_local", {}).items():
+        out.append((f"1 · local push {size} vs `cp -r && sync` (throughput)", row, "s"))
+    if "publish_gcs" in p:
+        g = p["publish_gcs"]
+        out.append(
+            (f"1 · GCS emulator push {g['model_mb']} MB vs transfer-manager upload (throughput)", g, "s")
+        )
+    for case, rows in p.get("latency", {}).items():
         for batch, row in rows.items():
-            lines.append(f"| 2 | {case} exported `serving_default` vs source, {batch.replace('_', ' ')} | "
-                         f"{_s(row['exported_ms'], 'ms', 3)} | {_s(row['source_ms'], 'ms', 3)} | "
-                         f"{row['latency_ratio']:.2f}× latency | {row['goal']} | {_verdict(row['latency_ratio'], row['goal'])} |")  # fmt: skip
-    if "end_to_end" in r:
-        e = r["end_to_end"]
-        lines.append(f"| 3 | `kfp-tfserving run` on a {e['model_mb']} MB Keras model vs bare load+save+copy | "
-                     f"{_s(e['run_seconds'])} | {_s(e['bare_script_seconds'])} | {e['ratio']:.2f}× time | "
-                     f"{e['goal']} | {_verdict(e['ratio'], e['goal'])} |")  # fmt: skip
-    if "memory" in r:
-        m = r["memory"]
+            out.append(
+                (f"2 · {case}: served export vs source, {batch.replace('_', ' ')} (latency)", row, "ms")
+            )
+    if "end_to_end" in p:
+        e = p["end_to_end"]
+        out.append(
+            (f"3 · `kfp-tfserving run` {e['model_mb']} MB Keras vs one-process reference (time)", e, "s")
+        )
+    return out
+
+
+def write_markdown(r: dict) -> str:
+    passes = r["passes"]
+    head = ["# Benchmark results", ""]
+    head.append(
+        f"{r['started']}, Python {r['machine']['python']}, {r['machine']['cpus']} CPUs, load average at start "
+        f"{', '.join(f'{x:.1f}' for x in r['load_average_at_start'])} (the machine is shared: other work runs "
+        f"alongside). Each ratio is the median of per-pair ratios (ours and the reference alternating), "
+        f"min–max in brackets; {len(passes)} consecutive pass(es) of the whole suite."
+        + (" **Quick run: small sizes, not the reference figures.**" if r.get("quick") else "")
+    )
+    cache = next((row.get("page_cache") for row in passes[0].get("publish_local", {}).values()), None)
+    if cache:
+        head += ["", f"Page cache before each side: {cache}."]
+    cols = " | ".join(f"pass {i + 1}: ratio" for i in range(len(passes)))
+    lines = [*head, "", f"| measurement | ours | reference | {cols} | goal | verdict |",
+             "|---|---|---|" + "---|" * len(passes) + "---|---|"]  # fmt: skip
+    per_pass = [dict((label, (row, unit)) for label, row, unit in _rows(p)) for p in passes]
+    for label, (row, unit) in per_pass[0].items():
+        ratios = " | ".join(_ratio(pp[label][0]) if label in pp else "—" for pp in per_pass)
+        verdicts = {_verdict(pp[label][0]["ratio"]["median"], row["goal"]) for pp in per_pass if label in pp}
+        lines.append(f"| {label} | {_t(row['ours_seconds'], unit)} | {_t(row['reference_seconds'], unit)} | "
+                     f"{ratios} | {row['goal']} | {' / '.join(sorted(verdicts))} |")  # fmt: skip
+    if "memory" in passes[0]:
+        m = passes[0]["memory"]
         sizes = ", ".join(f"{k}: {v['peak_rss_mb']['median']:.0f} MB" for k, v in m["by_model_size"].items())
-        lines.append(f"| 4 | peak RSS of a push ({sizes}) | growth {m['growth_mb']:.0f} MB | — | — | {m['goal']} | "
-                     f"{_verdict(m['growth_mb'], m['goal'])} |")  # fmt: skip
-    if "end_to_end" in r:
-        lines += ["", "## End-to-end breakdown (median seconds)", "", "| part | seconds |", "|---|---|"]
-        for part, seconds in r["end_to_end"]["breakdown_median_seconds"].items():
+        lines.append(f"| 4 · peak RSS of a push ({sizes}) | growth {m['growth_mb']:.0f} MB | — | "
+                     + "— | " * len(passes) + f"{m['goal']} | {_verdict(m['growth_mb'], m['goal'])} |")  # fmt: skip
+    if "publish_gcs" in passes[0]:
+        lines += ["", "## GCS push phases (median seconds; emulator on 127.0.0.1)", "",
+                  "| phase | " + " | ".join(f"pass {i + 1}" for i in range(len(passes))) + " |",
+                  "|---|" + "---|" * len(passes)]  # fmt: skip
+        names = {"upload": "upload to staging (parallel, client-checksummed)", "promote": "server-side promote",
+                 "without_pb": "`N/` visible without saved_model.pb"}  # fmt: skip
+        for key, name in names.items():
+            cells = [
+                f"{pp['publish_gcs']['phases_seconds'][key]['median']:.2f}"
+                if key in pp.get("publish_gcs", {}).get("phases_seconds", {})
+                else "—"
+                for pp in passes
+            ]
+            lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    if "end_to_end" in passes[0]:
+        lines += [
+            "",
+            "## End-to-end breakdown (median seconds, pass 1)",
+            "",
+            "| part | seconds |",
+            "|---|---|",
+        ]
+        for part, seconds in passes[0]["end_to_end"]["breakdown_median_seconds"].items():
             lines.append(f"| {part} | {seconds:.2f} |" if seconds is not None else f"| {part} | — |")
+    lines += ["", "Wall time of each pass: " + ", ".join(f"{p['seconds']:.0f} s" for p in passes) + "."]
     return "\n".join(lines) + "\n"

@@ -1,14 +1,15 @@
-"""Run the benchmarks side by side and write results.md and results.json next to this file.
+"""Run the benchmarks side by side, twice in a row, and write results.md and results.json next to this file.
 
-python -m benchmarks.run                 # everything, 5 runs each (the README's figures)
-python -m benchmarks.run --quick         # small sizes, 2 runs: a smoke run of the harness
-python -m benchmarks.run --only publish,latency
+python -m benchmarks.run                 # everything, two consecutive passes (the README's figures)
+python -m benchmarks.run --quick         # small sizes, one pass: a smoke run of the harness
+python -m benchmarks.run --only publish,latency --passes 1
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import shutil
 import tempfile
@@ -23,66 +24,73 @@ HERE = Path(__file__).resolve().parent
 SUITES = ("publish", "gcs", "latency", "end_to_end", "memory")
 
 
+def one_pass(args, only: list[str], scratch: Path, scale) -> dict:
+    out: dict = {}
+    pairs = 1 if args.quick else args.pairs
+    if "publish" in only:
+        out["publish_local"] = {}
+        for mb, n in ((scale(args.publish_mb), pairs), (scale(args.publish_big_mb), args.big_pairs)):
+            model = models.filler_saved_model(scratch / f"fill{mb}", mb)
+            out["publish_local"][f"{mb} MB"] = bench_publish.local_publish(model, scratch, n)
+    if "gcs" in only:
+        model = models.big_saved_model(scratch / f"sm{scale(args.gcs_mb)}", scale(args.gcs_mb))
+        out["publish_gcs"] = {"model_mb": scale(args.gcs_mb), **bench_publish.gcs_publish(model, pairs)}
+    if "latency" in only:
+        out["latency"] = {
+            "keras": bench_latency.keras_case(scratch / "lat", pairs),
+            "tf2_saved_model": bench_latency.saved_model_case(scratch / "lat", pairs),
+            "tf1_frozen_graph": bench_latency.tf1_case(scratch / "lat", pairs),
+        }
+    if "end_to_end" in only:
+        model = models.big_keras_model(scratch / f"e2e{scale(args.e2e_mb)}.keras", scale(args.e2e_mb))
+        out["end_to_end"] = {
+            "model_mb": scale(args.e2e_mb),
+            **bench_end_to_end.end_to_end(model, scratch, pairs),
+        }
+    if "memory" in only:
+        sizes = [scale(int(mb)) for mb in args.memory_mb.split(",")]
+        sized = {mb: models.filler_saved_model(scratch / f"fill{mb}", mb) for mb in sizes}
+        out["memory"] = bench_memory.push_memory(sized, scratch, 1)
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--runs", type=int, default=5)
-    parser.add_argument("--quick", action="store_true", help="small models and 2 runs")
+    parser.add_argument("--pairs", type=int, default=3, help="ours/reference pairs per measurement")
+    parser.add_argument("--big-pairs", type=int, default=1, help="pairs for the 5 GB local publish")
+    parser.add_argument("--passes", type=int, default=2, help="consecutive passes (reproducibility)")
+    parser.add_argument("--quick", action="store_true", help="small models, one pair, one pass")
     parser.add_argument("--only", default=",".join(SUITES), help=f"comma-separated subset of {SUITES}")
     parser.add_argument("--publish-mb", type=int, default=1024)
+    parser.add_argument("--publish-big-mb", type=int, default=5120)
     parser.add_argument("--gcs-mb", type=int, default=1024)
     parser.add_argument("--e2e-mb", type=int, default=500)
-    parser.add_argument("--memory-mb", default="100,1024,2048")
+    parser.add_argument("--memory-mb", default="128,1024,2048")
     parser.add_argument(
-        "--scratch", type=Path, default=None, help="where models and copies go (default: a temp dir)"
+        "--scratch", type=Path, default=None, help="where models and copies go (default: temp)"
     )
     parser.add_argument("--out", type=Path, default=HERE)
     args = parser.parse_args()
     import_tensorflow()  # once, quietly, before any suite imports it
-    runs = 2 if args.quick else args.runs
-    scale = (lambda mb: max(16, mb // 16)) if args.quick else (lambda mb: mb)
+    scale = (lambda mb: max(64, mb // 16)) if args.quick else (lambda mb: mb)
     only = [s.strip() for s in args.only.split(",") if s.strip()]
     scratch = args.scratch or Path(tempfile.mkdtemp(prefix="kfp-tfserving-bench-"))
     scratch.mkdir(parents=True, exist_ok=True)
     results: dict = {
-        "machine": {
-            "python": platform.python_version(),
-            "cpus": __import__("os").cpu_count(),
-            "node": platform.node(),
-        },
+        "machine": {"python": platform.python_version(), "cpus": os.cpu_count(), "node": platform.node()},
+        "load_average_at_start": os.getloadavg(),
         "started": time.strftime("%Y-%m-%d %H:%M:%S"),
-        "runs": runs,
         "quick": args.quick,
+        "passes": [],
     }
     try:
-        if "publish" in only:
-            model = models.big_saved_model(scratch / f"sm{scale(args.publish_mb)}", scale(args.publish_mb))
-            results["publish_local"] = {
-                "model_mb": scale(args.publish_mb),
-                **bench_publish.local_publish(model, scratch, runs),
-            }
-        if "gcs" in only:
-            model = models.big_saved_model(scratch / f"sm{scale(args.gcs_mb)}", scale(args.gcs_mb))
-            results["publish_gcs"] = {
-                "model_mb": scale(args.gcs_mb),
-                **bench_publish.gcs_publish(model, runs),
-            }
-        if "latency" in only:
-            results["latency"] = {
-                "keras": bench_latency.keras_case(scratch / "lat", runs),
-                "tf1_frozen_graph": bench_latency.tf1_case(scratch / "lat", runs),
-            }
-        if "end_to_end" in only:
-            model = models.big_keras_model(scratch / f"e2e{scale(args.e2e_mb)}.keras", scale(args.e2e_mb))
-            results["end_to_end"] = {
-                "model_mb": scale(args.e2e_mb),
-                **bench_end_to_end.end_to_end(model, scratch, runs),
-            }
-        if "memory" in only:
-            sizes = [scale(int(mb)) for mb in args.memory_mb.split(",")]
-            sized = {mb: models.big_saved_model(scratch / f"sm{mb}", mb) for mb in sizes}
-            results["memory"] = bench_memory.push_memory(sized, scratch, runs)
+        for _ in range(1 if args.quick else args.passes):
+            started = time.monotonic()
+            results["passes"].append(one_pass(args, only, scratch, scale))
+            results["passes"][-1]["seconds"] = time.monotonic() - started
+            results["passes"][-1]["load_average_after"] = os.getloadavg()
     finally:
         if args.scratch is None:
             shutil.rmtree(scratch, ignore_errors=True)

@@ -29,6 +29,8 @@ def serve_model(
     sample_uri: str = "",
     contract_uri: str = "",
     serving_tf_version: str = "",
+    batching_params: bool = True,
+    serving_cpus: int = 0,
     parity_atol: float = 1e-4,
     parity_rtol: float = 1e-4,
     version_policy: str = "next",

@@ -151,3 +151,27 @@ def test_the_lease_is_refreshed_by_a_heartbeat_while_the_push_lives(gcs_server):
     stopped_at = json.loads(storage.read_bytes(uri))["started_at"]
     time.sleep(0.3)
     assert json.loads(storage.read_bytes(uri))["started_at"] == stopped_at  # no beats after stop()
+
+
+def test_promote_copies_saved_model_pb_only_after_every_other_file(
+    remote_base, tiny_models, monkeypatch, capsys
+):
+    _, base = remote_base
+    storage_cls = type(storage_for(base))
+    real_copy = storage_cls.copy
+    finished: list[str] = []  # appended from the promote threads as each copy completes
+
+    def recording_copy(self, src, dst, *, if_absent=False):
+        done = real_copy(self, src, dst, if_absent=if_absent)
+        finished.append(dst.split("/1/", 1)[1])
+        return done
+
+    monkeypatch.setattr(storage_cls, "copy", recording_copy)
+    assert _push(tiny_models[0], base).version == 1
+    assert finished[-2:] == ["saved_model.pb", MANIFEST_NAME]
+    assert sorted(finished[:-2]) == sorted(
+        p.relative_to(tiny_models[0]).as_posix()
+        for p in tiny_models[0].rglob("*")
+        if p.is_file() and p.name != "saved_model.pb"
+    )
+    assert "files without saved_model.pb for" in capsys.readouterr().out

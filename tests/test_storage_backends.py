@@ -115,3 +115,31 @@ def test_credentials_never_appear_in_errors(s3_server, monkeypatch):
     with pytest.raises(StorageError) as err:
         storage.read_bytes(f"s3://missing-bucket-{id(storage)}/k")
     assert "very-secret-value" not in str(err.value)
+
+
+def test_upload_files_sends_many_files_and_multipart_parts(store, tmp_path, monkeypatch):
+    from boto3.s3.transfer import TransferConfig
+
+    from kfp_tfserving.components.common.storage import s3
+
+    # Small parts, so the large file really goes up as a multipart upload with per-part checksums.
+    monkeypatch.setattr(
+        s3, "_TRANSFER", TransferConfig(multipart_threshold=5 * 2**20, multipart_chunksize=5 * 2**20)
+    )
+    _, storage, base = store
+    payloads = {f"f{i}.bin": bytes([i]) * (1000 * i) for i in range(1, 6)}
+    payloads["big.bin"] = bytes(range(256)) * (11 * 2**20 // 256)
+    for name, data in payloads.items():
+        (tmp_path / name).write_bytes(data)
+    storage.upload_files([(tmp_path / name, f"{base}/u/{name}") for name in payloads], workers=3)
+    assert storage.walk_files(f"{base}/u") == sorted((name, len(data)) for name, data in payloads.items())
+    for name, data in payloads.items():
+        assert storage.read_bytes(f"{base}/u/{name}") == data
+    storage.upload_files([])  # nothing to send is not an error
+
+
+def test_upload_files_reports_a_missing_bucket_in_one_line(store, tmp_path):
+    server, storage, _ = store
+    (tmp_path / "a").write_bytes(b"x")
+    with pytest.raises(StorageError, match="not found|failed"):
+        storage.upload_files([(tmp_path / "a", f"{server.scheme}://no-such-bucket-{id(tmp_path)}/a")])

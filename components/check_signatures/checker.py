@@ -10,6 +10,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from kfp_tfserving.components.check_signatures.batching import DEFAULT_BUDGET_SECONDS
+from kfp_tfserving.components.check_signatures.batching_report import batching_markdown
 from kfp_tfserving.components.check_signatures.check_report import CheckReport
 from kfp_tfserving.components.check_signatures.contract import Contract, load_contract
 from kfp_tfserving.components.check_signatures.findings import ERROR, WARNING, errors
@@ -43,12 +45,14 @@ def check_model(
     contract: Contract | None = None,
     serving_tf_version: str = "",
     stage_dir: Path | None = None,
+    batching: dict | None = None,
 ) -> CheckReport:
     """Every check on model_dir, in a fresh process. The run and the warmup file happen in stage_dir (a copy
-    of model_dir the caller keeps, with the generated warmup file), else in a scratch copy."""
+    of model_dir the caller keeps, with the generated warmup file), else in a scratch copy. `batching`
+    ({"budget_seconds", "serving_cpus"}) adds the batch-size sweep and batching_params.pbtxt."""
     validate_target(serving_tf_version)
     with _staged(model_dir, stage_dir) as staged:
-        return check_in_fresh_process(model_dir, staged, contract, serving_tf_version)
+        return check_in_fresh_process(model_dir, staged, contract, serving_tf_version, batching)
 
 
 def _link_or_copy(src: str, dst: str) -> None:
@@ -67,14 +71,31 @@ def check_step(
     metrics: Any,
     contract_uri: str = "",
     serving_tf_version: str = "",
+    batching_params: bool = True,
+    serving_cpus: int = 0,
 ) -> CheckReport:
-    """Check the exported model; pass it on, with its warmup file, only when no error-level finding stands."""
+    """Check the exported model; pass it on, with its warmup file, only when no error-level finding stands.
+
+    With batching_params, the model also gets a batching_params.pbtxt measured through the serving oracle
+    for a server with serving_cpus CPUs (0: as many as this machine has).
+    """
     contract = load_contract(contract_uri) if contract_uri else None
     # The run happens on the copy, away from the exporter's directory; the warmup file lands in it.
     shutil.copytree(model_dir, checked_dir, copy_function=_link_or_copy, dirs_exist_ok=True)
-    report = check_model(model_dir, contract, serving_tf_version, stage_dir=checked_dir)
+    batching = (
+        {"budget_seconds": DEFAULT_BUDGET_SECONDS, "serving_cpus": serving_cpus} if batching_params else None
+    )
+    report = check_model(model_dir, contract, serving_tf_version, stage_dir=checked_dir, batching=batching)
     report_path.parent.mkdir(parents=True, exist_ok=True)
-    report_path.write_text(markdown_report(str(model_dir), report))
+    markdown = markdown_report(str(model_dir), report)
+    if "batching" in report.runtime:
+        markdown = "\n".join([markdown.rstrip("\n"), *batching_markdown(report.runtime["batching"])]) + "\n"
+        for key in ("throughput_batch_1", "throughput_chosen"):
+            if key in report.runtime["batching"]:
+                metrics.log_metric(key, round(report.runtime["batching"][key], 1))
+        if "parameters" in report.runtime["batching"]:
+            metrics.log_metric("max_batch_size", report.runtime["batching"]["parameters"]["max_batch_size"])
+    report_path.write_text(markdown)
     counts = report.counts()
     metrics.log_metric("errors", counts[ERROR])
     metrics.log_metric("warnings", counts[WARNING])

@@ -14,6 +14,8 @@ def check_signatures(
     metrics: Output[Metrics],
     contract_uri: str = "",
     serving_tf_version: str = "",
+    batching_params: bool = True,
+    serving_cpus: int = 0,
 ):
     """Predict TF Serving's verdict on a SavedModel; fail before anything is published.
 
@@ -28,6 +30,10 @@ def check_signatures(
         contract_uri: Optional expected-signature file (YAML or JSON, path or URI); any difference fails.
         serving_tf_version: TensorFlow version of the model server; a model written by a newer one fails
             (default: the TensorFlow in the step's image).
+        batching_params: Sweep batch sizes through the serving oracle and write the measured
+            batching_params.pbtxt into the version (read by TF Serving started with --enable_batching
+            --enable_per_model_batching_parameters); the report shows the curve, the metrics the throughput.
+        serving_cpus: CPUs of the model server, for num_batch_threads (0: as many as the check step has).
     """
     from pathlib import Path
 
@@ -42,4 +48,6 @@ def check_signatures(
         metrics,
         contract_uri,
         serving_tf_version,
+        batching_params,
+        serving_cpus,
     )

@@ -44,9 +44,17 @@ def _runtime_failure(err: BaseException) -> Finding:
 
 
 def check_here(
-    model_dir: Path, staged: Path, contract: Contract | None, serving_tf_version: str
+    model_dir: Path,
+    staged: Path,
+    contract: Contract | None,
+    serving_tf_version: str,
+    batching: dict | None = None,
 ) -> CheckReport:
-    """The whole check in this process; the model is loaded, run and given its warmup file in `staged`."""
+    """The whole check in this process; the model is loaded, run and given its warmup file in `staged`.
+
+    With `batching` ({"budget_seconds", "serving_cpus"}), a model that passed also gets its measured
+    batching_params.pbtxt in `staged`.
+    """
     target = target_version(serving_tf_version)
     try:
         proto = read_saved_model_proto(model_dir)
@@ -66,6 +74,15 @@ def check_here(
         except Exception as err:  # reported as a finding: the step's verdict, not a crash
             runtime = {}
             findings.append(_runtime_failure(err))
+    if batching is not None and not errors(findings):
+        from kfp_tfserving.components.check_signatures.batching import measure_and_write
+
+        try:
+            runtime["batching"] = measure_and_write(staged, **batching)
+        except Exception as err:  # the model passed: a failed measurement only means no batching file
+            runtime["batching"] = {
+                "skipped": f"the sweep failed: {type(err).__name__}: {err}".splitlines()[0]
+            }
     return CheckReport(model_dir, view.signatures, findings, runtime, versions)
 
 
@@ -76,6 +93,7 @@ def main() -> None:
         Path(request["staged"]),
         request["contract"],
         request["serving_tf_version"],
+        request.get("batching"),
     )
     Path(sys.argv[2]).write_text(json.dumps(report.as_dict()))
 

@@ -1,11 +1,16 @@
 """Publish protocol on object stores (gs://, s3://), where there is no rename.
 
 1. Upload the model under `.staging-<id>/` (TF Serving ignores non-numeric names), next to a lease object
-   `.staging-<id>.lease` that says the push is alive; write the manifest; verify the staged objects.
+   `.staging-<id>.lease` that says the push is alive: several files at once, each checksummed by the client
+   library during the transfer (crc32c on GCS, CRC32 on S3); write the manifest; compare the staged
+   listing with it (names and sizes: nothing is read back).
 2. Claim a version number N by creating `.claims/N` only if absent (GCS `ifGenerationMatch=0`, S3
    `If-None-Match: *`): exactly one of several concurrent pushes wins each number.
-3. Copy server-side into `N/`: `variables/` and `assets/` first, `saved_model.pb` last (TF Serving cannot
-   load the version before it exists), then the manifest, which marks the version complete.
+3. Copy server-side into `N/`: `variables/`, `assets/` and the rest in parallel, `saved_model.pb` last
+   (TF Serving cannot load the version before it exists), then the manifest, which marks it complete.
+   Staging first and copying server-side keeps the time `N/` exists without `saved_model.pb` to the
+   store's copy time: TF Serving retries a failed load only a few times (`max_num_load_retries`), then
+   never again for that version, so a client upload straight into `N/` over a slow link could lose it.
 
 A live push refreshes its lease from a heartbeat thread every few seconds, whatever it is doing. A push
 killed mid-way leaves a staging prefix whose lease stops being refreshed, and possibly a claimed `N/`
@@ -19,11 +24,12 @@ import json
 import threading
 import time
 import uuid
-from concurrent.futures import Future
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 from kfp_tfserving.components.common.errors import PublishError
 from kfp_tfserving.components.common.storage import Storage, join_uri
+from kfp_tfserving.components.common.storage.base import UPLOAD_WORKERS
 from kfp_tfserving.components.push_to_serving.manifest import MANIFEST_NAME, Manifest
 from kfp_tfserving.components.push_to_serving.versions import (
     CLAIMS_DIR,
@@ -166,14 +172,37 @@ def copy_order(rel: str) -> tuple[int, str]:
     return rank, rel
 
 
-def _promote(storage: Storage, staging: str, target: str, manifest: Manifest) -> None:
-    for rel in sorted(manifest.files, key=copy_order):
-        if not storage.copy(join_uri(staging, rel), join_uri(target, rel), if_absent=True):
-            # A retried copy that had succeeded is fine; anything else means someone else wrote here.
-            sizes = dict(storage.walk_files(join_uri(target, rel)))
-            if list(sizes.values()) != [manifest.files[rel]["size"]]:
-                raise PublishError(f"{join_uri(target, rel)}: already exists with other content")
+def _copy_one(storage: Storage, staging: str, target: str, rel: str, size: int) -> None:
+    if not storage.copy(join_uri(staging, rel), join_uri(target, rel), if_absent=True):
+        # A retried copy that had succeeded is fine; anything else means someone else wrote here.
+        sizes = dict(storage.walk_files(join_uri(target, rel)))
+        if list(sizes.values()) != [size]:
+            raise PublishError(f"{join_uri(target, rel)}: already exists with other content")
+
+
+def _promote(storage: Storage, staging: str, target: str, manifest: Manifest) -> float:
+    """Server-side copies into `target`; returns the seconds it held files but no saved_model.pb.
+
+    Everything but the graph is copied in parallel (the store copies, the client only waits), then the graph,
+    then the manifest. That window is what bounds TF Serving's view of a half-made version: it is the
+    store's copy time (a rewrite within a GCS bucket, a CopyObject or, above 5 GB, a multipart copy on S3),
+    not the client's upload bandwidth.
+    """
+    ordered = sorted(manifest.files, key=copy_order)
+    graphs = [rel for rel in ordered if copy_order(rel)[0] == 3]
+    rest = [rel for rel in ordered if copy_order(rel)[0] != 3]
+    started = time.monotonic()
+    with ThreadPoolExecutor(UPLOAD_WORKERS, thread_name_prefix="promote") as pool:
+        futures = [
+            pool.submit(_copy_one, storage, staging, target, rel, manifest.files[rel]["size"]) for rel in rest
+        ]
+        for future in futures:
+            future.result()
+    for rel in graphs:
+        _copy_one(storage, staging, target, rel, manifest.files[rel]["size"])
+    without_graph = time.monotonic() - started
     storage.copy(join_uri(staging, MANIFEST_NAME), join_uri(target, MANIFEST_NAME), if_absent=True)
+    return without_graph
 
 
 def publish_object(
@@ -195,9 +224,10 @@ def publish_object(
     lease = _Lease(storage, staging + LEASE_SUFFIX, stale_after)
     number = None
     try:
+        started = time.monotonic()
         uploaded = sorted(_model_files(model_dir), key=copy_order)
-        for rel in uploaded:
-            storage.upload_file(model_dir / rel, join_uri(staging, rel))
+        storage.upload_files([(model_dir / rel, join_uri(staging, rel)) for rel in uploaded])
+        upload_seconds = time.monotonic() - started
         if isinstance(manifest, Future):
             manifest = manifest.result()
         if sorted(manifest.files) != sorted(uploaded):
@@ -212,7 +242,13 @@ def publish_object(
             raise PublishError(f"{staging}: the staged copy does not match its manifest ({problems[0]})")
         number = _claim(storage, base, policy, version, owner)
         target = version_uri(base, number)
-        _promote(storage, staging, target, manifest)
+        started = time.monotonic()
+        without_graph = _promote(storage, staging, target, manifest)
+        print(
+            f"{target}: upload {upload_seconds:.2f} s, promote {time.monotonic() - started:.2f} s "
+            f"(files without saved_model.pb for {without_graph:.2f} s)",
+            flush=True,
+        )
         problems = verify_files(storage, target, manifest)
         if problems:
             raise PublishError(f"{target}: the published copy does not match its manifest ({problems[0]})")

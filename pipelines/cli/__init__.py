@@ -108,6 +108,18 @@ def main() -> None:
     default="",
     help="Expected-signature file (YAML or JSON); the check step fails on any difference.",
 )
+@click.option(
+    "--no-batching-params",
+    "no_batching_params",
+    is_flag=True,
+    help="Do not measure and write batching_params.pbtxt into the version.",
+)
+@click.option(
+    "--serving-cpus",
+    default=0,
+    type=int,
+    help="CPUs of the model server, for the batching parameters (default: this machine's).",
+)
 @click.option("--parity-atol", default=1e-4, show_default=True, type=float)
 @click.option("--parity-rtol", default=1e-4, show_default=True, type=float)
 @click.option(
@@ -144,6 +156,8 @@ def run(
     allow_unsafe_deserialization: bool,
     sample_uri: str,
     contract_uri: str,
+    no_batching_params: bool,
+    serving_cpus: int,
     parity_atol: float,
     parity_rtol: float,
     version_policy: str,
@@ -176,6 +190,8 @@ def run(
         "allow_unsafe_deserialization": allow_unsafe_deserialization,
         "sample_uri": _absolute(sample_uri) if sample_uri else "",
         "contract_uri": _absolute(contract_uri) if contract_uri else "",
+        "batching_params": not no_batching_params,
+        "serving_cpus": serving_cpus,
         "parity_atol": parity_atol,
         "parity_rtol": parity_rtol,
         "version_policy": version_policy,

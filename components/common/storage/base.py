@@ -7,6 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 ProgressCallback = Callable[[int], None]  # called with the number of bytes just transferred
+UPLOAD_WORKERS = 8  # files (and, on S3, parts of a large file) in flight at once
 
 DEADLINE_ENV = "KFP_TFSERVING_READ_DEADLINE"
 DEFAULT_DEADLINE = 300.0
@@ -128,6 +129,14 @@ class Storage(abc.ABC):
     @abc.abstractmethod
     def upload_file(self, local: Path, uri: str, *, if_absent: bool = False) -> bool:
         """Write one file. With if_absent, refuse (return False) when the name is already taken."""
+
+    def upload_files(self, pairs: list[tuple[Path, str]], *, workers: int = UPLOAD_WORKERS) -> None:
+        """Write many files, several at a time where the backend can; the client checksums each transfer.
+
+        The default writes them one after the other; object stores override it with their transfer managers.
+        """
+        for local, uri in pairs:
+            self.upload_file(local, uri)
 
     @abc.abstractmethod
     def read_bytes(self, uri: str) -> bytes: ...

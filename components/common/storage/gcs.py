@@ -13,10 +13,12 @@ from pathlib import Path
 from google.api_core import exceptions as gexc
 from google.auth.exceptions import DefaultCredentialsError
 from google.cloud import storage as gcs
+from google.cloud.storage import transfer_manager
 from google.cloud.storage.retry import DEFAULT_RETRY
 
 from kfp_tfserving.components.common.errors import StorageError, TransientStorageError
 from kfp_tfserving.components.common.storage.base import (
+    UPLOAD_WORKERS,
     ProgressCallback,
     Storage,
     bucket_and_key,
@@ -184,13 +186,32 @@ class GCSStorage(Storage):
     def upload_file(self, local: Path, uri: str, *, if_absent: bool = False) -> bool:
         try:
             self._blob(uri).upload_from_filename(
-                str(local), if_generation_match=0 if if_absent else None, retry=_retry()
+                str(local),
+                if_generation_match=0 if if_absent else None,
+                checksum="crc32c",  # the client compares it with what GCS stored, or the upload fails
+                retry=_retry(),
             )
             return True
         except gexc.PreconditionFailed:
             return False
         except gexc.GoogleAPIError as err:
             raise _fail(uri, err) from None
+
+    def upload_files(self, pairs: list[tuple[Path, str]], *, workers: int = UPLOAD_WORKERS) -> None:
+        """Files in parallel through the client's transfer manager, each crc32c-checked by the client."""
+        if not pairs:
+            return
+        blobs = [(str(local), self._blob(uri)) for local, uri in pairs]
+        try:
+            transfer_manager.upload_many(
+                blobs,
+                upload_kwargs={"checksum": "crc32c", "retry": _retry()},
+                worker_type=transfer_manager.THREAD,
+                max_workers=workers,
+                raise_exception=True,
+            )
+        except gexc.GoogleAPIError as err:
+            raise _fail(pairs[0][1].rsplit("/", 1)[0], err) from None
 
     def read_bytes(self, uri: str) -> bytes:
         try:

@@ -8,9 +8,11 @@ or logs them. Retries are botocore's "standard" mode; writes that must not repla
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import boto3
+from boto3.exceptions import S3UploadFailedError
 from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
 from botocore.exceptions import (
@@ -26,6 +28,7 @@ from botocore.exceptions import ConnectionError as BotoConnectionError
 
 from kfp_tfserving.components.common.errors import StorageError, TransientStorageError
 from kfp_tfserving.components.common.storage.base import (
+    UPLOAD_WORKERS,
     ProgressCallback,
     Storage,
     bucket_and_key,
@@ -36,7 +39,10 @@ from kfp_tfserving.components.common.storage.base import (
 
 _MAX_ATTEMPTS = 8
 _TAKEN = {"PreconditionFailed", "ConditionalRequestConflict", "412", "409"}
-_TRANSFER = TransferConfig(multipart_threshold=64 * 1024 * 1024)
+# Large files go up (and are copied server-side) as parts, UPLOAD_WORKERS parts at a time.
+_TRANSFER = TransferConfig(multipart_threshold=64 * 1024 * 1024, max_concurrency=UPLOAD_WORKERS)
+# S3 verifies the CRC32 the client computes for every object and part, or refuses the upload.
+_CHECKSUM = {"ChecksumAlgorithm": "CRC32"}
 
 
 def _code(err: ClientError) -> str:
@@ -82,6 +88,15 @@ def _fail(uri: str, err: Exception) -> StorageError:
         return StorageError(
             f"{uri}: no AWS credentials found",
             "set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or AWS_PROFILE, or an IAM role for the pod)",
+        )
+    if isinstance(err, S3UploadFailedError):  # the transfer manager wraps the ClientError in its text
+        code = next(
+            (c for c in ("NoSuchBucket", "AccessDenied", "BadDigest", "InvalidRequest") if c in str(err)), ""
+        )
+        if code == "NoSuchBucket":
+            return StorageError(f"{uri}: not found ({code})", "check the bucket and key")
+        return StorageError(
+            f"{uri}: S3 upload failed ({code or 'see the endpoint logs'})", "check the URI and retry"
         )
     return StorageError(f"{uri}: S3 request failed ({type(err).__name__})", "check the endpoint and retry")
 
@@ -194,16 +209,22 @@ class S3Storage(Storage):
         try:
             if if_absent:  # conditional writes are a PutObject feature, not the transfer manager's
                 with open(local, "rb") as body:
-                    self.client.put_object(Bucket=bucket, Key=key, Body=body, IfNoneMatch="*")
+                    self.client.put_object(Bucket=bucket, Key=key, Body=body, IfNoneMatch="*", **_CHECKSUM)
             else:
-                self.client.upload_file(str(local), bucket, key, Config=_TRANSFER)
+                self.client.upload_file(str(local), bucket, key, ExtraArgs=_CHECKSUM, Config=_TRANSFER)
             return True
         except ClientError as err:
             if if_absent and _code(err) in _TAKEN:
                 return False
             raise _fail(uri, err) from None
-        except BotoCoreError as err:
+        except (BotoCoreError, S3UploadFailedError) as err:
             raise _fail(uri, err) from None
+
+    def upload_files(self, pairs: list[tuple[Path, str]], *, workers: int = UPLOAD_WORKERS) -> None:
+        """Files in parallel (boto3's client is thread-safe), large ones additionally in parallel parts."""
+        with ThreadPoolExecutor(max(1, min(workers, len(pairs))), thread_name_prefix="s3-upload") as pool:
+            for future in [pool.submit(self.upload_file, local, uri) for local, uri in pairs]:
+                future.result()
 
     def read_bytes(self, uri: str) -> bytes:
         bucket, key = _bucket_key(uri)

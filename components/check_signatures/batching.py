@@ -1,0 +1,151 @@
+"""Measure the model's throughput/latency curve through the serving oracle and derive TF Serving's batching.
+
+The sweep runs `serving_default` as TF Serving runs it (the serving oracle: a TF1 session over the {serve}
+graph, fed by the signature's tensor names) at batch sizes 1, 2, 4, ... up to 256 or until the time budget
+is spent. From the curve:
+
+- max_batch_size: the largest size reached while each doubling still bought >= 10 % more throughput;
+  beyond it, a bigger batch only makes every request in it wait longer.
+- allowed_batch_sizes: the swept sizes up to it (TF Serving pads a batch up to the next one).
+- batch_timeout_micros: the latency of one batch at that size: a request waits at most about one batch's
+  compute time for others to join, so batching costs at worst one more batch of latency.
+- num_batch_threads: the serving machine's CPU count (batches run in parallel on the cores).
+- max_enqueued_batches: enough queued batches to hold about one second of work; beyond that TF Serving
+  answers UNAVAILABLE at once instead of letting requests time out in the queue.
+- pad_variable_length_inputs: when an input has a variable non-batch dimension, requests of different
+  lengths can only be batched if TF Serving pads them.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from kfp_tfserving.components.check_signatures.batching_params import BatchingConfig, write_batching_params
+from kfp_tfserving.components.common.formats.base import TensorSpecInfo
+
+DEFAULT_BUDGET_SECONDS = 15.0
+MAX_BATCH = 256
+WORTH_DOUBLING = 1.10  # a doubling must buy at least 10 % more throughput
+QUEUE_SECONDS = 1.0
+_MIN_CALLS, _MIN_SECONDS = 3, 0.2  # per batch size: enough calls for a stable median
+
+
+@dataclass
+class SweepPoint:
+    batch: int
+    latency_ms: float  # median of one call at this batch size
+    calls: int
+
+    @property
+    def throughput(self) -> float:
+        """Examples per second."""
+        return self.batch / (self.latency_ms / 1000) if self.latency_ms > 0 else float("inf")
+
+
+def sweep(
+    run_batch: Callable[[int], Any],
+    budget_seconds: float = DEFAULT_BUDGET_SECONDS,
+    max_batch: int = MAX_BATCH,
+    clock: Callable[[], float] = time.perf_counter,
+) -> list[SweepPoint]:
+    """Time run_batch(n) for n = 1, 2, 4, ...; stops at max_batch, or when the budget would be overrun."""
+    points: list[SweepPoint] = []
+    deadline = clock() + budget_seconds
+    batch = 1
+    while batch <= max_batch:
+        run_batch(batch)  # warm-up: the first call at a new shape allocates; not latency
+        samples: list[float] = []
+        started = clock()
+        while len(samples) < _MIN_CALLS or clock() - started < _MIN_SECONDS:
+            t0 = clock()
+            run_batch(batch)
+            samples.append(clock() - t0)
+            if clock() > deadline:
+                break
+        points.append(SweepPoint(batch, statistics.median(samples) * 1000, len(samples)))
+        # The next size takes roughly twice as long per call: stop if it cannot fit in what is left.
+        spent_here = clock() - started
+        if clock() + 2 * spent_here > deadline:
+            break
+        batch *= 2
+    return points
+
+
+def has_variable_length(specs: list[TensorSpecInfo]) -> bool:
+    """True when some input has an unknown rank or an unknown dimension besides the batch dimension."""
+    return any(spec.shape is None or any(d is None for d in spec.shape[1:]) for spec in specs)
+
+
+def batchable(specs: list[TensorSpecInfo]) -> str:
+    """Why requests to these inputs cannot be batched, or '' when they can."""
+    for spec in specs:
+        if spec.shape is not None and (not spec.shape or spec.shape[0] is not None):
+            return f"input '{spec.name}' has no variable batch dimension ({spec.describe()})"
+    return ""
+
+
+def derive(points: list[SweepPoint], serving_cpus: int, variable_length: bool) -> BatchingConfig:
+    chosen = points[0]
+    for bigger in points[1:]:
+        if bigger.throughput < chosen.throughput * WORTH_DOUBLING:
+            break
+        chosen = bigger
+    threads = max(1, serving_cpus)
+    per_batch_seconds = max(chosen.latency_ms / 1000, 1e-6)
+    return BatchingConfig(
+        max_batch_size=chosen.batch,
+        batch_timeout_micros=max(1, round(chosen.latency_ms * 1000)),
+        num_batch_threads=threads,
+        max_enqueued_batches=max(threads, min(1000, round(QUEUE_SECONDS / per_batch_seconds) * threads)),
+        allowed_batch_sizes=[p.batch for p in points if p.batch <= chosen.batch],
+        pad_variable_length_inputs=variable_length,
+    )
+
+
+def measure_and_write(
+    staged: Path,
+    budget_seconds: float = DEFAULT_BUDGET_SECONDS,
+    serving_cpus: int = 0,
+    signature: str = "serving_default",
+) -> dict[str, Any]:
+    """Sweep the model in `staged` through the serving oracle and write batching_params.pbtxt next to it.
+
+    Returns what the report shows: the curve, the parameters, or why nothing was written.
+    """
+    from kfp_tfserving.components.common.samples import generate_inputs
+    from kfp_tfserving.components.common.serving_oracle import load_served
+
+    with load_served(staged, tags=("serve",), replay_warmup=False) as served:
+        info = served.signatures.get(signature)
+        if info is None:
+            return {"skipped": f"no '{signature}' signature"}
+        reason = batchable(info.inputs)
+        if reason:
+            return {"skipped": f"not batchable: {reason}"}
+        feeds: dict[int, Any] = {}
+
+        def run_batch(batch: int) -> None:
+            if batch not in feeds:
+                feeds.clear()  # one batch's inputs in memory at a time
+                feeds[batch] = generate_inputs(info.inputs, batch=batch)
+            served.predict(feeds[batch], signature=signature)
+
+        points = sweep(run_batch, budget_seconds)
+    cpus = serving_cpus or os.cpu_count() or 1
+    config = derive(points, cpus, has_variable_length(info.inputs))
+    path = write_batching_params(config, staged)
+    chosen = next(p for p in points if p.batch == config.max_batch_size)
+    return {
+        "file": path.name,
+        "points": [{**asdict(p), "throughput": p.throughput} for p in points],
+        "parameters": asdict(config),
+        "serving_cpus": cpus,
+        "throughput_batch_1": points[0].throughput,
+        "throughput_chosen": chosen.throughput,
+    }
