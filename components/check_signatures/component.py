@@ -14,6 +14,7 @@ def check_signatures(
     metrics: Output[Metrics],
     contract_uri: str = "",
     serving_tf_version: str = "",
+    saved_model_tags: str = "serve",
 ):
     """Predict TF Serving's verdict on a SavedModel; fail before anything is published.
 
@@ -28,6 +29,8 @@ def check_signatures(
         contract_uri: Optional expected-signature file (YAML or JSON, path or URI); any difference fails.
         serving_tf_version: TensorFlow version of the model server; a model written by a newer one fails
             (default: the TensorFlow in the step's image).
+        saved_model_tags: The tag-set TF Serving loads (its `--saved_model_tags`, comma-separated): the
+            meta graph judged, loaded and run.
     """
     from pathlib import Path
 
@@ -42,4 +45,5 @@ def check_signatures(
         metrics,
         contract_uri,
         serving_tf_version,
+        saved_model_tags,
     )

@@ -18,7 +18,7 @@ from kfp_tfserving.components.check_signatures.findings import ERROR, Finding, e
 from kfp_tfserving.components.check_signatures.static_checks import STATIC_CHECKS, ModelView
 from kfp_tfserving.components.check_signatures.version_check import target_version
 from kfp_tfserving.components.common.errors import FormatError
-from kfp_tfserving.components.common.formats.saved_model_io import read_saved_model_proto
+from kfp_tfserving.components.common.formats.saved_model_io import SERVE_TAG, read_saved_model_proto
 
 # Without these there is nothing to load or call: the runtime checks would only repeat the finding.
 _NOT_RUNNABLE = {
@@ -42,7 +42,11 @@ def _runtime_failure(err: BaseException) -> Finding:
 
 
 def check_here(
-    model_dir: Path, staged: Path, contract: Contract | None, serving_tf_version: str
+    model_dir: Path,
+    staged: Path,
+    contract: Contract | None,
+    serving_tf_version: str,
+    tags: tuple[str, ...] = (SERVE_TAG,),
 ) -> CheckReport:
     """The whole check in this process; the model is loaded, run and given its warmup file in `staged`."""
     target = target_version(serving_tf_version)
@@ -51,7 +55,7 @@ def check_here(
     except FormatError as err:
         finding = Finding("unreadable-saved-model", ERROR, err.what, err.fix or "export the model again")
         return CheckReport(model_dir, {}, [finding], versions={"serving": target})
-    view = ModelView(model_dir, proto, contract, target)
+    view = ModelView(model_dir, proto, contract, target, tags)
     findings = [finding for check in STATIC_CHECKS for finding in check(view)]
     versions = {"serving": target, "model": view.serve.meta_info_def.tensorflow_version if view.serve else ""}
     runtime: dict = {}
@@ -59,7 +63,7 @@ def check_here(
         from kfp_tfserving.components.check_signatures.smoke_run import smoke_run
 
         try:
-            runtime = smoke_run(staged, write_missing_warmup=True)
+            runtime = smoke_run(staged, write_missing_warmup=True, tags=tags)
             findings += runtime.pop("findings")
         except Exception as err:  # reported as a finding: the step's verdict, not a crash
             runtime = {}
@@ -74,6 +78,7 @@ def main() -> None:
         Path(request["staged"]),
         request["contract"],
         request["serving_tf_version"],
+        tuple(request.get("tags") or (SERVE_TAG,)),
     )
     Path(sys.argv[2]).write_text(json.dumps(report.as_dict()))
 

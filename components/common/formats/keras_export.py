@@ -10,6 +10,7 @@ import numpy as np
 
 from kfp_tfserving.components.common.errors import FormatError
 from kfp_tfserving.components.common.formats.base import Tensors, TensorSpecInfo
+from kfp_tfserving.components.common.formats.keras_precision import widen_half
 from kfp_tfserving.components.common.formats.saved_model_io import SERVING_DEFAULT
 from kfp_tfserving.components.common.tfenv import import_tensorflow, silenced_stderr
 
@@ -112,7 +113,8 @@ def export_keras(model: Any, export_dir: Path) -> None:
     ]
 
     def serving_default(*args):
-        return _named_outputs(_call_model(model, kind, names, list(args)), out_names)
+        # Mixed precision: REST cannot encode half outputs, so they are served as (exact) float32.
+        return widen_half(tf, _named_outputs(_call_model(model, kind, names, list(args)), out_names))
 
     if _is_keras3(model):
         import keras

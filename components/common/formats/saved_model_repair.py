@@ -16,10 +16,10 @@ from kfp_tfserving.components.common.serving_oracle import ServingLoadError, loa
 from kfp_tfserving.components.common.tfenv import import_tensorflow, silenced_stderr
 
 
-def serving_problem(entry: Path) -> str | None:
+def serving_problem(entry: Path, tags: tuple[str, ...] = (SERVE_TAG,)) -> str | None:
     """Why TF Serving could not serve the SavedModel as it is (loaded as the model server does), or None."""
     try:
-        with load_served(entry, replay_warmup=False) as served:
+        with load_served(entry, tags=tags, replay_warmup=False) as served:
             return servability_problem(served)
     except ServingLoadError as err:
         if err.stage == "import":
@@ -27,8 +27,15 @@ def serving_problem(entry: Path) -> str | None:
         return err.what
 
 
-def resave(source: Any, export_dir: Path, signatures: dict[str, str], methods_from: Path) -> None:
-    """Save the TF2-loaded `source` again, serving `signatures` (served name -> source signature name)."""
+def resave(
+    source: Any,
+    export_dir: Path,
+    signatures: dict[str, str],
+    methods_from: Path,
+    tags: tuple[str, ...] = (SERVE_TAG,),
+) -> None:
+    """Save the TF2-loaded `source` again, serving `signatures` (served name -> source signature name)
+    under the tag-set `tags`."""
     tf = import_tensorflow()
     functions = {name: source.signatures[original] for name, original in signatures.items()}
     with silenced_stderr():
@@ -37,11 +44,13 @@ def resave(source: Any, export_dir: Path, signatures: dict[str, str], methods_fr
     original = {
         name: sig.method_name
         for meta in read_saved_model_proto(methods_from).meta_graphs
-        if SERVE_TAG in meta.meta_info_def.tags
+        if set(meta.meta_info_def.tags) == set(tags)
         for name, sig in meta.signature_def.items()
     }
     proto = read_saved_model_proto(export_dir)
     for meta in proto.meta_graphs:
+        del meta.meta_info_def.tags[:]  # TF2's save writes {serve}; TF Serving is told to load `tags`
+        meta.meta_info_def.tags.extend(sorted(tags))
         for name, sig in meta.signature_def.items():
             method = original.get(signatures.get(name, ""), "")
             if method:
