@@ -7,6 +7,7 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
+from kfp_tfserving.components.common import serving_oracle
 from kfp_tfserving.components.common.errors import FormatError
 from kfp_tfserving.components.common.formats.base import ExportOptions, FormatHandler, LoadedModel
 from kfp_tfserving.components.common.formats.custom_objects import (
@@ -20,7 +21,6 @@ from kfp_tfserving.components.common.formats.keras_export import (
     keras_reference,
 )
 from kfp_tfserving.components.common.formats.keras_precision import compute_dtype
-from kfp_tfserving.components.common.serving_oracle import specific_line
 from kfp_tfserving.components.common.tfenv import import_tensorflow, silenced_stderr
 
 HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
@@ -86,7 +86,7 @@ def _load_failure(entry: Path, err: BaseException, config: str, options: ExportO
     if "safe_mode" in text or "unsafe" in text.lower():
         return FormatError(f"{entry}: the model contains Python code (a Lambda layer)", UNSAFE_FIX)
     return FormatError(
-        f"{entry}: Keras cannot load it: {specific_line(err)}",
+        f"{entry}: Keras cannot load it: {serving_oracle.specific_line(err)}",
         "load it with the Keras version that saved it to check the file; re-save it with model.save()",
     )
 
@@ -185,7 +185,7 @@ class KerasH5Handler(FormatHandler):
             if names:
                 raise missing_class_error(entry, names, config, options.custom_objects) from None
             raise FormatError(
-                f"{entry}: neither Keras 3 ({specific_line(first_error)}) nor tf_keras ({specific_line(err)}) "
+                f"{entry}: neither Keras 3 ({serving_oracle.specific_line(first_error)}) nor tf_keras ({serving_oracle.specific_line(err)}) "
                 "can load it",
                 "load it with the Keras version that saved it to check the file; re-save it with model.save()",
             ) from None

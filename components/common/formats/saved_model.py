@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from kfp_tfserving.components.common import serving_oracle
 from kfp_tfserving.components.common.errors import FormatError
 from kfp_tfserving.components.common.formats.base import ExportOptions, FormatHandler, LoadedModel
 from kfp_tfserving.components.common.formats.callable_saved_model import export_callable, load_callable
@@ -21,7 +22,6 @@ from kfp_tfserving.components.common.formats.saved_model_io import (
     tag_set_text,
 )
 from kfp_tfserving.components.common.formats.saved_model_repair import resave, serving_problem
-from kfp_tfserving.components.common.serving_oracle import specific_line
 from kfp_tfserving.components.common.tfenv import import_tensorflow, silenced_stderr
 
 
@@ -50,7 +50,7 @@ class SavedModelHandler(FormatHandler):
                 source = tf.saved_model.load(str(entry), tags=list(options.tags))
         except Exception as err:
             raise FormatError(
-                f"{entry}: TensorFlow cannot load its {tag_set_text(options.tags)} graph: {specific_line(err)}",
+                f"{entry}: TensorFlow cannot load its {tag_set_text(options.tags)} graph: {serving_oracle.specific_line(err)}",
                 "check that the SavedModel directory is complete (variables/, assets/)",
             ) from None
         if not signatures:  # a TF2 hub-style module: serve its __call__
