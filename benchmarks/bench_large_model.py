@@ -65,14 +65,28 @@ def _rss(pid: int) -> int:
         return 0
 
 
-def tree_rss(root: int) -> int:
-    """The summed resident set of `root` and every descendant, now."""
-    total, stack = 0, [root]
+def _label(pid: int) -> str:
+    """A short name for a process: its Python module or script, as the breakdown shows it."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            argv = [a.decode(errors="replace") for a in f.read().split(b"\0") if a]
+    except OSError:
+        return str(pid)
+    for flag in ("-m", "-c"):
+        if flag in argv[:-1]:
+            value = argv[argv.index(flag) + 1]
+            return value.strip().splitlines()[0][:60] if flag == "-c" else value
+    return " ".join(argv[:2])[:60]
+
+
+def tree_rss(root: int) -> dict[int, int]:
+    """The resident set of `root` and of every descendant, now (pid -> bytes)."""
+    sizes, stack = {}, [root]
     while stack:
         pid = stack.pop()
-        total += _rss(pid)
+        sizes[pid] = _rss(pid)
         stack += _children(pid)
-    return total
+    return sizes
 
 
 def measure_tree(argv: list[str], env: dict[str, str] | None = None) -> dict:
@@ -85,13 +99,19 @@ def measure_tree(argv: list[str], env: dict[str, str] | None = None) -> dict:
         text=True,
         env={**os.environ, **QUIET, **(env or {})},
     )
-    peak = 0
+    peak, at_peak, per_process = 0, {}, {}
     done = threading.Event()
 
     def sample() -> None:
-        nonlocal peak
+        nonlocal peak, at_peak
         while not done.is_set():
-            peak = max(peak, tree_rss(proc.pid))
+            sizes = tree_rss(proc.pid)
+            for pid, rss in sizes.items():
+                key = f"{pid} {_label(pid)}"
+                per_process[key] = max(per_process.get(key, 0), rss)
+            if sum(sizes.values()) > peak:
+                peak = sum(sizes.values())
+                at_peak = {f"{pid} {_label(pid)}": rss for pid, rss in sizes.items() if rss}
             time.sleep(0.05)
 
     sampler = threading.Thread(target=sample, daemon=True)
@@ -101,7 +121,13 @@ def measure_tree(argv: list[str], env: dict[str, str] | None = None) -> dict:
     sampler.join()
     if proc.returncode != 0:
         raise RuntimeError(f"{' '.join(argv[:4])} failed ({proc.returncode}): {err.strip()[-800:]}")
-    return {"seconds": time.perf_counter() - start, "peak_rss_bytes": peak, "stdout": out}
+    return {
+        "seconds": time.perf_counter() - start,
+        "peak_rss_bytes": peak,
+        "processes_at_peak": at_peak,  # where the memory is at the peak moment
+        "peak_per_process": {k: v for k, v in per_process.items() if v > 50 * 2**20},
+        "stdout": out,
+    }
 
 
 def build_h5(path: Path, gigabytes: float) -> int:

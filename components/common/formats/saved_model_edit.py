@@ -10,6 +10,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+from kfp_tfserving.components.common import serving_oracle
 from kfp_tfserving.components.common.errors import FormatError
 from kfp_tfserving.components.common.formats.base import LoadedModel
 from kfp_tfserving.components.common.formats.saved_model_io import (
@@ -19,6 +20,7 @@ from kfp_tfserving.components.common.formats.saved_model_io import (
     run_signature,
     serve_meta_graph,
     signatures_of,
+    tag_set_text,
 )
 from kfp_tfserving.components.common.tfenv import import_tensorflow, silenced_stderr
 
@@ -69,7 +71,10 @@ def load_signature_model(
         with silenced_stderr():
             source = tf.saved_model.load(str(entry), tags=sorted(tags))
     except Exception as err:
-        raise FormatError(f"{entry}: TensorFlow cannot load it: {str(err).strip().splitlines()[0]}") from None
+        raise FormatError(
+            f"{entry}: TensorFlow cannot load its {tag_set_text(tags)} graph: {serving_oracle.specific_line(err)}",
+            "check that the SavedModel directory is complete (variables/, assets/)",
+        ) from None
 
     def reference(inputs):
         return run_signature(entry, inputs, serving, loaded=source)
