@@ -15,7 +15,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmarks import bench_end_to_end, bench_latency, bench_memory, bench_publish, models
+from benchmarks import bench_end_to_end, bench_large_model, bench_latency, bench_memory, bench_publish, models
 from benchmarks.report import write_markdown
 from kfp_tfserving.components.common.tfenv import import_tensorflow
 
@@ -83,6 +83,8 @@ def main() -> None:
             sizes = [scale(int(mb)) for mb in args.memory_mb.split(",")]
             sized = {mb: models.big_saved_model(scratch / f"sm{mb}", mb) for mb in sizes}
             results["memory"] = bench_memory.push_memory(sized, scratch, runs)
+        if "large_model" in only:  # not in the default SUITES: builds a 1.6 GB model (--only large_model)
+            results["large_model"] = bench_large_model.large_model(scratch, 1.6)
     finally:
         if args.scratch is None:
             shutil.rmtree(scratch, ignore_errors=True)
