@@ -51,8 +51,11 @@ def export_check_push_tasks(model: Any, base_path: Any, **settings: Any) -> tupl
     """The same chain; returns (check task, push task), for a step that needs the checked model too.
 
     `settings` are the steps' own parameters by name (signature, contract_uri, version_policy, ...), each
-    handed to the step that declares it.
+    handed to the step that declares it; `tags` (the tag-set TF Serving loads) goes to the export step and,
+    as `saved_model_tags`, to the check step, so the check judges the graph the export serves.
     """
+    if "tags" in settings:
+        settings["saved_model_tags"] = settings["tags"]
 
     def own(component) -> dict[str, Any]:
         names = component.component_spec.inputs or {}

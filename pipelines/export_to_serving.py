@@ -22,6 +22,8 @@ def export_to_serving(
     outputs: list[str] = [],
     feeds: list[str] = [],
     allow_unsafe_deserialization: bool = False,
+    custom_objects: list[str] = [],
+    tags: str = "serve",
     sample_uri: str = "",
     contract_uri: str = "",
     serving_tf_version: str = "",

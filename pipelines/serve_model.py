@@ -26,6 +26,8 @@ def serve_model(
     outputs: list[str] = [],
     feeds: list[str] = [],
     allow_unsafe_deserialization: bool = False,
+    custom_objects: list[str] = [],
+    tags: str = "serve",
     sample_uri: str = "",
     contract_uri: str = "",
     serving_tf_version: str = "",

@@ -59,7 +59,7 @@ def test_2_tag_set_must_be_exactly_serve(tmp_path, tf):
     model = tf1_builder(tmp_path / "gpu", tf1_predict, tags=("serve", "gpu"))
     found = static_findings(model)
     assert codes(found) == {"no-serve-tag"}
-    assert "['gpu', 'serve']" in found[0].message
+    assert "{gpu,serve}" in found[0].message
 
 
 def test_3_serving_default_and_non_empty_signatures(tmp_path, tf):

@@ -113,6 +113,7 @@ def measure_and_write(
     budget_seconds: float = DEFAULT_BUDGET_SECONDS,
     serving_cpus: int = 0,
     signature: str = "serving_default",
+    tags: tuple[str, ...] = ("serve",),
 ) -> dict[str, Any]:
     """Sweep the model in `staged` through the serving oracle and write batching_params.pbtxt next to it.
 
@@ -121,7 +122,7 @@ def measure_and_write(
     from kfp_tfserving.components.common.samples import generate_inputs
     from kfp_tfserving.components.common.serving_oracle import load_served
 
-    with load_served(staged, tags=("serve",), replay_warmup=False) as served:
+    with load_served(staged, tags=tags, replay_warmup=False) as served:
         info = served.signatures.get(signature)
         if info is None:
             return {"skipped": f"no '{signature}' signature"}

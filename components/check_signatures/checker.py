@@ -19,6 +19,7 @@ from kfp_tfserving.components.check_signatures.report import markdown_report
 from kfp_tfserving.components.check_signatures.runtime_check import check_in_fresh_process
 from kfp_tfserving.components.check_signatures.version_check import validate_target
 from kfp_tfserving.components.common.errors import UserError, reports_errors
+from kfp_tfserving.components.common.formats.saved_model_io import parse_tags
 
 
 def _link_or_symlink(src: str, dst: str) -> None:
@@ -46,13 +47,16 @@ def check_model(
     serving_tf_version: str = "",
     stage_dir: Path | None = None,
     batching: dict | None = None,
+    saved_model_tags: str = "serve",
 ) -> CheckReport:
     """Every check on model_dir, in a fresh process. The run and the warmup file happen in stage_dir (a copy
     of model_dir the caller keeps, with the generated warmup file), else in a scratch copy. `batching`
-    ({"budget_seconds", "serving_cpus"}) adds the batch-size sweep and batching_params.pbtxt."""
+    ({"budget_seconds", "serving_cpus"}) adds the batch-size sweep and batching_params.pbtxt.
+    saved_model_tags: the tag-set TF Serving loads ("serve,gpu"); its meta graph is the one judged."""
     validate_target(serving_tf_version)
+    tags = parse_tags(saved_model_tags)
     with _staged(model_dir, stage_dir) as staged:
-        return check_in_fresh_process(model_dir, staged, contract, serving_tf_version, batching)
+        return check_in_fresh_process(model_dir, staged, contract, serving_tf_version, batching, tags)
 
 
 def _link_or_copy(src: str, dst: str) -> None:
@@ -73,6 +77,7 @@ def check_step(
     serving_tf_version: str = "",
     batching_params: bool = True,
     serving_cpus: int = 0,
+    saved_model_tags: str = "serve",
 ) -> CheckReport:
     """Check the exported model; pass it on, with its warmup file, only when no error-level finding stands.
 
@@ -86,6 +91,14 @@ def check_step(
         {"budget_seconds": DEFAULT_BUDGET_SECONDS, "serving_cpus": serving_cpus} if batching_params else None
     )
     report = check_model(model_dir, contract, serving_tf_version, stage_dir=checked_dir, batching=batching)
+    report = check_model(
+        model_dir,
+        contract,
+        serving_tf_version,
+        stage_dir=checked_dir,
+        batching=batching,
+        saved_model_tags=saved_model_tags,
+    )
     report_path.parent.mkdir(parents=True, exist_ok=True)
     markdown = markdown_report(str(model_dir), report)
     if "batching" in report.runtime:

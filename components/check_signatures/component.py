@@ -16,6 +16,7 @@ def check_signatures(
     serving_tf_version: str = "",
     batching_params: bool = True,
     serving_cpus: int = 0,
+    saved_model_tags: str = "serve",
 ):
     """Predict TF Serving's verdict on a SavedModel; fail before anything is published.
 
@@ -34,6 +35,8 @@ def check_signatures(
             batching_params.pbtxt into the version (read by TF Serving started with --enable_batching
             --enable_per_model_batching_parameters); the report shows the curve, the metrics the throughput.
         serving_cpus: CPUs of the model server, for num_batch_threads (0: as many as the check step has).
+        saved_model_tags: The tag-set TF Serving loads (its `--saved_model_tags`, comma-separated): the
+            meta graph judged, loaded and run.
     """
     from pathlib import Path
 
@@ -50,4 +53,5 @@ def check_signatures(
         serving_tf_version,
         batching_params,
         serving_cpus,
+        saved_model_tags,
     )

@@ -18,7 +18,7 @@ from kfp_tfserving.components.check_signatures.findings import ERROR, Finding, e
 from kfp_tfserving.components.check_signatures.static_checks import STATIC_CHECKS, ModelView
 from kfp_tfserving.components.check_signatures.version_check import target_version
 from kfp_tfserving.components.common.errors import FormatError
-from kfp_tfserving.components.common.formats.saved_model_io import read_saved_model_proto
+from kfp_tfserving.components.common.formats.saved_model_io import SERVE_TAG, read_saved_model_proto
 
 # Without these there is nothing to load or call: the runtime checks would only repeat the finding. A
 # denied op must not run at all (it would write files or call Python in this process).
@@ -49,6 +49,7 @@ def check_here(
     contract: Contract | None,
     serving_tf_version: str,
     batching: dict | None = None,
+    tags: tuple[str, ...] = (SERVE_TAG,),
 ) -> CheckReport:
     """The whole check in this process; the model is loaded, run and given its warmup file in `staged`.
 
@@ -61,7 +62,7 @@ def check_here(
     except FormatError as err:
         finding = Finding("unreadable-saved-model", ERROR, err.what, err.fix or "export the model again")
         return CheckReport(model_dir, {}, [finding], versions={"serving": target})
-    view = ModelView(model_dir, proto, contract, target)
+    view = ModelView(model_dir, proto, contract, target, tags)
     findings = [finding for check in STATIC_CHECKS for finding in check(view)]
     versions = {"serving": target, "model": view.serve.meta_info_def.tensorflow_version if view.serve else ""}
     runtime: dict = {}
@@ -69,7 +70,7 @@ def check_here(
         from kfp_tfserving.components.check_signatures.smoke_run import smoke_run
 
         try:
-            runtime = smoke_run(staged, write_missing_warmup=True)
+            runtime = smoke_run(staged, write_missing_warmup=True, tags=tags)
             findings += runtime.pop("findings")
         except Exception as err:  # reported as a finding: the step's verdict, not a crash
             runtime = {}
@@ -78,7 +79,7 @@ def check_here(
         from kfp_tfserving.components.check_signatures.batching import measure_and_write
 
         try:
-            runtime["batching"] = measure_and_write(staged, **batching)
+            runtime["batching"] = measure_and_write(staged, **batching, tags=tags)
         except Exception as err:  # the model passed: a failed measurement only means no batching file
             runtime["batching"] = {
                 "skipped": f"the sweep failed: {type(err).__name__}: {err}".splitlines()[0]
@@ -94,6 +95,7 @@ def main() -> None:
         request["contract"],
         request["serving_tf_version"],
         request.get("batching"),
+        tuple(request.get("tags") or (SERVE_TAG,)),
     )
     Path(sys.argv[2]).write_text(json.dumps(report.as_dict()))
 

@@ -33,6 +33,7 @@ def check_in_fresh_process(
     contract: Contract | None,
     serving_tf_version: str,
     batching: dict | None = None,
+    tags: tuple[str, ...] = ("serve",),
 ) -> CheckReport:
     """Run every check in a new interpreter whose working directory is empty."""
     with tempfile.TemporaryDirectory(prefix="kfp-tfserving-check-") as scratch:
@@ -45,6 +46,7 @@ def check_in_fresh_process(
                     "contract": contract,
                     "serving_tf_version": serving_tf_version,
                     "batching": batching,
+                    "tags": list(tags),
                 }
             )
         )

@@ -19,6 +19,7 @@ from kfp_tfserving.components.check_signatures.rest_json import round_trip_findi
 from kfp_tfserving.components.check_signatures.tf_examples import with_example_features
 from kfp_tfserving.components.common.errors import UserError
 from kfp_tfserving.components.common.formats.saved_model_io import (
+    SERVE_TAG,
     SERVING_DEFAULT,
     read_saved_model_proto,
     serve_meta_graph,
@@ -107,12 +108,14 @@ def _replay(served: ServedModel, path: Path) -> tuple[int, list[Finding]]:
     return len(requests), found
 
 
-def smoke_run(model_dir: Path, write_missing_warmup: bool, repeats: int = 5) -> dict[str, Any]:
-    """Load and run the model through the serving oracle, as tensorflow_model_server would."""
+def smoke_run(
+    model_dir: Path, write_missing_warmup: bool, repeats: int = 5, tags: tuple[str, ...] = (SERVE_TAG,)
+) -> dict[str, Any]:
+    """Load and run the model's `tags` graph through the serving oracle, as tensorflow_model_server would."""
     import_tensorflow()
     from tensorflow.python.framework import op_def_registry
 
-    meta = serve_meta_graph(read_saved_model_proto(model_dir), model_dir)
+    meta = serve_meta_graph(read_saved_model_proto(model_dir), model_dir, tags)
     result: dict[str, Any] = {}
     findings: list[Finding] = []
     result["findings"] = findings
@@ -132,7 +135,7 @@ def smoke_run(model_dir: Path, write_missing_warmup: bool, repeats: int = 5) -> 
         return result
     start = time.perf_counter()
     try:
-        served = ServedModel(model_dir)
+        served = ServedModel(model_dir, tags)
     except ServingLoadError as err:
         findings.append(_load_failure(err))
         return result

@@ -14,7 +14,12 @@ from kfp_tfserving.components.check_signatures.findings import ERROR, WARNING, F
 from kfp_tfserving.components.check_signatures.graph_checks import check_initializer_files, check_ops
 from kfp_tfserving.components.check_signatures.signature_rules import check_signature_rules
 from kfp_tfserving.components.check_signatures.version_check import check_version
-from kfp_tfserving.components.common.formats.saved_model_io import SERVE_TAG, SERVING_DEFAULT, signatures_of
+from kfp_tfserving.components.common.formats.saved_model_io import (
+    SERVE_TAG,
+    SERVING_DEFAULT,
+    signatures_of,
+    tag_set_text,
+)
 
 # dtypes TF Serving's REST API encodes to and from JSON.
 REST_DTYPES = {
@@ -36,14 +41,23 @@ Check = Callable[["ModelView"], list[Finding]]
 
 
 class ModelView:
-    """What the checks look at: the directory, its parsed proto and the {serve} meta graph (or None)."""
+    """What the checks look at: the directory, its parsed proto and the meta graph TF Serving loads (the one
+    tagged exactly `tags`, its --saved_model_tags; None if there is none)."""
 
-    def __init__(self, model_dir: Path, proto, contract: dict | None = None, serving_tf_version: str = ""):
+    def __init__(
+        self,
+        model_dir: Path,
+        proto,
+        contract: dict | None = None,
+        serving_tf_version: str = "",
+        tags: tuple[str, ...] = (SERVE_TAG,),
+    ):
         self.model_dir = model_dir
         self.proto = proto
         self.contract = contract
         self.serving_tf_version = serving_tf_version
-        self.serve = next((m for m in proto.meta_graphs if set(m.meta_info_def.tags) == {SERVE_TAG}), None)
+        self.tags = tuple(tags)
+        self.serve = next((m for m in proto.meta_graphs if set(m.meta_info_def.tags) == set(tags)), None)
         self.signatures = signatures_of(self.serve) if self.serve is not None else {}
 
 
@@ -118,13 +132,20 @@ def check_graph_references(view: ModelView) -> list[Finding]:
 def check_tags(view: ModelView) -> list[Finding]:
     if view.serve is not None:
         return []
-    tag_sets = [sorted(m.meta_info_def.tags) for m in view.proto.meta_graphs]
+    tag_sets = ", ".join(tag_set_text(m.meta_info_def.tags) for m in view.proto.meta_graphs) or "none"
+    fix = (
+        "re-export with tags=['serve'] (tf.saved_model.save does this), or, if TF Serving runs with "
+        "--saved_model_tags naming one of those tag-sets, check with the same --saved_model_tags"
+        if view.tags == (SERVE_TAG,)
+        else "check with the --saved_model_tags TF Serving runs with, or export with --tags naming that tag-set"
+    )
     return [
         Finding(
             "no-serve-tag",
             ERROR,
-            f"no meta graph with exactly the tag-set {{serve}} (found {tag_sets})",
-            "re-export with tags=['serve'] (tf.saved_model.save does this)",
+            f"no meta graph with exactly the tag-set {tag_set_text(view.tags)}, the one TF Serving loads "
+            f"(it has {tag_sets})",
+            fix,
         )
     ]
 

@@ -18,6 +18,8 @@ def export_savedmodel(
     sample_uri: str = "",
     parity_atol: float = 1e-4,
     parity_rtol: float = 1e-4,
+    tags: str = "serve",
+    custom_objects: list[str] = [],
 ):
     """Export the loaded model as a SavedModel TF Serving loads, and prove numeric parity with the source.
 
@@ -31,7 +33,14 @@ def export_savedmodel(
         allow_unsafe_deserialization: Load models that carry Python code (Keras Lambda layers).
         sample_uri: An `.npz` or TF Serving JSON request to compare on (default: generated inputs).
         parity_atol: Absolute tolerance of the parity check.
-        parity_rtol: Relative tolerance of the parity check.
+        parity_rtol: Relative tolerance of the parity check (both are widened for mixed-precision
+            Keras models: 4 x epsilon of the compute dtype, float16 3.9e-3, bfloat16 3.1e-2).
+        tags: The tag-set TF Serving loads, comma-separated (`serve,gpu`): a SavedModel source's meta
+            graph with exactly these tags is exported (its other meta graphs kept), and every export
+            serves its graph under them.
+        custom_objects: Keras `MODULE[:NAME,...]` items: each module is imported before loading so its
+            registered Python-defined layers deserialize (safe mode stays on). The module must be
+            importable in this step's image.
     """
     from pathlib import Path
 
@@ -50,4 +59,6 @@ def export_savedmodel(
         sample_uri=sample_uri,
         parity_atol=parity_atol,
         parity_rtol=parity_rtol,
+        tags=tags,
+        custom_objects=custom_objects,
     )

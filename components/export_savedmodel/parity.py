@@ -9,6 +9,24 @@ import numpy as np
 from kfp_tfserving.components.common.errors import UserError
 from kfp_tfserving.components.common.formats.base import Tensors
 
+# Machine epsilon of the half-precision compute dtypes (float16: 10 stored mantissa bits; bfloat16: 7).
+_EPSILON = {"float16": 2.0**-10, "bfloat16": 2.0**-7}
+# A mixed-precision model computed twice (eagerly, then as the served graph) may round differently in any
+# layer; four units in the last place at 1.0 bound what we have seen without hiding a wrong export.
+ULPS = 4
+
+
+def tolerance_for(compute_dtype: str, atol: float, rtol: float) -> tuple[float, float]:
+    """The parity tolerance for a model computing in `compute_dtype`: the given one, widened to
+    ULPS x epsilon (float16: 3.9e-3, bfloat16: 3.1e-2) for half-precision compute dtypes."""
+    floor = ULPS * _EPSILON.get(compute_dtype, 0.0)
+    return max(atol, floor), max(rtol, floor)
+
+
+def _is_float(dtype: np.dtype) -> bool:
+    # ml_dtypes' bfloat16 has numpy kind 'V'; it is a float all the same.
+    return dtype.kind in "fc" or dtype.name in ("bfloat16", "float16")
+
 
 @dataclass
 class OutputParity:
@@ -34,7 +52,7 @@ def compare_outputs(source: Tensors, exported: Tensors, atol: float, rtol: float
             raise UserError(
                 f"output '{name}': exported shape {got.shape} differs from the source's {want.shape}"
             )
-        if want.dtype.kind in "fc":
+        if _is_float(want.dtype) or _is_float(got.dtype):
             diff = np.abs(got.astype(np.float64) - want.astype(np.float64))
             allowed = atol + rtol * np.abs(want.astype(np.float64))
             excess = float(np.max(diff - allowed)) if diff.size else 0.0

@@ -100,6 +100,21 @@ def main() -> None:
     "--allow-unsafe-deserialization", is_flag=True, help="Load models carrying Python code (Lambda layers)."
 )
 @click.option(
+    "--custom-objects",
+    "custom_objects",
+    multiple=True,
+    metavar="MODULE[:NAME,...]",
+    help="Keras: import MODULE before loading so its registered Python-defined layers deserialize "
+    "(it must be importable where the steps run).",
+)
+@click.option(
+    "--tags",
+    default="serve",
+    show_default=True,
+    help="The tag-set TF Serving loads (its --saved_model_tags), e.g. serve,gpu: the SavedModel meta graph "
+    "exported, checked and served.",
+)
+@click.option(
     "--sample", "sample_uri", default="", help="An .npz or TF Serving JSON request used for parity."
 )
 @click.option(
@@ -154,6 +169,8 @@ def run(
     outputs: str,
     feeds: tuple[str, ...],
     allow_unsafe_deserialization: bool,
+    custom_objects: tuple[str, ...],
+    tags: str,
     sample_uri: str,
     contract_uri: str,
     no_batching_params: bool,
@@ -171,6 +188,8 @@ def run(
     """Run the export_to_serving pipeline on SOURCE with kfp.local, from its committed compiled YAML."""
     import os
 
+    from kfp_tfserving.components.common.formats.custom_objects import parse_custom_objects
+    from kfp_tfserving.components.common.formats.saved_model_io import parse_tags
     from kfp_tfserving.components.common.storage.base import DEADLINE_ENV
     from kfp_tfserving.pipelines.cli.compile import pipeline_yaml
     from kfp_tfserving.pipelines.cli.local_run import run_pipeline_yaml
@@ -178,6 +197,7 @@ def run(
 
     os.environ[DEADLINE_ENV] = f"{read_deadline:g}"  # the local steps inherit it
     _preflight(source, base_path, model_format, model_name, version_policy, version, sample_uri)
+    parse_custom_objects(list(custom_objects))
     arguments = {
         "source_uri": _absolute(source),
         "base_path": _absolute(base_path),
@@ -188,6 +208,8 @@ def run(
         "outputs": [n.strip() for n in outputs.split(",") if n.strip()],
         "feeds": list(feeds),
         "allow_unsafe_deserialization": allow_unsafe_deserialization,
+        "custom_objects": list(custom_objects),
+        "tags": ",".join(parse_tags(tags)),
         "sample_uri": _absolute(sample_uri) if sample_uri else "",
         "contract_uri": _absolute(contract_uri) if contract_uri else "",
         "batching_params": not no_batching_params,

@@ -51,6 +51,11 @@ class ExportOptions:
     outputs: list[str] = field(default_factory=list)  # TF1 graphs: output tensor names
     feeds: dict[str, str] = field(default_factory=dict)  # TF1 graphs: placeholder -> constant value
     allow_unsafe_deserialization: bool = False
+    # The tag-set TF Serving loads (its --saved_model_tags): SavedModel sources are read from the meta graph
+    # with exactly these tags, and every export serves its graph under them.
+    tags: tuple[str, ...] = ("serve",)
+    # Keras: "MODULE[:NAME,...]" items; each module is imported before loading (see custom_objects.py).
+    custom_objects: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -85,4 +90,5 @@ class FormatHandler(abc.ABC):
 
     @abc.abstractmethod
     def export(self, loaded: LoadedModel, export_dir: Path) -> None:
-        """Write a SavedModel with tag-set {serve} and a serving_default signature to export_dir."""
+        """Write a SavedModel with a serving_default signature to export_dir, its served graph tagged
+        {serve} or the tag-set the load was asked for (the exporter re-tags a lone {serve} graph)."""

@@ -7,7 +7,6 @@ from pathlib import Path
 from kfp_tfserving.components.common.formats.saved_model import is_saved_model_dir
 from kfp_tfserving.components.common.formats.saved_model_edit import PREDICT_FALLBACK, is_tf1_meta_graph
 from kfp_tfserving.components.common.formats.saved_model_io import (
-    SERVE_TAG,
     read_saved_model_proto,
     serve_meta_graph,
 )
@@ -42,7 +41,6 @@ def _has_tf1_methods(path: Path) -> bool:
 class EstimatorHandler(SignatureCopyHandler):
     name = "estimator"
     description = "Estimator export directory (timestamped TF1 SavedModels, classify/regress signatures kept)"
-    tags = frozenset({SERVE_TAG})
     # Raw-receiver regressors export only `predict`; several signatures without a default serve `predict`.
     fallback_signature = PREDICT_FALLBACK
 
@@ -52,6 +50,6 @@ class EstimatorHandler(SignatureCopyHandler):
             return newest
         return path if is_saved_model_dir(path) and _has_tf1_methods(path) else None
 
-    def is_tf1(self, entry: Path) -> bool:
+    def is_tf1(self, entry: Path, tags: tuple[str, ...]) -> bool:
         # Timestamped TF2 SavedModels (a serving base path, say): the TF2 handler re-saves them properly.
-        return is_tf1_meta_graph(serve_meta_graph(read_saved_model_proto(entry), entry))
+        return is_tf1_meta_graph(serve_meta_graph(read_saved_model_proto(entry), entry, tags))

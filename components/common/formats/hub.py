@@ -18,12 +18,12 @@ class HubHandler(SignatureCopyHandler):
     name = "hub"
     description = "TF Hub module (TF1 hub format, or a TF2 SavedModel)"
     # TF1 hub modules keep their inference graph under the empty tag-set, with a `default` signature.
-    tags = frozenset()
+    source_tags = frozenset()
     fallback_signature = HUB_DEFAULT_SIGNATURE
 
     def detect(self, path: Path) -> Path | None:
         # Listed after saved_model, so auto-detection only reaches here for TF1 modules (saved_model skips them).
         return path if is_saved_model_dir(path) else None
 
-    def is_tf1(self, entry: Path) -> bool:
+    def is_tf1(self, entry: Path, tags: tuple[str, ...]) -> bool:
         return (entry / HUB_MARKER).is_file()

@@ -7,13 +7,20 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
+from kfp_tfserving.components.common import serving_oracle
 from kfp_tfserving.components.common.errors import FormatError
 from kfp_tfserving.components.common.formats.base import ExportOptions, FormatHandler, LoadedModel
+from kfp_tfserving.components.common.formats.custom_objects import (
+    import_custom_objects,
+    missing_class_error,
+    missing_classes,
+)
 from kfp_tfserving.components.common.formats.keras_export import (
     export_keras,
     keras_input_specs,
     keras_reference,
 )
+from kfp_tfserving.components.common.formats.keras_precision import compute_dtype
 from kfp_tfserving.components.common.tfenv import import_tensorflow, silenced_stderr
 
 HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
@@ -55,7 +62,33 @@ def _code_layers_in(config_text: str) -> list[str]:
 
 
 def _loaded(handler_name: str, model: Any) -> LoadedModel:
-    return LoadedModel(handler_name, model, keras_input_specs(model), keras_reference(model))
+    loaded = LoadedModel(handler_name, model, keras_input_specs(model), keras_reference(model))
+    loaded.extras["compute_dtype"] = compute_dtype(model)
+    return loaded
+
+
+def _keras_config(entry: Path) -> str:
+    """The saved model config (JSON text) of a .keras archive; '' when unreadable."""
+    try:
+        with zipfile.ZipFile(entry) as archive:
+            return archive.read("config.json").decode()
+    except (zipfile.BadZipFile, KeyError, OSError, UnicodeDecodeError):
+        return ""
+
+
+def _load_failure(entry: Path, err: BaseException, config: str, options: ExportOptions) -> FormatError:
+    """Keras's error as one line: the missing class and --custom-objects, Lambda and the unsafe flag, or its
+    most specific line."""
+    text = str(err)
+    names = missing_classes(text)
+    if names:
+        return missing_class_error(entry, names, config, options.custom_objects)
+    if "safe_mode" in text or "unsafe" in text.lower():
+        return FormatError(f"{entry}: the model contains Python code (a Lambda layer)", UNSAFE_FIX)
+    return FormatError(
+        f"{entry}: Keras cannot load it: {serving_oracle.specific_line(err)}",
+        "load it with the Keras version that saved it to check the file; re-save it with model.save()",
+    )
 
 
 class KerasV3Handler(FormatHandler):
@@ -74,19 +107,17 @@ class KerasV3Handler(FormatHandler):
                 "re-save the model with model.save('model.keras')",
             )
         keras = _keras3()
+        custom = import_custom_objects(options.custom_objects)
         try:
             with silenced_stderr():
                 model = keras.saving.load_model(
-                    entry, compile=False, safe_mode=not options.allow_unsafe_deserialization
+                    entry,
+                    custom_objects=custom or None,
+                    compile=False,
+                    safe_mode=not options.allow_unsafe_deserialization,
                 )
-        except ValueError as err:
-            if "safe_mode" in str(err) or "unsafe" in str(err).lower():
-                raise FormatError(
-                    f"{entry}: the model contains Python code (a Lambda layer)", UNSAFE_FIX
-                ) from None
-            raise FormatError(f"{entry}: Keras cannot load it: {str(err).splitlines()[0]}") from None
         except Exception as err:
-            raise FormatError(f"{entry}: Keras cannot load it: {str(err).splitlines()[0]}") from None
+            raise _load_failure(entry, err, _keras_config(entry), options) from None
         return _loaded(self.name, model)
 
     def export(self, loaded: LoadedModel, export_dir: Path) -> None:
@@ -130,26 +161,33 @@ class KerasH5Handler(FormatHandler):
             raise FormatError(
                 f"{entry}: the model contains Python code (Lambda layer {code_layers[0]})", UNSAFE_FIX
             )
+        custom = import_custom_objects(options.custom_objects)
         # Keras 3 reads most Keras 2 files; tf_keras reads the rest (older layer configs).
         try:
             keras = _keras3()
             with silenced_stderr():
                 model = keras.saving.load_model(
-                    entry, compile=False, safe_mode=not options.allow_unsafe_deserialization
+                    entry,
+                    custom_objects=custom or None,
+                    compile=False,
+                    safe_mode=not options.allow_unsafe_deserialization,
                 )
             return _loaded(self.name, model)
         except Exception as keras3_error:
-            first_error = (
-                str(keras3_error).splitlines()[0] if str(keras3_error) else type(keras3_error).__name__
-            )
+            first_error = keras3_error
         try:
             import tf_keras
 
             with silenced_stderr():
-                model = tf_keras.models.load_model(entry, compile=False)
+                model = tf_keras.models.load_model(entry, custom_objects=custom or None, compile=False)
         except Exception as err:
+            names = missing_classes(f"{first_error}\n{err}")
+            if names:
+                raise missing_class_error(entry, names, config, options.custom_objects) from None
             raise FormatError(
-                f"{entry}: neither Keras 3 ({first_error}) nor tf_keras ({str(err).splitlines()[0]}) can load it"
+                f"{entry}: neither Keras 3 ({serving_oracle.specific_line(first_error)}) nor tf_keras ({serving_oracle.specific_line(err)}) "
+                "can load it",
+                "load it with the Keras version that saved it to check the file; re-save it with model.save()",
             ) from None
         loaded = _loaded(self.name, model)
         loaded.extras["loaded_with"] = "tf_keras"

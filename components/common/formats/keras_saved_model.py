@@ -4,8 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from kfp_tfserving.components.common import serving_oracle
 from kfp_tfserving.components.common.errors import FormatError
 from kfp_tfserving.components.common.formats.base import ExportOptions, FormatHandler, LoadedModel
+from kfp_tfserving.components.common.formats.custom_objects import (
+    import_custom_objects,
+    missing_class_error,
+    missing_classes,
+)
 from kfp_tfserving.components.common.formats.keras_export import (
     export_keras,
     keras_input_specs,
@@ -30,15 +36,19 @@ class KerasSavedModelHandler(FormatHandler):
         import_tensorflow()
         import tf_keras
 
+        custom = import_custom_objects(options.custom_objects)
         try:
             with silenced_stderr():
-                model = tf_keras.models.load_model(str(entry), compile=False)
+                model = tf_keras.models.load_model(str(entry), custom_objects=custom or None, compile=False)
         except Exception as err:
+            names = missing_classes(str(err))
+            if names:
+                raise missing_class_error(entry, names, "", options.custom_objects) from None
             raise FormatError(
-                f"{entry}: tf_keras cannot load the Keras SavedModel: {str(err).strip().splitlines()[0]}",
+                f"{entry}: tf_keras cannot load the Keras SavedModel: {serving_oracle.specific_line(err)}",
                 "re-save it with the tf_keras version that wrote it, or give its saved_model.pb with --format saved_model",
             ) from None
-        signatures = read_signatures(entry)
+        signatures = read_signatures(entry, options.tags)
         if not signatures:  # e.g. saved with signatures=None: export from the Keras model itself
             return LoadedModel(self.name, model, keras_input_specs(model), keras_reference(model))
         # The SavedModel's own signatures are what it serves; keep them, names and all.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from kfp_tfserving.components.common import serving_oracle
 from kfp_tfserving.components.common.errors import FormatError
 from kfp_tfserving.components.common.formats.base import ExportOptions, FormatHandler, LoadedModel
 from kfp_tfserving.components.common.formats.callable_saved_model import export_callable, load_callable
@@ -13,12 +14,12 @@ from kfp_tfserving.components.common.formats.saved_model_edit import (
     pick_serving_signature,
 )
 from kfp_tfserving.components.common.formats.saved_model_io import (
-    SERVE_TAG,
     SERVING_DEFAULT,
     read_saved_model_proto,
     run_signature,
     serve_meta_graph,
     signatures_of,
+    tag_set_text,
 )
 from kfp_tfserving.components.common.formats.saved_model_repair import resave, serving_problem
 from kfp_tfserving.components.common.tfenv import import_tensorflow, silenced_stderr
@@ -39,16 +40,19 @@ class SavedModelHandler(FormatHandler):
 
     def load(self, entry: Path, options: ExportOptions) -> LoadedModel:
         proto = read_saved_model_proto(entry)
-        meta = serve_meta_graph(proto, entry)
+        meta = serve_meta_graph(proto, entry, options.tags)
         signatures = signatures_of(meta)
         if signatures:
             serving = pick_serving_signature(sorted(signatures), options.signature, entry)
         tf = import_tensorflow()
         try:
-            with silenced_stderr():
-                source = tf.saved_model.load(str(entry))
+            with silenced_stderr():  # several meta graphs ({train} + {serve}, ...): TF2 needs the tags
+                source = tf.saved_model.load(str(entry), tags=list(options.tags))
         except Exception as err:
-            raise FormatError(f"{entry}: TensorFlow cannot load it: {str(err).splitlines()[0]}") from None
+            raise FormatError(
+                f"{entry}: TensorFlow cannot load its {tag_set_text(options.tags)} graph: {serving_oracle.specific_line(err)}",
+                "check that the SavedModel directory is complete (variables/, assets/)",
+            ) from None
         if not signatures:  # a TF2 hub-style module: serve its __call__
             return load_callable(self.name, entry, source)
 
@@ -56,7 +60,7 @@ class SavedModelHandler(FormatHandler):
             return run_signature(entry, inputs, serving, loaded=source)
 
         tf1 = is_tf1_meta_graph(meta)
-        problem = None if tf1 else serving_problem(entry)
+        problem = None if tf1 else serving_problem(entry, options.tags)
         return LoadedModel(
             self.name,
             source,
@@ -67,6 +71,7 @@ class SavedModelHandler(FormatHandler):
                 "serving_signature": serving,
                 "signatures": sorted(signatures),
                 "tf1": tf1,
+                "tags": options.tags,
                 "repaired": f"re-saved from TF2's loader because {problem}" if problem else "",
             },
         )
@@ -78,8 +83,11 @@ class SavedModelHandler(FormatHandler):
             return
         if not loaded.extras["repaired"]:
             # Servable as it is: keep the original bytes, adding serving_default to the proto when absent.
-            copy_with_serving_default(entry, export_dir, loaded.extras["serving_signature"], {SERVE_TAG})
+            # Other meta graphs ({train}, {serve,gpu}, ...) stay as they are.
+            tags = set(loaded.extras["tags"])
+            copy_with_serving_default(entry, export_dir, loaded.extras["serving_signature"], tags, tags)
             return
         signatures = {name: name for name in loaded.extras["signatures"]}
         signatures[SERVING_DEFAULT] = loaded.extras["serving_signature"]
-        resave(loaded.model, export_dir, signatures, methods_from=entry)
+        # A re-save writes the served graph only: TF2's saver cannot carry the source's other meta graphs.
+        resave(loaded.model, export_dir, signatures, methods_from=entry, tags=loaded.extras["tags"])

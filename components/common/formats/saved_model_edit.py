@@ -10,6 +10,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+from kfp_tfserving.components.common import serving_oracle
 from kfp_tfserving.components.common.errors import FormatError
 from kfp_tfserving.components.common.formats.base import LoadedModel
 from kfp_tfserving.components.common.formats.saved_model_io import (
@@ -17,7 +18,9 @@ from kfp_tfserving.components.common.formats.saved_model_io import (
     SERVING_DEFAULT,
     read_saved_model_proto,
     run_signature,
+    serve_meta_graph,
     signatures_of,
+    tag_set_text,
 )
 from kfp_tfserving.components.common.tfenv import import_tensorflow, silenced_stderr
 
@@ -25,11 +28,7 @@ PREDICT_FALLBACK = "predict"
 
 
 def meta_graph_with_tags(proto, tags: set[str], where: Path):
-    for meta in proto.meta_graphs:
-        if set(meta.meta_info_def.tags) == tags:
-            return meta
-    found = [sorted(m.meta_info_def.tags) for m in proto.meta_graphs]
-    raise FormatError(f"{where}: no meta graph with the tag-set {sorted(tags)} (found {found})")
+    return serve_meta_graph(proto, where, tuple(sorted(tags)))
 
 
 def is_tf1_meta_graph(meta) -> bool:
@@ -72,7 +71,10 @@ def load_signature_model(
         with silenced_stderr():
             source = tf.saved_model.load(str(entry), tags=sorted(tags))
     except Exception as err:
-        raise FormatError(f"{entry}: TensorFlow cannot load it: {str(err).strip().splitlines()[0]}") from None
+        raise FormatError(
+            f"{entry}: TensorFlow cannot load its {tag_set_text(tags)} graph: {serving_oracle.specific_line(err)}",
+            "check that the SavedModel directory is complete (variables/, assets/)",
+        ) from None
 
     def reference(inputs):
         return run_signature(entry, inputs, serving, loaded=source)
@@ -86,23 +88,52 @@ def load_signature_model(
     )
 
 
-def copy_with_serving_default(entry: Path, export_dir: Path, serving: str, tags: set[str]) -> None:
-    """Copy the SavedModel; the meta graph with `tags` becomes {serve} and gains serving_default."""
+def copy_with_serving_default(
+    entry: Path, export_dir: Path, serving: str, tags: set[str], served_tags: set[str] | None = None
+) -> None:
+    """Copy the SavedModel; the meta graph with `tags` is tagged `served_tags` (default: {serve}) and gains
+    serving_default. Every other meta graph ({train}, {serve,gpu}, ...) is kept as it is, except one that
+    already has `served_tags`: TF Serving must find exactly one graph under the tag-set it loads."""
+    served = set(served_tags or {SERVE_TAG})
     shutil.copytree(entry, export_dir, dirs_exist_ok=True)
-    if serving == SERVING_DEFAULT and tags == {SERVE_TAG}:
+    if serving == SERVING_DEFAULT and tags == served:
         return  # already servable: publish the original bytes
     proto = read_saved_model_proto(entry)
     chosen = meta_graph_with_tags(proto, tags, entry)
     for other in list(proto.meta_graphs):
-        if other is not chosen and set(other.meta_info_def.tags) == {SERVE_TAG}:
-            proto.meta_graphs.remove(other)  # the chosen graph takes over the {serve} tag-set
-    del chosen.meta_info_def.tags[:]
-    chosen.meta_info_def.tags.append(SERVE_TAG)
+        if other is not chosen and set(other.meta_info_def.tags) == served:
+            proto.meta_graphs.remove(other)  # the chosen graph takes over the served tag-set
+    _set_tags(chosen, served)
     if serving != SERVING_DEFAULT:
         chosen.signature_def[SERVING_DEFAULT].CopyFrom(chosen.signature_def[serving])
     for stale in ("saved_model.pbtxt", "fingerprint.pb"):  # the fingerprint hashes the old proto
         (export_dir / stale).unlink(missing_ok=True)
     (export_dir / "saved_model.pb").write_bytes(proto.SerializeToString())
+
+
+def _set_tags(meta, tags: set[str]) -> None:
+    del meta.meta_info_def.tags[:]
+    meta.meta_info_def.tags.extend(sorted(tags))
+
+
+def serve_under(export_dir: Path, tags: set[str]) -> bool:
+    """Tag an export's lone {serve} meta graph with `tags` (what TF Serving is told to load); True if changed.
+
+    Exports written by TensorFlow (Keras, TF1 graphs, re-saves) hold one {serve} graph; a copied SavedModel
+    already serves the asked tag-set and is left alone.
+    """
+    proto = read_saved_model_proto(export_dir)
+    if any(set(m.meta_info_def.tags) == tags for m in proto.meta_graphs):
+        return False
+    if len(proto.meta_graphs) != 1 or set(proto.meta_graphs[0].meta_info_def.tags) != {SERVE_TAG}:
+        found = [sorted(m.meta_info_def.tags) for m in proto.meta_graphs]
+        raise FormatError(
+            f"{export_dir}: the export has no meta graph to tag {sorted(tags)} (it has {found})"
+        )
+    _set_tags(proto.meta_graphs[0], tags)
+    (export_dir / "fingerprint.pb").unlink(missing_ok=True)  # it hashes the proto as first written
+    (export_dir / "saved_model.pb").write_bytes(proto.SerializeToString())
+    return True
 
 
 def signature_methods(model_dir: Path) -> dict[str, str]:

@@ -82,12 +82,27 @@ def _tensor_spec(key: str, info, graph_def=None) -> TensorSpecInfo:
     return TensorSpecInfo(key, dtype, shape, features)
 
 
-def serve_meta_graph(proto, model_dir: Path):
+def parse_tags(text: str | tuple[str, ...] | list[str]) -> tuple[str, ...]:
+    """A tag-set as TF Serving's --saved_model_tags spells it ("serve,gpu"); empty means {serve}."""
+    items = text.split(",") if isinstance(text, str) else list(text)
+    tags = tuple(sorted({t.strip() for t in items if t.strip()}))
+    return tags or (SERVE_TAG,)
+
+
+def tag_set_text(tags: tuple[str, ...] | list[str] | set[str]) -> str:
+    return "{" + ",".join(sorted(tags)) + "}"
+
+
+def serve_meta_graph(proto, model_dir: Path, tags: tuple[str, ...] = (SERVE_TAG,)):
+    """The meta graph whose tag-set equals `tags` exactly, as TF Serving picks it."""
     for meta in proto.meta_graphs:
-        if set(meta.meta_info_def.tags) == {SERVE_TAG}:
+        if set(meta.meta_info_def.tags) == set(tags):
             return meta
-    tag_sets = [sorted(m.meta_info_def.tags) for m in proto.meta_graphs]
-    raise FormatError(f"{model_dir}: no meta graph with the tag-set {{serve}} (found {tag_sets})")
+    tag_sets = ", ".join(tag_set_text(m.meta_info_def.tags) for m in proto.meta_graphs)
+    raise FormatError(
+        f"{model_dir}: no meta graph with the tag-set {tag_set_text(tags)} (it has {tag_sets or 'none'})",
+        "name one of its tag-sets with --tags (e.g. --tags serve,gpu)",
+    )
 
 
 def signatures_of(meta) -> dict[str, SignatureInfo]:
@@ -104,9 +119,9 @@ def signatures_of(meta) -> dict[str, SignatureInfo]:
     return out
 
 
-def read_signatures(model_dir: Path) -> dict[str, SignatureInfo]:
+def read_signatures(model_dir: Path, tags: tuple[str, ...] = (SERVE_TAG,)) -> dict[str, SignatureInfo]:
     proto = read_saved_model_proto(model_dir)
-    return signatures_of(serve_meta_graph(proto, model_dir))
+    return signatures_of(serve_meta_graph(proto, model_dir, tags))
 
 
 def run_signature(

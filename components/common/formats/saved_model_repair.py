@@ -11,30 +11,35 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+# The module, not its names: serving_oracle imports formats/, which imports this module (an import cycle
+# that only a module reference survives when serving_oracle is imported first).
+from kfp_tfserving.components.common import serving_oracle
 from kfp_tfserving.components.common.formats.saved_model_io import SERVE_TAG, read_saved_model_proto
 from kfp_tfserving.components.common.tfenv import import_tensorflow, silenced_stderr
 
 
-def serving_problem(entry: Path) -> str | None:
+def serving_problem(entry: Path, tags: tuple[str, ...] = (SERVE_TAG,)) -> str | None:
     """Why TF Serving could not serve the SavedModel as it is (loaded as the model server does), or None."""
     # Imported here: the oracle reads SavedModels through this package, which imports the handlers.
-    from kfp_tfserving.components.common.serving_oracle import (
-        ServingLoadError,
-        load_served,
-        servability_problem,
-    )
 
     try:
-        with load_served(entry, replay_warmup=False) as served:
-            return servability_problem(served)
-    except ServingLoadError as err:
+        with serving_oracle.load_served(entry, tags=tags, replay_warmup=False) as served:
+            return serving_oracle.servability_problem(served)
+    except serving_oracle.ServingLoadError as err:
         if err.stage == "import":
             raise  # nothing a re-save can mend: the graph itself does not import
         return err.what
 
 
-def resave(source: Any, export_dir: Path, signatures: dict[str, str], methods_from: Path) -> None:
-    """Save the TF2-loaded `source` again, serving `signatures` (served name -> source signature name)."""
+def resave(
+    source: Any,
+    export_dir: Path,
+    signatures: dict[str, str],
+    methods_from: Path,
+    tags: tuple[str, ...] = (SERVE_TAG,),
+) -> None:
+    """Save the TF2-loaded `source` again, serving `signatures` (served name -> source signature name)
+    under the tag-set `tags`."""
     tf = import_tensorflow()
     functions = {name: source.signatures[original] for name, original in signatures.items()}
     with silenced_stderr():
@@ -43,11 +48,13 @@ def resave(source: Any, export_dir: Path, signatures: dict[str, str], methods_fr
     original = {
         name: sig.method_name
         for meta in read_saved_model_proto(methods_from).meta_graphs
-        if SERVE_TAG in meta.meta_info_def.tags
+        if set(meta.meta_info_def.tags) == set(tags)
         for name, sig in meta.signature_def.items()
     }
     proto = read_saved_model_proto(export_dir)
     for meta in proto.meta_graphs:
+        del meta.meta_info_def.tags[:]  # TF2's save writes {serve}; TF Serving is told to load `tags`
+        meta.meta_info_def.tags.extend(sorted(tags))
         for name, sig in meta.signature_def.items():
             method = original.get(signatures.get(name, ""), "")
             if method:

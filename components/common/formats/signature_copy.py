@@ -19,22 +19,27 @@ from kfp_tfserving.components.common.formats.saved_model_edit import (
 
 
 class SignatureCopyHandler(FormatHandler):
-    tags: frozenset[str] = frozenset()  # the tag-set the source keeps its inference graph under
+    # The tag-set the source keeps its inference graph under; None: the one TF Serving loads (--tags).
+    source_tags: frozenset[str] | None = None
     fallback_signature: str = ""  # served when there is no serving_default and no --signature
 
     @abc.abstractmethod
-    def is_tf1(self, entry: Path) -> bool:
+    def is_tf1(self, entry: Path, tags: tuple[str, ...]) -> bool:
         """True when entry is written the TF1 way (copied and edited); False sends it to the TF2 handler."""
 
+    def _source_tags(self, options: ExportOptions) -> set[str]:
+        return set(options.tags if self.source_tags is None else self.source_tags)
+
     def load(self, entry: Path, options: ExportOptions) -> LoadedModel:
-        if not self.is_tf1(entry):
+        if not self.is_tf1(entry, options.tags):
             loaded = SavedModelHandler().load(entry, options)
             loaded.format = self.name
             loaded.extras["tf2"] = True
             return loaded
         loaded = load_signature_model(
-            self.name, entry, set(self.tags), options.signature, self.fallback_signature
+            self.name, entry, self._source_tags(options), options.signature, self.fallback_signature
         )
+        loaded.extras["served_tags"] = sorted(options.tags)
         print(f"{entry.name}: serving signature '{loaded.extras['serving_signature']}'", flush=True)
         return loaded
 
@@ -43,5 +48,9 @@ class SignatureCopyHandler(FormatHandler):
             SavedModelHandler().export(loaded, export_dir)
             return
         copy_with_serving_default(
-            loaded.extras["entry"], export_dir, loaded.extras["serving_signature"], set(self.tags)
+            loaded.extras["entry"],
+            export_dir,
+            loaded.extras["serving_signature"],
+            set(loaded.extras["tags"]),
+            set(loaded.extras["served_tags"]),
         )
