@@ -17,6 +17,7 @@ from kfp_tfserving.components.check_signatures.report import markdown_report
 from kfp_tfserving.components.check_signatures.runtime_check import check_in_fresh_process
 from kfp_tfserving.components.check_signatures.version_check import validate_target
 from kfp_tfserving.components.common.errors import UserError, reports_errors
+from kfp_tfserving.components.common.storage import storage_for
 
 
 def _link_or_symlink(src: str, dst: str) -> None:
@@ -43,12 +44,17 @@ def check_model(
     contract: Contract | None = None,
     serving_tf_version: str = "",
     stage_dir: Path | None = None,
+    sample_uri: str = "",
 ) -> CheckReport:
     """Every check on model_dir, in a fresh process. The run and the warmup file happen in stage_dir (a copy
-    of model_dir the caller keeps, with the generated warmup file), else in a scratch copy."""
+    of model_dir the caller keeps, with the generated warmup file), else in a scratch copy. The runtime
+    checks run `sample_uri` (the request the export's parity ran) before any generated input."""
     validate_target(serving_tf_version)
-    with _staged(model_dir, stage_dir) as staged:
-        return check_in_fresh_process(model_dir, staged, contract, serving_tf_version)
+    with _staged(model_dir, stage_dir) as staged, tempfile.TemporaryDirectory() as tmp:
+        sample = None
+        if sample_uri:
+            sample = storage_for(sample_uri).download(sample_uri, Path(tmp) / Path(sample_uri).name)
+        return check_in_fresh_process(model_dir, staged, contract, serving_tf_version, sample)
 
 
 def _link_or_copy(src: str, dst: str) -> None:
@@ -67,12 +73,15 @@ def check_step(
     metrics: Any,
     contract_uri: str = "",
     serving_tf_version: str = "",
+    sample_uri: str = "",
 ) -> CheckReport:
     """Check the exported model; pass it on, with its warmup file, only when no error-level finding stands."""
     contract = load_contract(contract_uri) if contract_uri else None
     # The run happens on the copy, away from the exporter's directory; the warmup file lands in it.
     shutil.copytree(model_dir, checked_dir, copy_function=_link_or_copy, dirs_exist_ok=True)
-    report = check_model(model_dir, contract, serving_tf_version, stage_dir=checked_dir)
+    report = check_model(
+        model_dir, contract, serving_tf_version, stage_dir=checked_dir, sample_uri=sample_uri
+    )
     report_path.parent.mkdir(parents=True, exist_ok=True)
     report_path.write_text(markdown_report(str(model_dir), report))
     counts = report.counts()

@@ -14,6 +14,7 @@ def check_signatures(
     metrics: Output[Metrics],
     contract_uri: str = "",
     serving_tf_version: str = "",
+    sample_uri: str = "",
 ):
     """Predict TF Serving's verdict on a SavedModel; fail before anything is published.
 
@@ -28,6 +29,8 @@ def check_signatures(
         contract_uri: Optional expected-signature file (YAML or JSON, path or URI); any difference fails.
         serving_tf_version: TensorFlow version of the model server; a model written by a newer one fails
             (default: the TensorFlow in the step's image).
+        sample_uri: The `.npz` or TF Serving JSON request the export compared on; the runtime checks run
+            it (then an existing warmup file) before any generated input, and it becomes the warmup file.
     """
     from pathlib import Path
 
@@ -42,4 +45,5 @@ def check_signatures(
         metrics,
         contract_uri,
         serving_tf_version,
+        sample_uri,
     )

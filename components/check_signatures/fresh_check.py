@@ -42,9 +42,14 @@ def _runtime_failure(err: BaseException) -> Finding:
 
 
 def check_here(
-    model_dir: Path, staged: Path, contract: Contract | None, serving_tf_version: str
+    model_dir: Path,
+    staged: Path,
+    contract: Contract | None,
+    serving_tf_version: str,
+    sample: Path | None = None,
 ) -> CheckReport:
-    """The whole check in this process; the model is loaded, run and given its warmup file in `staged`."""
+    """The whole check in this process; the model is loaded, run and given its warmup file in `staged`.
+    `sample`: the user's request, run before anything generated."""
     target = target_version(serving_tf_version)
     try:
         proto = read_saved_model_proto(model_dir)
@@ -59,7 +64,7 @@ def check_here(
         from kfp_tfserving.components.check_signatures.smoke_run import smoke_run
 
         try:
-            runtime = smoke_run(staged, write_missing_warmup=True)
+            runtime = smoke_run(staged, write_missing_warmup=True, sample=sample)
             findings += runtime.pop("findings")
         except Exception as err:  # reported as a finding: the step's verdict, not a crash
             runtime = {}
@@ -74,6 +79,7 @@ def main() -> None:
         Path(request["staged"]),
         request["contract"],
         request["serving_tf_version"],
+        Path(request["sample"]) if request.get("sample") else None,
     )
     Path(sys.argv[2]).write_text(json.dumps(report.as_dict()))
 

@@ -28,7 +28,11 @@ def _died(model_dir: Path, reason: str) -> CheckReport:
 
 
 def check_in_fresh_process(
-    model_dir: Path, staged: Path, contract: Contract | None, serving_tf_version: str
+    model_dir: Path,
+    staged: Path,
+    contract: Contract | None,
+    serving_tf_version: str,
+    sample: Path | None = None,
 ) -> CheckReport:
     """Run every check in a new interpreter whose working directory is empty."""
     with tempfile.TemporaryDirectory(prefix="kfp-tfserving-check-") as scratch:
@@ -40,6 +44,7 @@ def check_in_fresh_process(
                     "staged": str(staged.resolve()),
                     "contract": contract,
                     "serving_tf_version": serving_tf_version,
+                    "sample": str(sample.resolve()) if sample else "",
                 }
             )
         )

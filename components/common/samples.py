@@ -7,8 +7,10 @@ from pathlib import Path
 
 import numpy as np
 
+from kfp_tfserving.components.common.encoded_images import encoded_images
 from kfp_tfserving.components.common.errors import UserError
 from kfp_tfserving.components.common.formats.base import Tensors, TensorSpecInfo
+from kfp_tfserving.components.common.tf_serving_json import decode_request
 
 # Unknown non-batch dimensions get this size: small enough to be quick, big enough to exercise reductions.
 UNKNOWN_DIM = 4
@@ -46,6 +48,19 @@ def _serialized_examples(spec: TensorSpecInfo, shape: tuple[int, ...], rng) -> n
     return np.array(rows, dtype=object).reshape(shape)
 
 
+def _strings(spec: TensorSpecInfo, count: int, seed: int) -> np.ndarray:
+    """Encoded images for inputs the model decodes, its own vocabulary entries, else short ASCII tokens."""
+    if spec.image_format:
+        values = encoded_images(count, spec.image_format, seed)
+    elif spec.vocabulary:
+        values = [spec.vocabulary[(seed + i) % len(spec.vocabulary)].encode() for i in range(count)]
+    else:
+        values = [f"sample-{i}".encode() for i in range(count)]
+    array = np.empty(count, dtype=object)
+    array[:] = values  # element by element: np.array would cut trailing NUL bytes off binary strings
+    return array
+
+
 def generate_inputs(specs: list[TensorSpecInfo], batch: int = 2, seed: int = 0) -> Tensors:
     """Deterministic inputs matching each spec's dtype and shape."""
     rng = np.random.default_rng(seed)
@@ -56,9 +71,7 @@ def generate_inputs(specs: list[TensorSpecInfo], batch: int = 2, seed: int = 0) 
         if spec.dtype == "string" and spec.example_features:
             out[spec.name] = _serialized_examples(spec, shape, rng)
         elif spec.dtype == "string":
-            out[spec.name] = np.array(
-                [f"sample-{i}".encode() for i in range(int(np.prod(shape)))], dtype=object
-            ).reshape(shape)
+            out[spec.name] = _strings(spec, int(np.prod(shape)), seed).reshape(shape)
         elif spec.dtype == "bool":
             out[spec.name] = rng.integers(0, 2, size=shape).astype(bool)
         elif dtype is not None and np.issubdtype(dtype, np.integer):
@@ -77,7 +90,7 @@ def load_sample(path: Path, specs: list[TensorSpecInfo]) -> Tensors:
             with np.load(path, allow_pickle=False) as data:
                 raw = {k: data[k] for k in data.files}
         else:
-            raw = _from_json(json.loads(path.read_text()))
+            raw = decode_request(json.loads(path.read_text()), {s.name: s.dtype for s in specs})
     except (OSError, ValueError) as err:
         raise UserError(
             f"{path}: cannot read the sample ({err})", "give an .npz or a TF Serving JSON request"
@@ -91,23 +104,12 @@ def load_sample(path: Path, specs: list[TensorSpecInfo]) -> Tensors:
     out = {}
     for name, spec in wanted.items():
         value = np.asarray(raw[name])
-        out[name] = value.astype(object) if spec.dtype == "string" else value.astype(spec.dtype)
+        out[name] = _as_strings(value) if spec.dtype == "string" else value.astype(spec.dtype)
     return out
 
 
-def _from_json(doc: object) -> dict[str, np.ndarray]:
-    if isinstance(doc, dict) and "inputs" in doc:
-        inputs = doc["inputs"]
-        return (
-            {k: np.asarray(v) for k, v in inputs.items()}
-            if isinstance(inputs, dict)
-            else {"inputs": np.asarray(inputs)}
-        )
-    if isinstance(doc, dict) and "instances" in doc:
-        rows = doc["instances"]
-        if rows and isinstance(rows[0], dict):
-            return {k: np.asarray([row[k] for row in rows]) for k in rows[0]}
-        return {"instances": np.asarray(rows)}
-    if isinstance(doc, dict):
-        return {k: np.asarray(v) for k, v in doc.items()}
-    raise ValueError("expected a JSON object")
+def _as_strings(value: np.ndarray) -> np.ndarray:
+    """An object array of bytes, as the server feeds a string tensor (an .npz holds str or fixed bytes)."""
+    out = np.empty(value.shape, dtype=object)
+    out.reshape(-1)[:] = [v.encode() if isinstance(v, str) else bytes(v) for v in value.reshape(-1)]
+    return out

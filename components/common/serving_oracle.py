@@ -12,6 +12,7 @@ the saver never restores), so every servability verdict in this project comes fr
 from __future__ import annotations
 
 import contextlib
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -45,11 +46,20 @@ class ServingRunError(UserError):
 
 
 def specific_line(err: BaseException) -> str:
-    """The most telling line of a TensorFlow error: its first line that is not a generic wrapper."""
-    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
-    generic = ("Graph execution error", "Detected at node", "Traceback", "File ", "[[")
-    useful = [line for line in lines if not line.startswith(generic)]
+    """The most telling line of a TensorFlow error: its first line that is not a generic wrapper.
+
+    "Graph execution error:", the "Detected at node" traceback and its placeholder lines are dropped, as
+    are the `{{function_node ...}}` prefix and the trailing `[[{{node ...}}]]` location, which keeps e.g.
+    "Unknown image file format. One of JPEG, ... required."
+    """
+    lines = [_GRAPH_LOCATION.sub("", line).strip() for line in str(err).splitlines()]
+    lines = [line for line in lines if line]
+    useful = [line for line in lines if not line.startswith(_GENERIC_LINES)]
     return (useful or lines or [type(err).__name__])[0][:300]
+
+
+_GENERIC_LINES = ("Graph execution error", "Detected at node", "Traceback", "File ", "[[", "<stack traces")
+_GRAPH_LOCATION = re.compile(r"\{\{function_node [^}]*\}\}\s*|\s*\[\[\{\{node [^}]*\}\}\]\].*$")
 
 
 def _meta_graph(proto, tags: tuple[str, ...], model_dir: Path):

@@ -11,9 +11,21 @@ from typing import Any
 
 from kfp_tfserving.components.common.errors import UserError, naming_the_source, reports_errors
 from kfp_tfserving.components.common.formats import ExportOptions, detect_format, handler_named
-from kfp_tfserving.components.common.formats.saved_model_io import SERVING_DEFAULT, read_signatures
+from kfp_tfserving.components.common.formats.base import TensorSpecInfo
+from kfp_tfserving.components.common.formats.saved_model_io import (
+    SERVING_DEFAULT,
+    read_saved_model_proto,
+    read_signatures,
+    serve_meta_graph,
+)
+from kfp_tfserving.components.common.formats.string_inputs import describe_string_inputs
 from kfp_tfserving.components.common.samples import generate_inputs, load_sample
-from kfp_tfserving.components.common.serving_oracle import load_served, servability_problem
+from kfp_tfserving.components.common.serving_oracle import (
+    ServingRunError,
+    load_served,
+    servability_problem,
+    specific_line,
+)
 from kfp_tfserving.components.common.storage import storage_for
 from kfp_tfserving.components.export_savedmodel.parity import as_metadata, compare_outputs, require_parity
 
@@ -28,12 +40,38 @@ def parse_feeds(feeds: list[str] | None) -> dict[str, str]:
     return out
 
 
-def _sample_inputs(sample_uri: str, loaded) -> dict:
+def _sample_inputs(sample_uri: str, specs: list[TensorSpecInfo]) -> dict:
     if not sample_uri:
-        return generate_inputs(loaded.inputs)
+        return generate_inputs(specs)
     with tempfile.TemporaryDirectory() as tmp:
         local = storage_for(sample_uri).download(sample_uri, Path(tmp) / Path(sample_uri).name)
-        return load_sample(local, loaded.inputs)
+        return load_sample(local, specs)
+
+
+def _described_inputs(export_dir: Path, loaded) -> list[TensorSpecInfo]:
+    """The source's input specs, string inputs marked with what the export's graph does with them
+    (decodes images, looks words up in its tables), so generated samples are what the model accepts."""
+    meta = serve_meta_graph(read_saved_model_proto(export_dir), export_dir)
+    return describe_string_inputs(meta, SERVING_DEFAULT, loaded.inputs, export_dir)
+
+
+def _input_fix(sample_uri: str) -> str:
+    if sample_uri:
+        return f"check that the sample {sample_uri} holds inputs the model accepts (--sample)"
+    return "pass --sample with a real request (an .npz or TF Serving JSON) the model accepts"
+
+
+def _reference_outputs(loaded, batch: dict, sample_uri: str) -> dict:
+    """The source model's answer; its TensorFlow failure as one line naming what to do."""
+    try:
+        return loaded.reference(batch)
+    except UserError:
+        raise
+    except Exception as err:
+        on = f"the sample {sample_uri}" if sample_uri else "generated inputs"
+        raise UserError(
+            f"the source model fails on {on}: {specific_line(err)}", _input_fix(sample_uri)
+        ) from None
 
 
 @contextlib.contextmanager
@@ -44,13 +82,16 @@ def _timed(phase: str, timings: dict[str, float]) -> Iterator[None]:
     print(f"{phase}: {timings[phase]:.2f} s", flush=True)
 
 
-def _served_outputs(export_dir: Path, batch: dict) -> dict:
+def _served_outputs(export_dir: Path, batch: dict, sample_uri: str) -> dict:
     """The export's answer to the batch as TF Serving computes it (TF1 session, saver_def restore)."""
     with load_served(export_dir, replay_warmup=False) as served:
         problem = servability_problem(served)
         if problem:
             raise UserError(f"{export_dir}: the export is not servable: {problem}", "report this as a bug")
-        return served.predict(batch)
+        try:
+            return served.predict(batch)
+        except ServingRunError as err:
+            raise ServingRunError(err.what, _input_fix(sample_uri)) from None
 
 
 def export_model(
@@ -97,9 +138,12 @@ def export_model(
     if SERVING_DEFAULT not in signatures:
         raise UserError(f"{export_dir}: the export has no serving_default signature", "report this as a bug")
     with _timed("parity", timings):
-        batch = _sample_inputs(sample_uri, loaded)
+        batch = _sample_inputs(sample_uri, _described_inputs(export_dir, loaded))
         results = compare_outputs(
-            loaded.reference(batch), _served_outputs(export_dir, batch), parity_atol, parity_rtol
+            _reference_outputs(loaded, batch, sample_uri),
+            _served_outputs(export_dir, batch, sample_uri),
+            parity_atol,
+            parity_rtol,
         )
     for r in results:
         print(f"parity {r.output}: max |diff| = {r.max_abs_diff:.3g}", flush=True)

@@ -24,8 +24,14 @@ from kfp_tfserving.components.common.errors import UserError
     default="",
     help="TensorFlow version of the model server (default: the installed TensorFlow).",
 )
+@click.option(
+    "--sample",
+    "sample_uri",
+    default="",
+    help="An .npz or TF Serving JSON request the runtime checks run before any generated input.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the full report as JSON.")
-def check(path: Path, contract_uri: str, serving_tf_version: str, as_json: bool) -> None:
+def check(path: Path, contract_uri: str, serving_tf_version: str, sample_uri: str, as_json: bool) -> None:
     """Check a SavedModel directory as TF Serving would; exit 1 on an error-level finding.
 
     The model directory is not changed: the warmup file is generated and replayed in a scratch copy.
@@ -37,7 +43,7 @@ def check(path: Path, contract_uri: str, serving_tf_version: str, as_json: bool)
     if not path.is_dir():
         raise UserError(f"{path}: not a directory", "give the path of a SavedModel directory")
     contract = load_contract(contract_uri) if contract_uri else None
-    report = check_model(path, contract, serving_tf_version)
+    report = check_model(path, contract, serving_tf_version, sample_uri=sample_uri)
     if as_json:
         click.echo(json.dumps(report.as_dict(), sort_keys=True))
     else:
