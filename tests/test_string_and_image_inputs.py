@@ -29,10 +29,9 @@ from kfp_tfserving.components.common.formats.keras_export import (
     keras_input_specs,
     keras_reference,
 )
-from kfp_tfserving.components.common.formats.saved_model_io import read_saved_model_proto, serve_meta_graph
-from kfp_tfserving.components.common.formats.string_inputs import describe_string_inputs
+from kfp_tfserving.components.common.formats.string_inputs import described_inputs
 from kfp_tfserving.components.common.samples import generate_inputs, load_sample
-from kfp_tfserving.components.common.serving_oracle import load_served, specific_line
+from kfp_tfserving.components.common.serving_oracle import specific_line
 from kfp_tfserving.components.common.warmup import WARMUP_FILE, read_warmup
 from kfp_tfserving.components.export_savedmodel.exporter import export_model
 
@@ -42,11 +41,8 @@ BATCH = {
 }
 
 
-def _described(model_dir, specs=None):
-    meta = serve_meta_graph(read_saved_model_proto(model_dir), model_dir)
-    with load_served(model_dir, replay_warmup=False) as served:
-        specs = specs or served.signatures["serving_default"].inputs
-    return describe_string_inputs(meta, "serving_default", specs, model_dir)
+def _described(model_dir):
+    return described_inputs(model_dir)
 
 
 @pytest.fixture(scope="module")

@@ -12,13 +12,8 @@ from typing import Any
 from kfp_tfserving.components.common.errors import UserError, naming_the_source, reports_errors
 from kfp_tfserving.components.common.formats import ExportOptions, detect_format, handler_named
 from kfp_tfserving.components.common.formats.base import TensorSpecInfo
-from kfp_tfserving.components.common.formats.saved_model_io import (
-    SERVING_DEFAULT,
-    read_saved_model_proto,
-    read_signatures,
-    serve_meta_graph,
-)
-from kfp_tfserving.components.common.formats.string_inputs import describe_string_inputs
+from kfp_tfserving.components.common.formats.saved_model_io import SERVING_DEFAULT, read_signatures
+from kfp_tfserving.components.common.formats.string_inputs import described_inputs
 from kfp_tfserving.components.common.samples import generate_inputs, load_sample
 from kfp_tfserving.components.common.serving_oracle import (
     ServingRunError,
@@ -51,8 +46,7 @@ def _sample_inputs(sample_uri: str, specs: list[TensorSpecInfo]) -> dict:
 def _described_inputs(export_dir: Path, loaded) -> list[TensorSpecInfo]:
     """The source's input specs, string inputs marked with what the export's graph does with them
     (decodes images, looks words up in its tables), so generated samples are what the model accepts."""
-    meta = serve_meta_graph(read_saved_model_proto(export_dir), export_dir)
-    return describe_string_inputs(meta, SERVING_DEFAULT, loaded.inputs, export_dir)
+    return described_inputs(export_dir, loaded.inputs)
 
 
 def _input_fix(sample_uri: str) -> str:
