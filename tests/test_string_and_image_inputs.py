@@ -198,6 +198,15 @@ def test_check_runs_the_users_sample_before_generated_inputs(tmp_path, tf):
     assert again.passed and again.runtime["inputs_from"] == "the warmup file's first request"
 
 
+def test_check_command_takes_a_sample(tmp_path, tf):
+    model = image_bytes_saved_model(tf, tmp_path / "fixed", fixed_size=24)
+    sample = write_json(tmp_path / "req.json", {"inputs": [b64(v) for v in jpegs(tf, ((24, 24),))]})
+    assert run_cli("check", str(model)).returncode == 1  # generated images are not 24x24
+    report = run_cli_json("check", str(model), "--sample", str(sample))
+    assert report["runtime"]["inputs_from"] == "the sample"
+    assert not (model / WARMUP_FILE).exists()  # the directory is not changed
+
+
 def _export(tmp_path, source, sample_uri=""):
     loaded = {"format": "saved_model", "entry": source.name}
     return export_model(source.parent, loaded, tmp_path / "export", {}, sample_uri=sample_uri)
