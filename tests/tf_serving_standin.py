@@ -105,7 +105,7 @@ class StandInTFServing:
         return [s for s in out if version is None or s["version"] == str(version)]
 
     def predict(self, version: int | None, body: dict) -> tuple[int, dict]:
-        from kfp_tfserving.components.check_signatures.rest_json import from_json_value, to_json_value
+        from kfp_tfserving.components.common.tf_serving_json import decode_request, response_json_value
 
         with self._lock:
             if not self.loaded:
@@ -116,17 +116,9 @@ class StandInTFServing:
             return 404, {"error": f"Servable not found for request: Specific({self.name}, {version})"}
         signature = body.get("signature_name", "serving_default")
         dtypes = {s.name: s.dtype for s in model.signatures[signature].inputs}
-        only = next(iter(dtypes)) if len(dtypes) == 1 else None
-        if "inputs" in body:
-            doc = body["inputs"] if isinstance(body["inputs"], dict) else {only: body["inputs"]}
-            inputs = {k: from_json_value(doc[k], dtypes[k]) for k in dtypes}
-        else:
-            rows = body["instances"]
-            named = rows and isinstance(rows[0], dict) and set(rows[0]) != {"b64"}
-            rows = rows if named else [{only: r} for r in rows]
-            inputs = {k: from_json_value([r[k] for r in rows], dtypes[k]) for k in dtypes}
+        inputs = decode_request(body, dtypes)
         answer = model.predict(inputs, signature)
-        result = {k: to_json_value(v, force_b64=k.endswith("_bytes")) for k, v in answer.items()}
+        result = {k: response_json_value(k, v) for k, v in answer.items()}
         if "inputs" in body:
             return 200, {"outputs": next(iter(result.values())) if len(result) == 1 else result}
         names = sorted(result)

@@ -20,6 +20,7 @@ from kfp_tfserving.components.check_signatures.runtime_check import check_in_fre
 from kfp_tfserving.components.check_signatures.version_check import validate_target
 from kfp_tfserving.components.common.errors import UserError, reports_errors
 from kfp_tfserving.components.common.formats.saved_model_io import parse_tags
+from kfp_tfserving.components.common.storage import storage_for
 
 
 def _link_or_symlink(src: str, dst: str) -> None:
@@ -48,15 +49,20 @@ def check_model(
     stage_dir: Path | None = None,
     batching: dict | None = None,
     saved_model_tags: str = "serve",
+    sample_uri: str = "",
 ) -> CheckReport:
     """Every check on model_dir, in a fresh process. The run and the warmup file happen in stage_dir (a copy
     of model_dir the caller keeps, with the generated warmup file), else in a scratch copy. `batching`
     ({"budget_seconds", "serving_cpus"}) adds the batch-size sweep and batching_params.pbtxt.
-    saved_model_tags: the tag-set TF Serving loads ("serve,gpu"); its meta graph is the one judged."""
+    saved_model_tags: the tag-set TF Serving loads ("serve,gpu"); its meta graph is the one judged.
+    The runtime checks run `sample_uri` (the request the export's parity ran) before any generated input."""
     validate_target(serving_tf_version)
     tags = parse_tags(saved_model_tags)
-    with _staged(model_dir, stage_dir) as staged:
-        return check_in_fresh_process(model_dir, staged, contract, serving_tf_version, batching, tags)
+    with _staged(model_dir, stage_dir) as staged, tempfile.TemporaryDirectory() as tmp:
+        sample = None
+        if sample_uri:
+            sample = storage_for(sample_uri).download(sample_uri, Path(tmp) / Path(sample_uri).name)
+        return check_in_fresh_process(model_dir, staged, contract, serving_tf_version, batching, tags, sample)
 
 
 def _link_or_copy(src: str, dst: str) -> None:
@@ -78,6 +84,7 @@ def check_step(
     batching_params: bool = True,
     serving_cpus: int = 0,
     saved_model_tags: str = "serve",
+    sample_uri: str = "",
 ) -> CheckReport:
     """Check the exported model; pass it on, with its warmup file, only when no error-level finding stands.
 
@@ -90,7 +97,6 @@ def check_step(
     batching = (
         {"budget_seconds": DEFAULT_BUDGET_SECONDS, "serving_cpus": serving_cpus} if batching_params else None
     )
-    report = check_model(model_dir, contract, serving_tf_version, stage_dir=checked_dir, batching=batching)
     report = check_model(
         model_dir,
         contract,
@@ -98,6 +104,7 @@ def check_step(
         stage_dir=checked_dir,
         batching=batching,
         saved_model_tags=saved_model_tags,
+        sample_uri=sample_uri,
     )
     report_path.parent.mkdir(parents=True, exist_ok=True)
     markdown = markdown_report(str(model_dir), report)

@@ -17,6 +17,7 @@ def check_signatures(
     batching_params: bool = True,
     serving_cpus: int = 0,
     saved_model_tags: str = "serve",
+    sample_uri: str = "",
 ):
     """Predict TF Serving's verdict on a SavedModel; fail before anything is published.
 
@@ -37,6 +38,8 @@ def check_signatures(
         serving_cpus: CPUs of the model server, for num_batch_threads (0: as many as the check step has).
         saved_model_tags: The tag-set TF Serving loads (its `--saved_model_tags`, comma-separated): the
             meta graph judged, loaded and run.
+        sample_uri: The `.npz` or TF Serving JSON request the export compared on; the runtime checks run
+            it (then an existing warmup file) before any generated input, and it becomes the warmup file.
     """
     from pathlib import Path
 
@@ -54,4 +57,5 @@ def check_signatures(
         batching_params,
         serving_cpus,
         saved_model_tags,
+        sample_uri,
     )

@@ -50,11 +50,12 @@ def check_here(
     serving_tf_version: str,
     batching: dict | None = None,
     tags: tuple[str, ...] = (SERVE_TAG,),
+    sample: Path | None = None,
 ) -> CheckReport:
     """The whole check in this process; the model is loaded, run and given its warmup file in `staged`.
 
     With `batching` ({"budget_seconds", "serving_cpus"}), a model that passed also gets its measured
-    batching_params.pbtxt in `staged`.
+    batching_params.pbtxt in `staged`. `sample`: the user's request, run before anything generated.
     """
     target = target_version(serving_tf_version)
     try:
@@ -70,7 +71,7 @@ def check_here(
         from kfp_tfserving.components.check_signatures.smoke_run import smoke_run
 
         try:
-            runtime = smoke_run(staged, write_missing_warmup=True, tags=tags)
+            runtime = smoke_run(staged, write_missing_warmup=True, tags=tags, sample=sample)
             findings += runtime.pop("findings")
         except Exception as err:  # reported as a finding: the step's verdict, not a crash
             runtime = {}
@@ -96,6 +97,7 @@ def main() -> None:
         request["serving_tf_version"],
         request.get("batching"),
         tuple(request.get("tags") or (SERVE_TAG,)),
+        Path(request["sample"]) if request.get("sample") else None,
     )
     Path(sys.argv[2]).write_text(json.dumps(report.as_dict()))
 

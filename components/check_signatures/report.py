@@ -18,7 +18,8 @@ def runtime_lines(report: Any) -> list[str]:
     rt, lines = report.runtime, []
     if "load_seconds" in rt:
         latency = (
-            f"; serving_default median latency {rt['median_latency_ms']:.2f} ms (batch 2)"
+            f"; serving_default median latency {rt['median_latency_ms']:.2f} ms on "
+            f"{rt.get('inputs_from', 'generated inputs')}"
             if "median_latency_ms" in rt
             else ""
         )

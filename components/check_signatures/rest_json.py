@@ -1,58 +1,21 @@
 """Check 13: TF Serving's REST JSON encoding of a batch, row (`instances`) and columnar (`inputs`).
 
-Strings travel as JSON strings when they are UTF-8, else as {"b64": ...}; the server answers string
-outputs as {"b64": ...} only when the output's name ends in `_bytes`.
+The encoding itself is components/common/tf_serving_json.py (shared with the sample reader).
 """
 
 from __future__ import annotations
 
-import base64
 import json
-from typing import Any
 
 import numpy as np
 
 from kfp_tfserving.components.check_signatures.findings import ERROR, WARNING, Finding
+from kfp_tfserving.components.common.tf_serving_json import (
+    decode_request,
+    to_json_value,
+)
 
 Tensors = dict[str, np.ndarray]
-
-
-def _string_to_json(value: bytes, force_b64: bool) -> Any:
-    if not force_b64:
-        try:
-            return value.decode("utf-8")
-        except UnicodeDecodeError:
-            pass
-    return {"b64": base64.b64encode(value).decode("ascii")}
-
-
-def to_json_value(array: np.ndarray, force_b64: bool = False) -> Any:
-    """A tensor as TF Serving writes it in JSON: nested lists, strings as text or b64 objects."""
-    if array.dtype == object or array.dtype.kind in "SU":
-        flat = [
-            _string_to_json(v if isinstance(v, bytes) else str(v).encode(), force_b64)
-            for v in array.reshape(-1)
-        ]
-        return np.array(flat, dtype=object).reshape(array.shape).tolist() if array.ndim else flat[0]
-    return array.tolist()
-
-
-def _string_from_json(value: Any) -> bytes:
-    if isinstance(value, dict) and set(value) == {"b64"}:
-        return base64.b64decode(value["b64"], validate=True)
-    if isinstance(value, str):
-        return value.encode("utf-8")
-    raise ValueError(f"expected a string or a b64 object, got {type(value).__name__}")
-
-
-def from_json_value(value: Any, dtype: str) -> np.ndarray:
-    """Decode a JSON value into a tensor of the signature's dtype, as the server does."""
-    if dtype == "string":
-        array = np.array(value, dtype=object)
-        if array.ndim == 0:
-            return np.array(_string_from_json(value), dtype=object)
-        return np.vectorize(_string_from_json, otypes=[object])(array)
-    return np.array(value, dtype=dtype)
 
 
 def encode_columnar(tensors: Tensors) -> str:
@@ -60,8 +23,7 @@ def encode_columnar(tensors: Tensors) -> str:
 
 
 def decode_columnar(text: str, dtypes: dict[str, str]) -> Tensors:
-    doc = json.loads(text)["inputs"]
-    return {k: from_json_value(doc[k], dtypes[k]) for k in dtypes}
+    return decode_request(json.loads(text), dtypes)
 
 
 def row_format_problem(tensors: Tensors) -> str:
@@ -85,8 +47,7 @@ def encode_row(tensors: Tensors) -> str:
 
 
 def decode_row(text: str, dtypes: dict[str, str]) -> Tensors:
-    rows = json.loads(text)["instances"]
-    return {k: from_json_value([row[k] for row in rows], dtypes[k]) for k in dtypes}
+    return decode_request(json.loads(text), dtypes)
 
 
 def same_tensor(a: np.ndarray, b: np.ndarray) -> bool:

@@ -34,6 +34,7 @@ def check_in_fresh_process(
     serving_tf_version: str,
     batching: dict | None = None,
     tags: tuple[str, ...] = ("serve",),
+    sample: Path | None = None,
 ) -> CheckReport:
     """Run every check in a new interpreter whose working directory is empty."""
     with tempfile.TemporaryDirectory(prefix="kfp-tfserving-check-") as scratch:
@@ -47,6 +48,7 @@ def check_in_fresh_process(
                     "serving_tf_version": serving_tf_version,
                     "batching": batching,
                     "tags": list(tags),
+                    "sample": str(sample.resolve()) if sample else "",
                 }
             )
         )

@@ -16,15 +16,16 @@ from typing import Any
 from kfp_tfserving.components.check_signatures.findings import ERROR, WARNING, Finding, errors
 from kfp_tfserving.components.check_signatures.graph_checks import unregistered_findings, used_op_names
 from kfp_tfserving.components.check_signatures.rest_json import round_trip_findings
-from kfp_tfserving.components.check_signatures.tf_examples import with_example_features
 from kfp_tfserving.components.common.errors import UserError
+from kfp_tfserving.components.common.formats.base import Tensors
 from kfp_tfserving.components.common.formats.saved_model_io import (
     SERVE_TAG,
     SERVING_DEFAULT,
     read_saved_model_proto,
     serve_meta_graph,
 )
-from kfp_tfserving.components.common.samples import generate_inputs
+from kfp_tfserving.components.common.formats.string_inputs import describe_string_inputs
+from kfp_tfserving.components.common.samples import generate_inputs, load_sample
 from kfp_tfserving.components.common.serving_oracle import (
     REPAIR_FIX,
     ServedModel,
@@ -51,6 +52,12 @@ PARSING_OPS = {
 }
 
 
+# Where the runtime checks' batch comes from, in order of preference.
+USER_SAMPLE = "the sample"
+WARMUP_REQUEST = "the warmup file's first request"
+GENERATED = "generated inputs"
+
+
 def _first_line(err: BaseException) -> str:
     if isinstance(err, UserError):
         return err.what
@@ -58,9 +65,17 @@ def _first_line(err: BaseException) -> str:
     return f"{type(err).__name__}: {text.splitlines()[0] if text else ''}"
 
 
-def _run_failure(meta, specs, err: Exception) -> Finding:
-    """An error, unless the model parses its string input in a way the generated strings cannot match."""
-    opaque = [s.name for s in specs if s.dtype == "string" and not s.example_features]
+def _run_failure(meta, specs, err: Exception, origin: str) -> Finding:
+    """An error naming what to do; a warning when generated strings cannot match what the model parses."""
+    if origin != GENERATED:
+        return Finding(
+            "load-and-run",
+            ERROR,
+            f"running on {origin} failed: {_first_line(err)}",
+            f"give a {origin} the model accepts (it must match the signature)",
+            SERVING_DEFAULT,
+        )
+    opaque = [s.name for s in specs if s.dtype == "string" and not s.example_features and not s.image_format]
     parses = set(used_op_names(meta)) & PARSING_OPS
     if opaque and parses:
         return Finding(
@@ -68,14 +83,17 @@ def _run_failure(meta, specs, err: Exception) -> Finding:
             WARNING,
             f"loaded, but not run: inputs {opaque} feed {sorted(parses)} and the generated strings are not "
             f"what it parses ({_first_line(err)})",
-            "ship a warmup file of real requests in assets.extra/ so the check replays them",
+            "pass --sample with a real request, or ship a warmup file of real requests in assets.extra/",
             SERVING_DEFAULT,
         )
+    strings = [s.name for s in specs if s.dtype == "string"]
     return Finding(
         "load-and-run",
         ERROR,
         f"running on generated inputs failed: {_first_line(err)}",
-        "run the exported model on a batch like the signature describes and fix what fails",
+        f"pass --sample with a real request for inputs {strings}"
+        if strings
+        else "run the exported model on a batch like the signature describes and fix what fails",
         SERVING_DEFAULT,
     )
 
@@ -109,9 +127,18 @@ def _replay(served: ServedModel, path: Path) -> tuple[int, list[Finding]]:
 
 
 def smoke_run(
-    model_dir: Path, write_missing_warmup: bool, repeats: int = 5, tags: tuple[str, ...] = (SERVE_TAG,)
+    model_dir: Path,
+    write_missing_warmup: bool,
+    repeats: int = 5,
+    tags: tuple[str, ...] = (SERVE_TAG,),
+    sample: Path | None = None,
 ) -> dict[str, Any]:
-    """Load and run the model's `tags` graph through the serving oracle, as tensorflow_model_server would."""
+    """Load and run the model's `tags` graph through the serving oracle, as tensorflow_model_server would.
+
+    The runtime checks run the user's sample when there is one, else the version's own warmup file's
+    first request, and generated inputs only when neither exists: a request that passed the export's
+    parity is never replaced by a guess.
+    """
     import_tensorflow()
     from tensorflow.python.framework import op_def_registry
 
@@ -141,11 +168,36 @@ def smoke_run(
         return result
     with served:
         result["load_seconds"] = time.perf_counter() - start
-        _run_checks(served, meta, write_missing_warmup, repeats, result, findings)
+        _run_checks(served, meta, write_missing_warmup, repeats, result, findings, sample)
     return result
 
 
-def _run_checks(served: ServedModel, meta, write_warmup_file: bool, repeats: int, result, findings) -> None:
+def _first_request(warmup: Path) -> Tensors | None:
+    """The first serving_default predict request of an existing warmup file, if it has one."""
+    try:
+        requests = read_warmup(warmup)
+    except WarmupError:
+        return None  # reported by the replay
+    return next(
+        (r.inputs for r in requests if r.kind == "predict" and r.signature in ("", SERVING_DEFAULT)),
+        None,
+    )
+
+
+def _request_batch(served: ServedModel, specs, sample: Path | None) -> tuple[Tensors, str]:
+    """(batch, where it comes from): the user's sample, else the warmup file's request, else generated."""
+    if sample is not None:
+        return load_sample(sample, specs), USER_SAMPLE
+    warmup = served.model_dir / WARMUP_FILE
+    recorded = _first_request(warmup) if warmup.exists() else None
+    if recorded is not None:
+        return recorded, WARMUP_REQUEST
+    return generate_inputs(specs, 2), GENERATED
+
+
+def _run_checks(
+    served: ServedModel, meta, write_warmup_file: bool, repeats: int, result, findings, sample: Path | None
+) -> None:
     missing = served.unrestored_variables()
     if missing:
         findings.append(
@@ -161,16 +213,25 @@ def _run_checks(served: ServedModel, meta, write_warmup_file: bool, repeats: int
         )
         return
     signature = served.signatures[SERVING_DEFAULT]
-    specs = with_example_features(meta, signature.inputs)
-    make = functools.partial(generate_inputs, specs)
-    ran = _run_and_time(served, make(2), repeats, result, findings, meta, specs)
+    specs = describe_string_inputs(meta, SERVING_DEFAULT, signature.inputs, served.model_dir)
+    try:
+        batch, origin = _request_batch(served, specs, sample)
+    except UserError as err:
+        findings.append(Finding("load-and-run", ERROR, err.what, err.fix or "", SERVING_DEFAULT))
+        return
+    result["inputs_from"] = origin
+    ran = _run_and_time(served, batch, repeats, result, findings, meta, specs, origin)
     if not ran and errors(findings):
         return
     warmup = served.model_dir / WARMUP_FILE
     generated = False
     if ran and not warmup.exists() and write_warmup_file:
-        fixed = any(s.shape and s.shape[0] is not None for s in signature.inputs)
-        write_warmup(warmup, SERVING_DEFAULT, warmup_batches(make, fixed))
+        if origin == USER_SAMPLE:  # the request that passed parity warms the server up
+            batches = [batch]
+        else:
+            fixed = any(s.shape and s.shape[0] is not None for s in signature.inputs)
+            batches = warmup_batches(functools.partial(generate_inputs, specs), fixed)
+        write_warmup(warmup, SERVING_DEFAULT, batches)
         generated = True
     if warmup.exists():  # replayed even when generated inputs could not be run: real requests can
         records, warmup_findings = _replay(served, warmup)
@@ -179,13 +240,14 @@ def _run_checks(served: ServedModel, meta, write_warmup_file: bool, repeats: int
 
 
 def _run_and_time(
-    served: ServedModel, batch, repeats: int, result: dict, findings: list, meta, specs
+    served: ServedModel, batch, repeats: int, result: dict, findings: list, meta, specs, origin: str
 ) -> bool:
     """Run serving_default on the batch, time it, and check its REST round trip; False if it failed."""
     try:
         outputs = served.predict(batch)
     except ServingRunError as err:
-        findings.append(_run_failure(meta, specs, err))
+        if origin != WARMUP_REQUEST:  # a failing warmup request is the replay's finding, reported below
+            findings.append(_run_failure(meta, specs, err, origin))
         return False
     latencies = []
     for _ in range(repeats):

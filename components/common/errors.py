@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import re
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -65,7 +66,18 @@ def naming_the_source(copy: Path, source: str) -> Iterator[None]:
         raise type(err)(err.what.replace(str(copy), source), err.fix) from None
 
 
-_TF_NOISE = ("Graph execution error", "Detected at node", "Node:", "File ", "Traceback", "[[", "Stack trace")
+_TF_NOISE = (
+    "Graph execution error",
+    "Detected at node",
+    "Node:",
+    "File ",
+    "Traceback",
+    "[[",
+    "Stack trace",
+    "<stack traces",
+)
+# TensorFlow's `{{function_node ...}}` prefix and trailing `[[{{node ...}}]]` location on an op's message.
+_GRAPH_LOCATION = re.compile(r"\{\{function_node [^}]*\}\}\s*|\s*\[\[\{\{node [^}]*\}\}\]\].*$")
 
 
 def specific_line(err: BaseException) -> str:
@@ -73,7 +85,7 @@ def specific_line(err: BaseException) -> str:
     ('Graph execution error: … Detected at node … Original stack trace …') that is the op's own message
     ('Unknown image file format', 'Could not find variable …'), or a Python error raised inside it."""
     text = str(err).split("Original stack trace for")[0]
-    lines = [" ".join(line.split()) for line in text.splitlines()]
+    lines = [" ".join(_GRAPH_LOCATION.sub("", line).split()) for line in text.splitlines()]
     lines = [line for line in lines if line and not line.startswith(_TF_NOISE)]
     errors = [line for line in lines if "Error" in line.split(":")[0] and ":" in line]
     return ((errors[-1:] or lines[:1]) or [type(err).__name__])[0][:300]

@@ -8,8 +8,10 @@ from pathlib import Path
 
 import numpy as np
 
+from kfp_tfserving.components.common.encoded_images import encoded_images
 from kfp_tfserving.components.common.errors import UserError
 from kfp_tfserving.components.common.formats.base import Tensors, TensorSpecInfo
+from kfp_tfserving.components.common.tf_serving_json import decode_request
 
 # Unknown non-batch dimensions get this size: small enough to be quick, big enough to exercise reductions.
 UNKNOWN_DIM = 4
@@ -47,6 +49,19 @@ def _serialized_examples(spec: TensorSpecInfo, shape: tuple[int, ...], rng) -> n
     return np.array(rows, dtype=object).reshape(shape)
 
 
+def _strings(spec: TensorSpecInfo, count: int, seed: int) -> np.ndarray:
+    """Encoded images for inputs the model decodes, its own vocabulary entries, else short ASCII tokens."""
+    if spec.image_format:
+        values = encoded_images(count, spec.image_format, seed)
+    elif spec.vocabulary:
+        values = [spec.vocabulary[(seed + i) % len(spec.vocabulary)].encode() for i in range(count)]
+    else:
+        values = [f"sample-{i}".encode() for i in range(count)]
+    array = np.empty(count, dtype=object)
+    array[:] = values  # element by element: np.array would cut trailing NUL bytes off binary strings
+    return array
+
+
 def generate_inputs(specs: list[TensorSpecInfo], batch: int = 2, seed: int = 0) -> Tensors:
     """Deterministic inputs matching each spec's dtype and shape."""
     rng = np.random.default_rng(seed)
@@ -57,9 +72,7 @@ def generate_inputs(specs: list[TensorSpecInfo], batch: int = 2, seed: int = 0) 
         if spec.dtype == "string" and spec.example_features:
             out[spec.name] = _serialized_examples(spec, shape, rng)
         elif spec.dtype == "string":
-            out[spec.name] = np.array(
-                [f"sample-{i}".encode() for i in range(int(np.prod(shape)))], dtype=object
-            ).reshape(shape)
+            out[spec.name] = _strings(spec, int(np.prod(shape)), seed).reshape(shape)
         elif spec.dtype == "bool":
             out[spec.name] = rng.integers(0, 2, size=shape).astype(bool)
         elif dtype is not None and np.issubdtype(dtype, np.integer):
@@ -71,13 +84,18 @@ def generate_inputs(specs: list[TensorSpecInfo], batch: int = 2, seed: int = 0) 
     return out
 
 
-def _read_raw(path: Path, label: str) -> dict[str, np.ndarray]:
+def _read_raw(path: Path, label: str, dtypes: dict[str, str] | None = None) -> dict[str, np.ndarray]:
     """The named arrays of an .npz, or of JSON in TF Serving's 'inputs' or 'instances' form."""
     try:
         if path.suffix == ".npz":
             with np.load(path, allow_pickle=False) as data:
                 return {k: data[k] for k in data.files}
-        return _from_json(json.loads(path.read_text()))
+        doc = json.loads(path.read_text())
+        if dtypes is None:  # before the signature is known: the request only has to be a JSON object
+            if not isinstance(doc, dict):
+                raise ValueError("expected a JSON object with 'instances' or 'inputs'")
+            return {}
+        return decode_request(doc, dtypes)
     except RecursionError:
         problem = "nested too deeply"
     except (OSError, ValueError, TypeError, KeyError, EOFError, zipfile.BadZipFile) as err:
@@ -104,9 +122,9 @@ def _shape_matches(found: tuple[int, ...], expected: tuple[int | None, ...]) -> 
 
 def load_sample(path: Path, specs: list[TensorSpecInfo], label: str = "") -> Tensors:
     """A user's sample batch checked against the signature's inputs; `label` names the user's path in
-    errors (`path` may be a download of it)."""
+    errors (`path` may be a download of it). JSON is decoded as TF Serving decodes it ({"b64": ...})."""
     label = label or str(path)
-    raw = _read_raw(path, label)
+    raw = _read_raw(path, label, {s.name: s.dtype for s in specs})
     wanted = {s.name: s for s in specs}
     missing = sorted(set(wanted) - set(raw))
     if missing:
@@ -123,7 +141,7 @@ def load_sample(path: Path, specs: list[TensorSpecInfo], label: str = "") -> Ten
                 "give a sample batch of that shape (-1: any size)",
             )
         try:
-            out[name] = value.astype(object) if spec.dtype == "string" else value.astype(spec.dtype)
+            out[name] = _as_strings(value) if spec.dtype == "string" else value.astype(spec.dtype)
         except (ValueError, TypeError):
             raise UserError(
                 f"{label}: input '{name}' holds {value.dtype} values, the signature expects {spec.dtype}",
@@ -132,19 +150,8 @@ def load_sample(path: Path, specs: list[TensorSpecInfo], label: str = "") -> Ten
     return out
 
 
-def _from_json(doc: object) -> dict[str, np.ndarray]:
-    if isinstance(doc, dict) and "inputs" in doc:
-        inputs = doc["inputs"]
-        return (
-            {k: np.asarray(v) for k, v in inputs.items()}
-            if isinstance(inputs, dict)
-            else {"inputs": np.asarray(inputs)}
-        )
-    if isinstance(doc, dict) and "instances" in doc:
-        rows = doc["instances"]
-        if rows and isinstance(rows[0], dict):
-            return {k: np.asarray([row[k] for row in rows]) for k in rows[0]}
-        return {"instances": np.asarray(rows)}
-    if isinstance(doc, dict):
-        return {k: np.asarray(v) for k, v in doc.items()}
-    raise ValueError("expected a JSON object")
+def _as_strings(value: np.ndarray) -> np.ndarray:
+    """An object array of bytes, as the server feeds a string tensor (an .npz holds str or fixed bytes)."""
+    out = np.empty(value.shape, dtype=object)
+    out.reshape(-1)[:] = [v.encode() if isinstance(v, str) else bytes(v) for v in value.reshape(-1)]
+    return out

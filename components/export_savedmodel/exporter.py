@@ -14,6 +14,7 @@ import numpy as np
 
 from kfp_tfserving.components.common.errors import UserError, naming_the_source, reports_errors
 from kfp_tfserving.components.common.formats import ExportOptions, detect_format, handler_named
+from kfp_tfserving.components.common.formats.base import TensorSpecInfo
 from kfp_tfserving.components.common.formats.graph_vetting import vet_source
 from kfp_tfserving.components.common.formats.keras_precision import HALF_DTYPES
 from kfp_tfserving.components.common.formats.saved_model_edit import serve_under
@@ -23,8 +24,13 @@ from kfp_tfserving.components.common.formats.saved_model_io import (
     read_signatures,
     tag_set_text,
 )
+from kfp_tfserving.components.common.formats.string_inputs import described_inputs
 from kfp_tfserving.components.common.samples import generate_inputs, load_sample
-from kfp_tfserving.components.common.serving_oracle import load_served, servability_problem
+from kfp_tfserving.components.common.serving_oracle import (
+    load_served,
+    servability_problem,
+    specific_line,
+)
 from kfp_tfserving.components.common.storage import storage_for
 from kfp_tfserving.components.export_savedmodel.parity import (
     as_metadata,
@@ -44,12 +50,31 @@ def parse_feeds(feeds: list[str] | None) -> dict[str, str]:
     return out
 
 
-def _sample_inputs(sample_uri: str, loaded) -> dict:
+def _sample_inputs(sample_uri: str, specs: list[TensorSpecInfo]) -> dict:
     if not sample_uri:
-        return generate_inputs(loaded.inputs)
+        return generate_inputs(specs)
     with tempfile.TemporaryDirectory() as tmp:
         local = storage_for(sample_uri).download(sample_uri, Path(tmp) / Path(sample_uri).name)
-        return load_sample(local, loaded.inputs, label=sample_uri)
+        return load_sample(local, specs, label=sample_uri)
+
+
+def _input_fix(sample_uri: str) -> str:
+    if sample_uri:
+        return f"check that the sample {sample_uri} holds inputs the model accepts (--sample)"
+    return "pass --sample with a real request (an .npz or TF Serving JSON) the model accepts"
+
+
+def _reference_outputs(loaded, batch: dict, sample_uri: str) -> dict:
+    """The source model's answer; its TensorFlow failure as one line naming what to do."""
+    try:
+        return loaded.reference(batch)
+    except UserError:
+        raise
+    except Exception as err:
+        on = f"the sample {sample_uri}" if sample_uri else "generated inputs"
+        raise UserError(
+            f"the source model fails on {on}: {specific_line(err)}", _input_fix(sample_uri)
+        ) from None
 
 
 @contextlib.contextmanager
@@ -61,7 +86,8 @@ def _timed(phase: str, timings: dict[str, float]) -> Iterator[None]:
 
 
 def _served_outputs(export_dir: Path, batch: dict, tags: tuple[str, ...]) -> dict:
-    """The export's answer to the batch as TF Serving computes it (TF1 session, saver_def restore)."""
+    """The export's answer to the batch as TF Serving computes it (TF1 session, saver_def restore).
+    The source model already ran this batch, so a failure here is the export's, not the inputs'."""
     with load_served(export_dir, tags=tags, replay_warmup=False) as served:
         problem = servability_problem(served)
         if problem:
@@ -124,8 +150,10 @@ def export_model(
     if SERVING_DEFAULT not in signatures:
         raise UserError(f"{export_dir}: the export has no serving_default signature", "report this as a bug")
     with _timed("parity", timings):
-        batch = _sample_inputs(sample_uri, loaded)
-        reference = loaded.reference(batch)
+        # String inputs are described from the export's graph (images it decodes, words its tables hold)
+        # so that generated inputs are what the model accepts.
+        batch = _sample_inputs(sample_uri, described_inputs(export_dir, loaded.inputs))
+        reference = _reference_outputs(loaded, batch, sample_uri)
         compute = loaded.extras.get("compute_dtype", "float32")
         repair = loaded.extras.get("repaired", "")
         # The source model is not needed past its reference answer: free it before the serving session

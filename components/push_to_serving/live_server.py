@@ -104,6 +104,7 @@ def verify_live(
 ) -> None:
     """Wait for the version, send a request, compare with the SavedModel's own answer; PublishError if not."""
     from kfp_tfserving.components.common.formats.saved_model_io import SERVING_DEFAULT, read_signatures
+    from kfp_tfserving.components.common.formats.string_inputs import described_inputs
     from kfp_tfserving.components.common.samples import generate_inputs, load_sample
     from kfp_tfserving.components.common.serving_oracle import load_served
 
@@ -111,7 +112,8 @@ def verify_live(
     signature = read_signatures(model_dir).get(SERVING_DEFAULT)
     if signature is None:
         raise PublishError(f"{model_dir}: no serving_default signature to send a request to")
-    inputs = load_sample(sample, signature.inputs) if sample else generate_inputs(signature.inputs)
+    specs = described_inputs(model_dir)  # generated strings must be what the model parses or decodes
+    inputs = load_sample(sample, specs) if sample else generate_inputs(specs)
     with load_served(model_dir, replay_warmup=False) as served:  # the answer TF Serving should give
         expected = served.predict(inputs)
     wait_available(url, name, version, timeout)

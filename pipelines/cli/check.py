@@ -30,9 +30,20 @@ from kfp_tfserving.components.common.errors import UserError
     show_default=True,
     help="The tag-set TF Serving loads (its --saved_model_tags), comma-separated: the meta graph judged.",
 )
+@click.option(
+    "--sample",
+    "sample_uri",
+    default="",
+    help="An .npz or TF Serving JSON request the runtime checks run before any generated input.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the full report as JSON.")
 def check(
-    path: Path, contract_uri: str, serving_tf_version: str, saved_model_tags: str, as_json: bool
+    path: Path,
+    contract_uri: str,
+    serving_tf_version: str,
+    saved_model_tags: str,
+    sample_uri: str,
+    as_json: bool,
 ) -> None:
     """Check a SavedModel directory as TF Serving would; exit 1 on an error-level finding.
 
@@ -45,7 +56,9 @@ def check(
     if not path.is_dir():
         raise UserError(f"{path}: not a directory", "give the path of a SavedModel directory")
     contract = load_contract(contract_uri) if contract_uri else None
-    report = check_model(path, contract, serving_tf_version, saved_model_tags=saved_model_tags)
+    report = check_model(
+        path, contract, serving_tf_version, saved_model_tags=saved_model_tags, sample_uri=sample_uri
+    )
     if as_json:
         click.echo(json.dumps(report.as_dict(), sort_keys=True))
     else:

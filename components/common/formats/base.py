@@ -32,6 +32,10 @@ class TensorSpecInfo:
     # Set for string inputs the model parses as tf.Example protos (Estimator classify/regress signatures):
     # sample inputs must then be serialized examples carrying these features.
     example_features: tuple[ExampleFeature, ...] | None = None
+    # Set for string inputs that reach an image decoder: the encoding samples must have (jpeg, png, ...).
+    image_format: str | None = None
+    # Keys of the model's own lookup tables, for string inputs samples should draw words from.
+    vocabulary: tuple[str, ...] | None = None
 
     def describe(self) -> str:
         dims = (

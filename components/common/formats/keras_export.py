@@ -42,15 +42,19 @@ def _input_structure(model: Any) -> tuple[str, list[str], list[Any]]:
 def keras_input_specs(model: Any) -> list[TensorSpecInfo]:
     _, names, tensors = _input_structure(model)
     return [
-        TensorSpecInfo(
-            name, np.dtype(_dtype_name(t.dtype)).name, tuple(t.shape) if t.shape is not None else None
-        )
+        TensorSpecInfo(name, _numpy_dtype_name(t.dtype), tuple(t.shape) if t.shape is not None else None)
         for name, t in zip(names, tensors, strict=True)
     ]
 
 
 def _dtype_name(dtype: Any) -> str:
     return getattr(dtype, "name", None) or str(dtype)
+
+
+def _numpy_dtype_name(dtype: Any) -> str:
+    """The dtype as TensorSpecInfo spells it: numpy's name, and 'string' for string inputs (numpy has none)."""
+    name = _dtype_name(dtype)
+    return name if name in ("string", "bfloat16") else np.dtype(name).name
 
 
 def keras_output_names(model: Any) -> list[str]:
