@@ -35,14 +35,14 @@ def served_predict(model_dir: Path, signature: str = "serving_default", **inputs
         return served.predict({k: np.asarray(v) for k, v in inputs.items()}, signature)
 
 
-def run_cli(*args: str, timeout: int = 600) -> subprocess.CompletedProcess:
+def run_cli(*args: str, timeout: int = 600, env: dict | None = None) -> subprocess.CompletedProcess:
     """The installed CLI in a subprocess, exactly as a user runs it."""
     return subprocess.run(
         [sys.executable, "-m", "kfp_tfserving.pipelines.cli", *args],
         capture_output=True,
         text=True,
         timeout=timeout,
-        env={**os.environ, **QUIET_ENV},
+        env={**os.environ, **QUIET_ENV, **(env or {})},
     )
 
 

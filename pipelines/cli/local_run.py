@@ -86,6 +86,32 @@ def without_retries(pipeline_text: str) -> str:
     return yaml.safe_dump_all(docs, sort_keys=False)
 
 
+@contextlib.contextmanager
+def _step_tmpdir(path: Path) -> Iterator[None]:
+    """The steps' TMPDIR inside the run's root: each step's launcher writes its code to a `mktemp -d` it never
+    removes, and the steps' own scratch files belong with the run, removed with it."""
+    path.mkdir(parents=True, exist_ok=True)
+    saved = os.environ.get("TMPDIR")
+    os.environ["TMPDIR"] = str(path)
+    try:
+        yield
+    finally:
+        if saved is None:
+            os.environ.pop("TMPDIR", None)
+        else:
+            os.environ["TMPDIR"] = saved
+
+
+def _keep_only(root: Path, log_path: Path | None) -> None:
+    """Remove a failed run's step artifacts (model copies can be gigabytes); keep its log, if any."""
+    if log_path is None:
+        shutil.rmtree(root, ignore_errors=True)
+        return
+    for child in root.iterdir():
+        if child != log_path:
+            shutil.rmtree(child, ignore_errors=True) if child.is_dir() else child.unlink(missing_ok=True)
+
+
 def run_pipeline_yaml(
     pipeline_yaml: Path,
     arguments: dict[str, Any],
@@ -95,8 +121,8 @@ def run_pipeline_yaml(
 ) -> dict[str, Any]:
     """Run the pipeline; returns its output artifact's metadata, or raises UserError with the failing step's reason.
 
-    Without a pipeline_root the step artifacts go to a scratch directory, removed after a success and kept
-    (with run.log) after a failure.
+    Without a pipeline_root the step artifacts go to a scratch directory, removed after a success; after a
+    failure only its run.log stays (the error names it), and nothing at all with `verbose`.
     """
     from kfp import components, local
 
@@ -111,12 +137,14 @@ def run_pipeline_yaml(
     )
     pipeline = components.load_component_from_text(without_retries(pipeline_yaml.read_text()))
     try:
-        with _captured(log_path, verbose) as buffer:
+        with _captured(log_path, verbose) as buffer, _step_tmpdir(root / "tmp"):
             task = pipeline(**arguments)
     except Exception as err:
         reason = find_error_line(buffer.getvalue())
         if reason is None:
             reason = f"the pipeline failed ({' '.join(str(err).split())[:200]})"
+        if scratch:
+            _keep_only(root, log_path if not verbose else None)
         raise UserError(reason, None if verbose else f"full log: {log_path}") from None
     metadata = dict(task.output.metadata)
     if scratch:
