@@ -17,6 +17,7 @@ def export_to_serving(
     base_path: str,
     model_name: str = "",
     model_format: str = "auto",
+    read_deadline: float = 300.0,
     signature: str = "",
     inputs: list[str] = [],
     outputs: list[str] = [],
@@ -42,7 +43,11 @@ def export_to_serving(
 ) -> Model:
     settings = dict(locals())  # the parameters only: each is handed to the step that declares it
     loaded = sized(
-        load_model(source_uri=settings.pop("source_uri"), model_format=settings.pop("model_format")),
+        load_model(
+            source_uri=settings.pop("source_uri"),
+            model_format=settings.pop("model_format"),
+            read_deadline=settings.pop("read_deadline"),
+        ),
         "load_model",
     )
     pushed = export_check_push(loaded.outputs["model"], settings.pop("base_path"), **settings)

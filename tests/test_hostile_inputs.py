@@ -381,6 +381,13 @@ def test_a_stalled_http_server_times_out_within_the_deadline(tmp_path, stalled_p
         load_source(uri, tmp_path / "artifact", {})
 
 
+def test_the_load_steps_read_deadline_parameter_bounds_the_wait(tmp_path, stalled_port, monkeypatch):
+    monkeypatch.delenv(DEADLINE_ENV, raising=False)  # the pipeline parameter alone, as on a cluster
+    uri = f"http://127.0.0.1:{stalled_port}/model.h5"
+    with pytest.raises(StorageError, match=r"model.h5: timed out after 2 s without an answer"):
+        load_source(uri, tmp_path / "artifact", {}, read_deadline=2)
+
+
 def test_run_against_a_stalled_server_says_timed_out(tmp_path, stalled_port):
     work = tmp_path / "work"
     work.mkdir()

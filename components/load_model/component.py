@@ -7,7 +7,13 @@ from kfp_tfserving.components.common.image import RUNTIME_IMAGE
 
 
 @dsl.component(base_image=RUNTIME_IMAGE, install_kfp_package=False)
-def load_model(source_uri: str, model: Output[Model], model_format: str = "auto", max_extract_bytes: int = 0):
+def load_model(
+    source_uri: str,
+    model: Output[Model],
+    model_format: str = "auto",
+    max_extract_bytes: int = 0,
+    read_deadline: float = 300.0,
+):
     """Fetch a pretrained TensorFlow model and detect its format.
 
     Args:
@@ -17,9 +23,13 @@ def load_model(source_uri: str, model: Output[Model], model_format: str = "auto"
             model's path inside the artifact.
         model_format: `auto` to detect, or a format name to insist on (see the component README).
         max_extract_bytes: Refuse archives expanding past this many bytes (0: the default limit, 20 GiB).
+        read_deadline: Seconds a remote read may go without an answer (connecting, retrying, stalled)
+            before the step fails with "timed out after N s"; receiving data restarts it.
     """
     from pathlib import Path
 
     from kfp_tfserving.components.load_model.loader import run_load_step
 
-    run_load_step(source_uri, Path(model.path), model.metadata, model_format, max_extract_bytes)
+    run_load_step(
+        source_uri, Path(model.path), model.metadata, model_format, max_extract_bytes, read_deadline
+    )

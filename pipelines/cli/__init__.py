@@ -203,6 +203,7 @@ def run(
         "base_path": _absolute(base_path),
         "model_name": model_name,
         "model_format": model_format,
+        "read_deadline": read_deadline,
         "signature": signature,
         "inputs": [n.strip() for n in inputs.split(",") if n.strip()],
         "outputs": [n.strip() for n in outputs.split(",") if n.strip()],
