@@ -66,6 +66,20 @@ def test_sweep_doubles_up_to_the_largest_batch_and_times_each_size():
     assert sorted(set(seen)) == [1, 2, 4, 8, 16]
 
 
+def test_sweep_stops_one_size_past_the_knee():
+    clock = _FakeClock()
+    seen = []
+
+    def run(batch):  # 1 ms per call up to batch 4, then 1 ms per example: no gain past 4
+        seen.append(batch)
+        clock.now += 0.001 * max(1, batch / 4)
+
+    points = sweep(run, budget_seconds=100, max_batch=256, clock=clock)
+    assert [p.batch for p in points] == [1, 2, 4, 8]
+    assert max(seen) == 8  # batch 16 and up never ran
+    assert derive(points, serving_cpus=1, variable_length=False).max_batch_size == 4
+
+
 def test_sweep_stops_when_the_next_size_would_overrun_the_budget():
     clock = _FakeClock()
 

@@ -1,8 +1,9 @@
 """Measure the model's throughput/latency curve through the serving oracle and derive TF Serving's batching.
 
 The sweep runs `serving_default` as TF Serving runs it (the serving oracle: a TF1 session over the {serve}
-graph, fed by the signature's tensor names) at batch sizes 1, 2, 4, ... up to 256 or until the time budget
-is spent. From the curve:
+graph, fed by the signature's tensor names) at batch sizes 1, 2, 4, ... up to 256, until the time budget
+is spent, or up to the first doubling that no longer buys 10 % (nothing past it can be chosen). From the
+curve:
 
 - max_batch_size: the largest size reached while each doubling still bought >= 10 % more throughput;
   beyond it, a bigger batch only makes every request in it wait longer.
@@ -54,7 +55,8 @@ def sweep(
     max_batch: int = MAX_BATCH,
     clock: Callable[[], float] = time.perf_counter,
 ) -> list[SweepPoint]:
-    """Time run_batch(n) for n = 1, 2, 4, ...; stops at max_batch, or when the budget would be overrun."""
+    """Time run_batch(n) for n = 1, 2, 4, ...; stops at max_batch, past the throughput's knee, or when the
+    budget would be overrun."""
     points: list[SweepPoint] = []
     deadline = clock() + budget_seconds
     batch = 1
@@ -69,6 +71,8 @@ def sweep(
             if clock() > deadline:
                 break
         points.append(SweepPoint(batch, statistics.median(samples) * 1000, len(samples)))
+        if len(points) > 1 and points[-1].throughput < points[-2].throughput * WORTH_DOUBLING:
+            break  # the knee: derive() chooses nothing past it, so bigger (slower) sizes are not measured
         # The next size takes roughly twice as long per call: stop if it cannot fit in what is left.
         spent_here = clock() - started
         if clock() + 2 * spent_here > deadline:
