@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -114,6 +115,35 @@ def test_a_re_export_publishes_nothing_and_force_publishes(exports, tmp_path):
     assert (forced.version, forced.published, published_versions(base)) == (2, True, [1, 2])
     changed = publish(exports / "keras-weight@2", str(base), options=PushOptions())
     assert (changed.version, changed.published) == (3, True)
+
+
+def test_the_push_step_takes_the_check_steps_fingerprint_and_needs_no_tensorflow(exports, tmp_path):
+    from kfp_tfserving.components.check_signatures.checker import check_model
+
+    checked = check_model(exports / "keras@1")
+    assert checked.runtime["model_fingerprint"] == model_fingerprint(exports / "keras@1").digest
+    child = (
+        "import json, sys\n"
+        "from pathlib import Path\n"
+        "from kfp_tfserving.components.push_to_serving.publisher import PushOptions, push_step\n"
+        "meta = {}\n"
+        "push_step(Path(sys.argv[1]), {'model_fingerprint': sys.argv[3]}, meta, sys.argv[2], PushOptions(),"
+        " Path(sys.argv[2]) / 'report.md')\n"
+        "print(json.dumps({'tensorflow': 'tensorflow' in sys.modules, 'fingerprint': meta['model_fingerprint']}))\n"
+    )
+    base = tmp_path / "m"
+    fingerprint = checked.runtime["model_fingerprint"]
+    proc = subprocess.run(
+        [sys.executable, "-c", child, str(exports / "keras@1"), str(base), fingerprint],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **QUIET_ENV},
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    answer = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert answer == {"tensorflow": False, "fingerprint": fingerprint}
+    assert Manifest.from_json((base / "1" / MANIFEST_NAME).read_text()).model_fingerprint == fingerprint
 
 
 def test_older_manifests_without_a_fingerprint_still_compare_bytes(exports, tmp_path):

@@ -134,6 +134,7 @@ def check_step(
         )
     checked_metadata.update(model_metadata)
     checked_metadata["check_report"] = report.as_dict()
+    checked_metadata["model_fingerprint"] = report.runtime.get("model_fingerprint", "")
     return report
 
 

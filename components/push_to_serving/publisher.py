@@ -118,7 +118,8 @@ def publish(
 
     existing = numeric_versions(storage, base)
     newest = read_manifest(storage, base, existing[-1]) if existing else None
-    fingerprint = _model_fingerprint(model_dir)
+    # The check step already computed it in its TensorFlow process; a push on its own computes it here.
+    fingerprint = (source or {}).get("model_fingerprint") or _model_fingerprint(model_dir)
     source = {**(source or {}), **({"model_fingerprint": fingerprint} if fingerprint else {})}
     may_keep = newest is not None and not options.force and options.version_policy != "explicit"
     same_model = may_keep and bool(fingerprint) and fingerprint == newest.model_fingerprint
@@ -248,7 +249,7 @@ def push_step(
     report_path: Path | None = None,
 ) -> PushResult:
     """Publish, fill the pushed-model artifact's metadata with TFX Pusher's keys, write the Markdown report."""
-    source = {k: model_metadata.get(k, "") for k in ("source_uri", "source_format")}
+    source = {k: model_metadata.get(k, "") for k in ("source_uri", "source_format", "model_fingerprint")}
     result = publish(model_dir, base_path, source=source, options=options)
     pushed_metadata.update(
         {
