@@ -16,6 +16,7 @@ from kfp_tfserving.components.common.formats.graph_vetting import (  # one op li
     is_linked_op,
     node_lists,
 )
+from kfp_tfserving.components.common.formats.saved_model_io import asset_file_defs
 
 # Ops that read a file when the model loads or runs -> which of their inputs is the file's path.
 FILE_READING_OPS = {
@@ -94,16 +95,8 @@ def _string_const(node) -> list[str]:
 
 
 def _asset_tensors(meta) -> set[str]:
-    """Graph tensors the loader points into assets/: asset_file_def, or the TF1 builder's collection."""
-    from tensorflow.core.protobuf import meta_graph_pb2
-
-    defs = list(meta.asset_file_def)
-    collection = meta.collection_def.get("saved_model_assets")
-    for packed in collection.any_list.value if collection is not None else []:
-        asset = meta_graph_pb2.AssetFileDef()
-        packed.Unpack(asset)
-        defs.append(asset)
-    return {a.tensor_info.name.split(":")[0] for a in defs}
+    """Graph tensors the loader points into assets/."""
+    return {a.tensor_info.name.split(":")[0] for a in asset_file_defs(meta)}
 
 
 def _trace_to_node(nodes: dict, ref: str):

@@ -28,7 +28,6 @@ from kfp_tfserving.components.common.graph_fingerprint import FunctionHasher, Sc
 SCHEME = "tfserving-v1"
 CHECKPOINT_BOOKKEEPING = frozenset({"_CHECKPOINTABLE_OBJECT_GRAPH"})
 INIT_OP_COLLECTIONS = ("saved_model_main_op", "legacy_init_op")
-ASSETS_COLLECTION = "saved_model_assets"
 _CHUNK = 4 * 1024 * 1024
 
 
@@ -41,6 +40,7 @@ class ModelFingerprint:
 def model_fingerprint(model_dir: Path) -> ModelFingerprint:
     """The fingerprint of the SavedModel in model_dir; FormatError when it cannot be read."""
     from kfp_tfserving.components.common.formats.saved_model_io import (
+        asset_file_defs,
         read_saved_model_proto,
         serve_meta_graph,
     )
@@ -89,25 +89,6 @@ def model_fingerprint(model_dir: Path) -> ModelFingerprint:
         "assets": digest(*(f"{rel}\0{sha}" for rel, sha in sorted(assets.items()))),
     }
     return ModelFingerprint(f"{SCHEME}:{digest(*(f'{k}={v}' for k, v in sorted(parts.items())))}", parts)
-
-
-def asset_file_defs(meta) -> list:
-    """The asset tensors TF Serving feeds with the assets' paths: asset_file_def, or for TF1 Builder
-    exports the `saved_model_assets` collection (TF Serving's loader reads either)."""
-    if meta.asset_file_def:
-        return list(meta.asset_file_def)
-    from tensorflow.core.protobuf import meta_graph_pb2
-
-    out = []
-    for packed in (
-        meta.collection_def[ASSETS_COLLECTION].any_list.value
-        if ASSETS_COLLECTION in meta.collection_def
-        else []
-    ):
-        asset = meta_graph_pb2.AssetFileDef()
-        packed.Unpack(asset)
-        out.append(asset)
-    return out
 
 
 def _tensor_info(name: str, info, computation: Scope | None) -> str:

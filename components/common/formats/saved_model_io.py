@@ -93,6 +93,20 @@ def tag_set_text(tags: tuple[str, ...] | list[str] | set[str]) -> str:
     return "{" + ",".join(sorted(tags)) + "}"
 
 
+def asset_file_defs(meta) -> list:
+    """The asset tensors the loader feeds with paths inside the version's assets/: the `saved_model_assets`
+    collection (TF1 Builder exports) and asset_file_def (TF2), as TensorFlow's loader reads both."""
+    from tensorflow.core.protobuf import meta_graph_pb2
+
+    out = []
+    collection = meta.collection_def.get("saved_model_assets")
+    for packed in collection.any_list.value if collection is not None else []:
+        asset = meta_graph_pb2.AssetFileDef()
+        packed.Unpack(asset)
+        out.append(asset)
+    return out + list(meta.asset_file_def)
+
+
 def serve_meta_graph(proto, model_dir: Path, tags: tuple[str, ...] = (SERVE_TAG,)):
     """The meta graph whose tag-set equals `tags` exactly, as TF Serving picks it."""
     for meta in proto.meta_graphs:

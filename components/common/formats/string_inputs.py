@@ -16,6 +16,7 @@ from typing import Any
 
 from kfp_tfserving.components.common.formats.base import ExampleFeature, TensorSpecInfo
 from kfp_tfserving.components.common.formats.example_parsing import example_features
+from kfp_tfserving.components.common.formats.saved_model_io import asset_file_defs
 
 PARSE_OPS = ("ParseExample", "ParseExampleV2")
 # Image decoders -> the encoding generated for them (DecodeImage takes any; JPEG is what clients send).
@@ -130,15 +131,8 @@ def image_format(walk: GraphWalk, tensor_name: str) -> str | None:
 
 
 def _asset_files(meta, model_dir: Path) -> list[Path]:
-    from tensorflow.core.protobuf import meta_graph_pb2
-
-    defs = list(meta.asset_file_def)
-    collection = meta.collection_def.get("saved_model_assets")
-    for packed in collection.any_list.value if collection is not None else []:
-        asset = meta_graph_pb2.AssetFileDef()
-        packed.Unpack(asset)
-        defs.append(asset)
-    return [model_dir / "assets" / d.filename for d in defs if (model_dir / "assets" / d.filename).is_file()]
+    paths = [model_dir / "assets" / d.filename for d in asset_file_defs(meta)]
+    return [p for p in paths if p.is_file()]
 
 
 def _first_lines(path: Path, limit: int) -> list[str]:
