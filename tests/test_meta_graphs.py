@@ -113,3 +113,16 @@ def test_run_publishes_the_gpu_graph_with_every_meta_graph_kept(tmp_path, tf):
     assert tag_sets(version) == [["gpu", "serve"], ["serve"], ["train"]]
     with load_served(version, tags=("gpu", "serve")) as served:  # the warmup file replays too
         np.testing.assert_allclose(served.predict({"x": X})["y"], [[9.0], [21.0]])
+
+
+def test_push_publishes_the_tag_set_the_export_served_and_refuses_it_without(tmp_path, keras_two_io):
+    from kfp_tfserving.components.common.errors import PublishError
+    from kfp_tfserving.components.push_to_serving.publisher import PushOptions, push_step
+
+    export_dir, metadata = _export(keras_two_io, tmp_path, tags="gpu,serve")
+    with pytest.raises(PublishError, match=r"no meta graph with the tag-set \{serve\}"):
+        push_step(export_dir, {}, {}, str(tmp_path / "refused"), PushOptions(), tmp_path / "r1.md")
+    assert not (tmp_path / "refused").exists()
+    pushed: dict = {}
+    push_step(export_dir, metadata, pushed, str(tmp_path / "m"), PushOptions(), tmp_path / "r2.md")
+    assert pushed["pushed"] == 1 and published_versions(tmp_path / "m") == [1]

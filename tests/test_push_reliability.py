@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import os
 import random
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -41,27 +39,13 @@ tiny_model = push_models.tiny_model
 
 
 def _start_child(model: Path, base: str) -> subprocess.Popen:
-    proc = subprocess.Popen(
-        [sys.executable, "-c", CHILD, str(model), base],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=dict(os.environ),
-    )
-    assert proc.stdout.readline().strip() == "ready", proc.stderr.read()
-    return proc
-
-
-def _go(proc: subprocess.Popen) -> None:
-    proc.stdin.write("go\n")
-    proc.stdin.flush()
+    return push_models.start_waiting_child(CHILD, str(model), base)
 
 
 def _concurrent_pushes(models: list[Path], base: str) -> dict[int, Path]:
     children = [_start_child(model, base) for model in models]
     for child in children:  # all are imported and waiting: release them together
-        _go(child)
+        push_models.go(child)
     claimed = {}
     for child, model in zip(children, models, strict=True):
         out, err = child.communicate(timeout=300)
@@ -107,7 +91,7 @@ def _only_complete_versions(base: Path) -> None:
 def test_pushes_killed_at_random_moments_leave_only_complete_versions(tmp_path, tiny_models):
     base = tmp_path / "m"
     calibration = _start_child(tiny_models[0], str(base))
-    _go(calibration)
+    push_models.go(calibration)
     out, err = calibration.communicate(timeout=120)
     assert calibration.returncode == 0, err
     push_seconds = float(out.splitlines()[-1].split()[1])
@@ -117,7 +101,7 @@ def test_pushes_killed_at_random_moments_leave_only_complete_versions(tmp_path, 
     while outcomes["killed"] < 20 and attempt < 80:  # a child that finishes first does not count
         attempt += 1
         child = _start_child(tiny_models[attempt % 8], str(base))
-        _go(child)
+        push_models.go(child)
         time.sleep(rng.uniform(0, push_seconds))
         child.send_signal(signal.SIGKILL)
         child.wait(timeout=30)

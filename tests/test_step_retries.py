@@ -159,21 +159,7 @@ run_push_step(Path(sys.argv[1]), {}, {}, sys.argv[2], PushOptions())
 
 
 def _push_child(model: Path, base: str) -> subprocess.Popen:
-    proc = subprocess.Popen(
-        [sys.executable, "-c", PUSH_CHILD, str(model), base],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=dict(os.environ),
-    )
-    assert proc.stdout.readline().strip() == "ready", proc.stderr.read()
-    return proc
-
-
-def _go(proc: subprocess.Popen) -> None:
-    proc.stdin.write("go\n")
-    proc.stdin.flush()
+    return push_models.start_waiting_child(PUSH_CHILD, str(model), base)
 
 
 @pytest.fixture(scope="module")
@@ -189,13 +175,13 @@ def heavy_model(tiny_model, tmp_path_factory) -> Path:
 def _kill_then_retry(model: Path, base: str, delay: float) -> tuple[bool, subprocess.CompletedProcess]:
     """Kill a push after `delay` seconds, then run the step again to the end. (killed mid-way?, retry)"""
     child = _push_child(model, base)
-    _go(child)
+    push_models.go(child)
     time.sleep(delay)
     child.send_signal(signal.SIGKILL)
     child.wait(timeout=60)
     killed = child.returncode == -signal.SIGKILL
     retry = _push_child(model, base)
-    _go(retry)
+    push_models.go(retry)
     out, err = retry.communicate(timeout=300)
     return killed, subprocess.CompletedProcess(retry.args, retry.returncode, out, err)
 
@@ -211,7 +197,7 @@ def _exactly_one_complete_version(base: str, model: Path) -> None:
 def _push_seconds(model: Path, base: str) -> float:
     child = _push_child(model, base)
     start = time.monotonic()
-    _go(child)
+    push_models.go(child)
     _, err = child.communicate(timeout=300)
     assert child.returncode == 0, err
     return time.monotonic() - start

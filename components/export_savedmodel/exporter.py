@@ -152,7 +152,7 @@ def export_model(
     with _timed("parity", timings):
         # String inputs are described from the export's graph (images it decodes, words its tables hold)
         # so that generated inputs are what the model accepts.
-        batch = _sample_inputs(sample_uri, described_inputs(export_dir, loaded.inputs))
+        batch = _sample_inputs(sample_uri, described_inputs(export_dir, loaded.inputs, tags=options.tags))
         reference = _reference_outputs(loaded, batch, sample_uri)
         compute = loaded.extras.get("compute_dtype", "float32")
         repair = loaded.extras.get("repaired", "")

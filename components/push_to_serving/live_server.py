@@ -101,6 +101,7 @@ def verify_live(
     sample: Path | None = None,
     atol: float = 1e-4,
     rtol: float = 1e-4,
+    tags: tuple[str, ...] = ("serve",),
 ) -> None:
     """Wait for the version, send a request, compare with the SavedModel's own answer; PublishError if not."""
     from kfp_tfserving.components.common.formats.saved_model_io import SERVING_DEFAULT, read_signatures
@@ -109,12 +110,16 @@ def verify_live(
     from kfp_tfserving.components.common.serving_oracle import load_served
 
     url = url.rstrip("/")
-    signature = read_signatures(model_dir).get(SERVING_DEFAULT)
+    signature = read_signatures(model_dir, tags).get(SERVING_DEFAULT)
     if signature is None:
         raise PublishError(f"{model_dir}: no serving_default signature to send a request to")
-    specs = described_inputs(model_dir)  # generated strings must be what the model parses or decodes
+    specs = described_inputs(
+        model_dir, tags=tags
+    )  # generated strings must be what the model parses or decodes
     inputs = load_sample(sample, specs) if sample else generate_inputs(specs)
-    with load_served(model_dir, replay_warmup=False) as served:  # the answer TF Serving should give
+    with load_served(
+        model_dir, tags=tags, replay_warmup=False
+    ) as served:  # the answer TF Serving should give
         expected = served.predict(inputs)
     wait_available(url, name, version, timeout)
     problems = compare(predict(url, name, version, inputs), expected, atol, rtol)

@@ -90,23 +90,24 @@ def _check_variables(model_dir: Path, meta) -> None:
         )
 
 
-def check_publishable(model_dir: Path) -> None:
-    """PublishError (one line) unless saved_model.pb parses, has {serve} with serving_default, and the
-    variables it needs are present."""
+def check_publishable(model_dir: Path, tags: tuple[str, ...] = (SERVE_TAG,)) -> None:
+    """PublishError (one line) unless saved_model.pb parses, has the `tags` graph (TF Serving's
+    --saved_model_tags) with serving_default, and the variables it needs are present."""
     pb = model_dir / "saved_model.pb"
     proto = _saved_model_class()()
     try:
         proto.ParseFromString(pb.read_bytes())
     except (message.DecodeError, OSError) as err:
         raise PublishError(f"{pb}: not a valid SavedModel proto ({type(err).__name__})", _FIX) from None
-    serve = [m for m in proto.meta_graphs if set(m.meta_info_def.tags) == {SERVE_TAG}]
+    serve = [m for m in proto.meta_graphs if set(m.meta_info_def.tags) == set(tags)]
+    wanted = "{" + ",".join(sorted(tags)) + "}"
     if not serve:
         found = [sorted(m.meta_info_def.tags) for m in proto.meta_graphs]
-        raise PublishError(f"{pb}: no meta graph with the tag-set {{serve}} (found {found})", _FIX)
+        raise PublishError(f"{pb}: no meta graph with the tag-set {wanted} (found {found})", _FIX)
     signatures = sorted(s.key for s in serve[0].signature_def if not s.key.startswith("__"))
     if SERVING_DEFAULT not in signatures:
         raise PublishError(
-            f"{pb}: the {{serve}} graph has no {SERVING_DEFAULT} signature (has {signatures})",
+            f"{pb}: the {wanted} graph has no {SERVING_DEFAULT} signature (has {signatures})",
             "export it through the export step, which adds serving_default",
         )
     _check_variables(model_dir, serve[0])

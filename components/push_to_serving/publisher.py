@@ -9,6 +9,7 @@ fails), retention.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -47,6 +48,7 @@ class PushOptions:
     serving_url: str = ""  # http://host:8501 of a TF Serving watching the base path
     serving_timeout: float = 300.0
     sample: Path | None = None  # request for the live check; generated from the signature otherwise
+    tags: tuple[str, ...] = ("serve",)  # the tag-set TF Serving loads (its --saved_model_tags)
     stale_after: float = DEFAULT_STALE_AFTER  # object stores: when a silent push counts as dead
 
 
@@ -91,7 +93,7 @@ def _check_options(model_dir: Path, base_path: str, options: PushOptions) -> Non
             f"{model_dir}: not a SavedModel (no saved_model.pb)", "push the export step's output"
         )
     check_tree(model_dir)  # before any copy, hash or upload: regular files only, size capped
-    check_publishable(model_dir)
+    check_publishable(model_dir, options.tags)
 
 
 def _file_sizes(model_dir: Path) -> dict[str, int]:
@@ -212,6 +214,7 @@ def _configure_and_verify(model_dir, storage, base, name, number, published, opt
                 model_dir,
                 timeout=options.serving_timeout,
                 sample=options.sample,
+                tags=options.tags,
             )
             print(f"{options.serving_url}: version {number} is AVAILABLE and answers like the export")
             if options.models_config and options.label:
@@ -250,6 +253,8 @@ def push_step(
 ) -> PushResult:
     """Publish, fill the pushed-model artifact's metadata with TFX Pusher's keys, write the Markdown report."""
     source = {k: model_metadata.get(k, "") for k in ("source_uri", "source_format", "model_fingerprint")}
+    if model_metadata.get("saved_model_tags"):  # the tag-set the export served its graph under
+        options = dataclasses.replace(options, tags=tuple(model_metadata["saved_model_tags"]))
     result = publish(model_dir, base_path, source=source, options=options)
     pushed_metadata.update(
         {

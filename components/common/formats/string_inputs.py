@@ -223,16 +223,19 @@ def describe_string_inputs(
 
 
 def described_inputs(
-    model_dir: Path, specs: list[TensorSpecInfo] | None = None, signature: str = "serving_default"
+    model_dir: Path,
+    specs: list[TensorSpecInfo] | None = None,
+    signature: str = "serving_default",
+    tags: tuple[str, ...] = ("serve",),
 ) -> list[TensorSpecInfo]:
-    """The inputs of a SavedModel's {serve} signature (or `specs`, by name), described as above."""
+    """The inputs of a signature of the SavedModel's `tags` graph (or `specs`, by name), described as above."""
     from kfp_tfserving.components.common.formats.saved_model_io import (
         read_saved_model_proto,
         serve_meta_graph,
         signatures_of,
     )
 
-    meta = serve_meta_graph(read_saved_model_proto(model_dir), model_dir)
+    meta = serve_meta_graph(read_saved_model_proto(model_dir), model_dir, tags)
     if specs is None:
         specs = signatures_of(meta)[signature].inputs
     return describe_string_inputs(meta, signature, specs, model_dir)
