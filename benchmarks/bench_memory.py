@@ -1,14 +1,12 @@
-"""4. Peak RSS of a push for growing models: files must stream, never sit whole in memory."""
+"""4. Peak RSS of a push step for growing models: files must stream, never sit whole in memory."""
 
 from __future__ import annotations
 
 import shutil
-import sys
 from pathlib import Path
 
+from benchmarks.bench_publish import PUSH_STEP
 from benchmarks.measure import Series, peak_rss
-
-CLI = [sys.executable, "-m", "kfp_tfserving.pipelines.cli"]
 
 
 def push_memory(models: dict[int, Path], scratch: Path, runs: int) -> dict:
@@ -17,7 +15,7 @@ def push_memory(models: dict[int, Path], scratch: Path, runs: int) -> dict:
         series = Series()
         for i in range(runs):
             base = scratch / f"mem{megabytes}_{i}"
-            series.values.append(peak_rss([*CLI, "push", str(model), "--base-path", str(base / "m")]) / 2**20)
+            series.values.append(peak_rss([*PUSH_STEP, str(model), str(base / "m")]) / 2**20)
             shutil.rmtree(base, ignore_errors=True)
         rows[f"{megabytes} MB"] = {"peak_rss_mb": series.summary()}
     medians = [row["peak_rss_mb"]["median"] for row in rows.values()]

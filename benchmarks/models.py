@@ -49,11 +49,26 @@ def big_keras_model(path: Path, megabytes: int) -> Path:
     return path
 
 
+def _servable_proto() -> bytes:
+    """A saved_model.pb that passes the push's own check: {serve} with serving_default (x -> y)."""
+    from tensorflow.core.protobuf import meta_graph_pb2, saved_model_pb2
+
+    meta = meta_graph_pb2.MetaGraphDef()
+    meta.meta_info_def.tags.append("serve")
+    signature = meta.signature_def["serving_default"]
+    signature.method_name = "tensorflow/serving/predict"
+    signature.inputs["x"].name = "x:0"
+    signature.outputs["y"].name = "y:0"
+    return saved_model_pb2.SavedModel(meta_graphs=[meta]).SerializeToString()
+
+
 def filler_saved_model(path: Path, megabytes: int, seed: int = 0) -> Path:
-    """A SavedModel-shaped tree of `megabytes` random bytes (saved_model.pb + one variables shard + index).
+    """A SavedModel-shaped tree of `megabytes` random bytes (a servable saved_model.pb + one variables shard
+    + index).
 
     For publish sizes (5 GB) a real SavedModel would need the weights in memory twice to write; a push
-    neither parses nor loads the files, so random bytes of the same layout measure the same thing.
+    checks the proto and the shards' presence but never loads the weights, so random bytes of the same
+    layout measure the same thing.
     """
     if (path / "saved_model.pb").exists():
         return path
@@ -61,7 +76,7 @@ def filler_saved_model(path: Path, megabytes: int, seed: int = 0) -> Path:
 
     rng = np.random.default_rng(seed)
     (path / "variables").mkdir(parents=True, exist_ok=True)
-    (path / "saved_model.pb").write_bytes(rng.bytes(200_000))
+    (path / "saved_model.pb").write_bytes(_servable_proto())
     (path / "variables" / "variables.index").write_bytes(rng.bytes(10_000))
     with open(path / "variables" / "variables.data-00000-of-00001", "wb") as f:
         for _ in range(megabytes // 64):
