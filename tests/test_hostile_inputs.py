@@ -386,6 +386,7 @@ def test_the_load_steps_read_deadline_parameter_bounds_the_wait(tmp_path, stalle
     uri = f"http://127.0.0.1:{stalled_port}/model.h5"
     with pytest.raises(StorageError, match=r"model.h5: timed out after 2 s without an answer"):
         load_source(uri, tmp_path / "artifact", {}, read_deadline=2)
+    assert DEADLINE_ENV not in os.environ  # the step's setting does not outlive the read
 
 
 def test_run_against_a_stalled_server_says_timed_out(tmp_path, stalled_port):

@@ -21,7 +21,7 @@ from kfp_tfserving.components.common.formats import detect_format
 from kfp_tfserving.components.common.progress import TransferProgress, human_bytes
 from kfp_tfserving.components.common.redaction import redact
 from kfp_tfserving.components.common.storage import Storage, split_scheme, storage_for
-from kfp_tfserving.components.common.storage.base import DEADLINE_ENV
+from kfp_tfserving.components.common.storage.base import deadline_of
 from kfp_tfserving.components.common.storage.local import copy_file, local_path
 from kfp_tfserving.components.common.tree_walk import check_tree, regular_files
 
@@ -156,10 +156,9 @@ def load_source(
     max_extract_bytes: how far an archive may expand (0: $KFP_TFSERVING_MAX_EXTRACT_BYTES or 20 GiB).
     read_deadline: seconds a remote read may go without an answer (0: $KFP_TFSERVING_READ_DEADLINE or 300).
     """
-    if read_deadline > 0:
-        os.environ[DEADLINE_ENV] = f"{read_deadline:g}"  # read by every storage backend of this step
     artifact_dir.mkdir(parents=True, exist_ok=True)
-    fetched, fetched_info = fetch(source_uri, artifact_dir, max_extract_bytes or None)
+    with deadline_of(read_deadline):
+        fetched, fetched_info = fetch(source_uri, artifact_dir, max_extract_bytes or None)
     with naming_the_source(fetched, source_uri):
         handler, entry = detect_format(fetched, model_format)
     metadata.update(

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import abc
-from collections.abc import Callable
+import contextlib
+import os
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 ProgressCallback = Callable[[int], None]  # called with the number of bytes just transferred
@@ -11,6 +13,23 @@ UPLOAD_WORKERS = 8  # files (and, on S3, parts of a large file) in flight at onc
 
 DEADLINE_ENV = "KFP_TFSERVING_READ_DEADLINE"
 DEFAULT_DEADLINE = 300.0
+
+
+@contextlib.contextmanager
+def deadline_of(seconds: float) -> Iterator[None]:
+    """Within the block, remote reads use `seconds` as their deadline (0: leave it as configured)."""
+    if seconds <= 0:
+        yield
+        return
+    saved = os.environ.get(DEADLINE_ENV)
+    os.environ[DEADLINE_ENV] = f"{seconds:g}"  # every backend reads it when it builds a request
+    try:
+        yield
+    finally:
+        if saved is None:
+            os.environ.pop(DEADLINE_ENV, None)
+        else:
+            os.environ[DEADLINE_ENV] = saved
 
 
 def read_deadline() -> float:
