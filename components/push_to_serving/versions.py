@@ -18,6 +18,8 @@ from kfp_tfserving.components.push_to_serving.manifest import MANIFEST_NAME, Man
 STAGING_PREFIX = ".staging-"
 REMOVING_PREFIX = ".removing-"
 CLAIMS_DIR = ".claims"
+# Object stores: a push whose lease was not refreshed for this long (twenty missed heartbeats) is dead.
+DEFAULT_STALE_AFTER = 600.0
 
 
 @dataclass
