@@ -173,6 +173,16 @@ class GCSStorage(Storage):
             if not b.name.endswith("/")
         )
 
+    def stored_crc32c(self, uri: str) -> dict[str, str]:
+        """Cloud Storage keeps every object's CRC32C (verified on upload); the listing carries it."""
+        _, key = _bucket_key(uri)
+        prefix = key_prefix(key)
+        return {
+            b.name[len(prefix) :]: b.crc32c
+            for b in self._blobs(uri, prefix)
+            if b.crc32c and not b.name.endswith("/")
+        }
+
     def _download_one(self, blob: gcs.Blob, dest: Path, progress: ProgressCallback | None) -> None:
         dest.parent.mkdir(parents=True, exist_ok=True)
         with blob.open("rb", chunk_size=_CHUNK, retry=_retry()) as fin, open(dest, "wb") as fout:
