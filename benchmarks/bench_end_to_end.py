@@ -70,6 +70,16 @@ def export_phases(pipeline_root: Path) -> dict[str, float]:
     return {}
 
 
+def check_phases(pipeline_root: Path) -> dict[str, float]:
+    """static checks / runtime checks / batching sweep seconds of the check step's fresh process."""
+    for executor_output in pipeline_root.rglob("check-signatures/executor_output.json"):
+        doc = json.loads(executor_output.read_text())
+        for artifact in doc.get("artifacts", {}).get("checked_model", {}).get("artifacts", []):
+            report = artifact.get("metadata", {}).get("check_report", {})
+            return report.get("runtime", {}).get("timings_seconds", {})
+    return {}
+
+
 def _median_of(key: str, rows: list[dict[str, float]]) -> float | None:
     values = [row[key] for row in rows if key in row]
     return Series(values).median if values else None
@@ -78,6 +88,7 @@ def _median_of(key: str, rows: list[dict[str, float]]) -> float | None:
 def end_to_end(model: Path, scratch: Path, pairs: int) -> dict:
     steps: list[dict[str, float]] = []
     phases: list[dict[str, float]] = []
+    checks: list[dict[str, float]] = []
     counter = iter(range(10**6))
 
     def ours() -> float:
@@ -90,6 +101,7 @@ def end_to_end(model: Path, scratch: Path, pairs: int) -> dict:
         )  # fmt: skip
         steps.append(step_seconds((root / "run.log").read_text()))
         phases.append(export_phases(root))
+        checks.append(check_phases(root))
         shutil.rmtree(root, ignore_errors=True)
         shutil.rmtree(scratch / f"base{i}", ignore_errors=True)
         return run.seconds
@@ -122,5 +134,6 @@ def end_to_end(model: Path, scratch: Path, pairs: int) -> dict:
             "tensorflow_import": tf_import.median,
             **{f"step {k}": _median_of(k, steps) for k in sorted({k for s in steps for k in s})},
             **{f"export: {k}": _median_of(k, phases) for k in sorted({k for p in phases for k in p})},
+            **{f"check: {k}": _median_of(k, checks) for k in sorted({k for c in checks for k in c})},
         },
     }
