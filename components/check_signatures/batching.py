@@ -2,8 +2,8 @@
 
 The sweep runs `serving_default` as TF Serving runs it (the serving oracle: a TF1 session over the {serve}
 graph, fed by the signature's tensor names) at batch sizes 1, 2, 4, ... up to 256, until the time budget
-is spent, or up to the first doubling that no longer buys 10 % (nothing past it can be chosen). From the
-curve:
+is spent, or up to the first doubling that no longer buys 10 % (nothing past it can be chosen). Each size
+is timed until two consecutive calls agree within 5 % (time_batch). From the curve:
 
 - max_batch_size: the largest size reached while each doubling still bought >= 10 % more throughput;
   beyond it, a bigger batch only makes every request in it wait longer.
