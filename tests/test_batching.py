@@ -62,8 +62,38 @@ def test_sweep_doubles_up_to_the_largest_batch_and_times_each_size():
     points = sweep(run, budget_seconds=100, max_batch=16, clock=clock)
     assert [p.batch for p in points] == [1, 2, 4, 8, 16]
     assert points[0].latency_ms == pytest.approx(1.1) and points[-1].latency_ms == pytest.approx(2.6)
-    assert all(p.calls >= 3 for p in points)
+    assert all(p.calls == 2 for p in points)  # equal calls: the second one settles each size
     assert sorted(set(seen)) == [1, 2, 4, 8, 16]
+
+
+def _calls_taking(clock: _FakeClock, seconds: list[float]):
+    durations = iter(seconds)
+
+    def run(batch):
+        clock.now += next(durations)
+
+    return run
+
+
+def test_a_slow_first_call_at_a_new_size_is_not_the_latency():
+    clock = _FakeClock()
+    point = batching.time_batch(_calls_taking(clock, [0.050, 0.020, 0.0205, 1.0]), 8, clock)
+    assert point.calls == 3  # the allocation-paying first call disagreed; the next two agree within 5 %
+    assert point.latency_ms == pytest.approx(20.25)
+
+
+def test_calls_that_keep_disagreeing_stop_at_the_cap_with_the_median_after_the_first():
+    clock = _FakeClock()
+    noisy = [0.5, 0.010, 0.020, 0.010, 0.020, 0.010, 0.020, 0.010, 0.020, 0.010]
+    point = batching.time_batch(_calls_taking(clock, noisy), 4, clock)
+    assert point.calls == batching._MAX_CALLS
+    assert point.latency_ms == pytest.approx(10.0)  # median of 10, 20, 10, 20, 10, 20, 10 ms
+
+
+def test_a_size_stops_timing_at_the_deadline():
+    clock = _FakeClock()
+    point = batching.time_batch(_calls_taking(clock, [0.1, 0.3, 0.1, 0.3]), 4, clock, deadline=0.35)
+    assert point.calls == 2 and point.latency_ms == pytest.approx(300.0)
 
 
 def test_sweep_stops_one_size_past_the_knee():

@@ -263,3 +263,38 @@ def test_12_string_inputs_the_check_cannot_generate_are_a_warning_and_warmup_dec
     assert "warmup" not in codes(report.findings)
     _write_records(model / WARMUP_FILE, [_predict_log("tensors", np.array([b"junk"], dtype=object))])
     assert [f.severity for f in check_model(model).findings if f.code == "warmup"] == [ERROR]
+
+
+def test_one_oracle_load_serves_the_runtime_checks_and_the_sweep(tmp_path, good_model, monkeypatch):
+    from kfp_tfserving.components.check_signatures import fresh_check
+    from kfp_tfserving.components.check_signatures.batching_params import BATCHING_PARAMS_FILE
+    from kfp_tfserving.components.common import serving_oracle
+    from kfp_tfserving.components.common.model_fingerprint import model_fingerprint
+
+    loads = []
+    original = serving_oracle.ServedModel.__init__
+
+    def counting(self, model_dir, *args, **kwargs):
+        loads.append(model_dir)
+        original(self, model_dir, *args, **kwargs)
+
+    monkeypatch.setattr(serving_oracle.ServedModel, "__init__", counting)
+    staged = copy_model(good_model, tmp_path / "m")
+    report = fresh_check.check_here(staged, staged, None, "", {"budget_seconds": 2.0, "serving_cpus": 1})
+    assert report.passed and len(loads) == 1  # the sweep ran on the runtime checks' session
+    assert [p["batch"] for p in report.runtime["batching"]["points"]][:2] == [1, 2]
+    assert (staged / BATCHING_PARAMS_FILE).is_file() and report.runtime["warmup"]["records"] >= 1
+    # hashed in a thread beside the load: the same digest as computed on its own
+    assert report.runtime["model_fingerprint"] == model_fingerprint(staged).digest
+    assert set(report.runtime["timings_seconds"]) == {"static_checks", "runtime_checks", "batching_sweep"}
+
+
+def test_a_model_that_fails_its_runtime_checks_gets_no_sweep_and_no_fingerprint(tmp_path, good_model):
+    from kfp_tfserving.components.check_signatures import fresh_check
+
+    staged = copy_model(good_model, tmp_path / "m")
+    data = next((staged / "variables").glob("variables.data-*"))
+    data.write_bytes(b"\0" * 8)  # truncated weights: the restore fails as TF Serving's would
+    report = fresh_check.check_here(staged, staged, None, "", {"budget_seconds": 2.0, "serving_cpus": 1})
+    assert not report.passed
+    assert "batching" not in report.runtime and "model_fingerprint" not in report.runtime

@@ -2,8 +2,8 @@
 
 The sweep runs `serving_default` as TF Serving runs it (the serving oracle: a TF1 session over the {serve}
 graph, fed by the signature's tensor names) at batch sizes 1, 2, 4, ... up to 256, until the time budget
-is spent, or up to the first doubling that no longer buys 10 % (nothing past it can be chosen). From the
-curve:
+is spent, or up to the first doubling that no longer buys 10 % (nothing past it can be chosen). Each size
+is timed until two consecutive calls agree within 5 % (time_batch). From the curve:
 
 - max_batch_size: the largest size reached while each doubling still bought >= 10 % more throughput;
   beyond it, a bigger batch only makes every request in it wait longer.
@@ -19,34 +19,65 @@ curve:
 
 from __future__ import annotations
 
+import contextlib
 import os
 import statistics
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kfp_tfserving.components.check_signatures.batching_params import BatchingConfig, write_batching_params
 from kfp_tfserving.components.common.formats.base import TensorSpecInfo
+
+if TYPE_CHECKING:  # the oracle imports TensorFlow's protos: only where the sweep runs
+    from kfp_tfserving.components.common.serving_oracle import ServedModel
 
 DEFAULT_BUDGET_SECONDS = 15.0
 MAX_BATCH = 256
 WORTH_DOUBLING = 1.10  # a doubling must buy at least 10 % more throughput
 QUEUE_SECONDS = 1.0
-_MIN_CALLS, _MIN_SECONDS = 3, 0.2  # per batch size: enough calls for a stable median
+STABLE = 0.05  # two consecutive calls within 5 % of each other: the latency at this size is known
+# When calls keep disagreeing (a busy machine), stop after this many calls or seconds at one size and take
+# the median of all but the first call (which may have paid for allocating at the new shape).
+_MAX_CALLS, _MAX_SECONDS = 8, 1.0
 
 
 @dataclass
 class SweepPoint:
     batch: int
-    latency_ms: float  # median of one call at this batch size
-    calls: int
+    latency_ms: float  # one call at this batch size (time_batch: two agreeing calls, else a median)
+    calls: int  # calls timed at this size
 
     @property
     def throughput(self) -> float:
         """Examples per second."""
         return self.batch / (self.latency_ms / 1000) if self.latency_ms > 0 else float("inf")
+
+
+def time_batch(
+    run_batch: Callable[[int], Any],
+    batch: int,
+    clock: Callable[[], float] = time.perf_counter,
+    deadline: float = float("inf"),
+) -> SweepPoint:
+    """Time run_batch(batch) until two consecutive calls agree within STABLE; their mean is the latency.
+
+    The first call at a new shape may pay for allocations: it then disagrees with the second, and the third
+    settles it. On a quiet machine two calls suffice, which is what makes the sweep cheap at large sizes.
+    """
+    samples: list[float] = []
+    started = clock()
+    while True:
+        t0 = clock()
+        run_batch(batch)
+        samples.append(clock() - t0)
+        if len(samples) >= 2 and abs(samples[-1] - samples[-2]) <= STABLE * min(samples[-2:]):
+            return SweepPoint(batch, (samples[-1] + samples[-2]) / 2 * 1000, len(samples))
+        now = clock()
+        if len(samples) >= _MAX_CALLS or now - started >= _MAX_SECONDS or now > deadline:
+            return SweepPoint(batch, statistics.median(samples[1:] or samples) * 1000, len(samples))
 
 
 def sweep(
@@ -61,16 +92,8 @@ def sweep(
     deadline = clock() + budget_seconds
     batch = 1
     while batch <= max_batch:
-        run_batch(batch)  # warm-up: the first call at a new shape allocates; not latency
-        samples: list[float] = []
         started = clock()
-        while len(samples) < _MIN_CALLS or clock() - started < _MIN_SECONDS:
-            t0 = clock()
-            run_batch(batch)
-            samples.append(clock() - t0)
-            if clock() > deadline:
-                break
-        points.append(SweepPoint(batch, statistics.median(samples) * 1000, len(samples)))
+        points.append(time_batch(run_batch, batch, clock, deadline))
         if len(points) > 1 and points[-1].throughput < points[-2].throughput * WORTH_DOUBLING:
             break  # the knee: derive() chooses nothing past it, so bigger (slower) sizes are not measured
         # The next size takes roughly twice as long per call: stop if it cannot fit in what is left.
@@ -118,15 +141,19 @@ def measure_and_write(
     serving_cpus: int = 0,
     signature: str = "serving_default",
     tags: tuple[str, ...] = ("serve",),
+    served: ServedModel | None = None,
 ) -> dict[str, Any]:
     """Sweep the model in `staged` through the serving oracle and write batching_params.pbtxt next to it.
 
-    Returns what the report shows: the curve, the parameters, or why nothing was written.
+    `served`: the oracle's session over `staged` when the caller has one loaded already (the runtime checks'
+    session: loading 500 MB of variables a second time would only repeat the restore). Returns what the
+    report shows: the curve, the parameters, or why nothing was written.
     """
     from kfp_tfserving.components.common.samples import generate_inputs
     from kfp_tfserving.components.common.serving_oracle import load_served
 
-    with load_served(staged, tags=tags, replay_warmup=False) as served:
+    loaded = contextlib.nullcontext(served) if served else load_served(staged, tags=tags, replay_warmup=False)
+    with loaded as served:
         info = served.signatures.get(signature)
         if info is None:
             return {"skipped": f"no '{signature}' signature"}

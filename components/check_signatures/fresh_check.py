@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 import sys
+import threading
+import time
 from pathlib import Path
 
 from kfp_tfserving.components.check_signatures.check_report import CheckReport
@@ -19,6 +21,7 @@ from kfp_tfserving.components.check_signatures.static_checks import STATIC_CHECK
 from kfp_tfserving.components.check_signatures.version_check import target_version
 from kfp_tfserving.components.common.errors import FormatError
 from kfp_tfserving.components.common.formats.saved_model_io import SERVE_TAG, read_saved_model_proto
+from kfp_tfserving.components.common.tfenv import import_tensorflow
 
 # Without these there is nothing to load or call: the runtime checks would only repeat the finding. A
 # denied op must not run at all (it would write files or call Python in this process).
@@ -57,6 +60,7 @@ def check_here(
     With `batching` ({"budget_seconds", "serving_cpus"}), a model that passed also gets its measured
     batching_params.pbtxt in `staged`. `sample`: the user's request, run before anything generated.
     """
+    started = time.perf_counter()
     target = target_version(serving_tf_version)
     try:
         proto = read_saved_model_proto(model_dir)
@@ -67,38 +71,85 @@ def check_here(
     findings = [finding for check in STATIC_CHECKS for finding in check(view)]
     versions = {"serving": target, "model": view.serve.meta_info_def.tensorflow_version if view.serve else ""}
     runtime: dict = {}
-    if not {f.code for f in errors(findings)} & _NOT_RUNNABLE:
-        from kfp_tfserving.components.check_signatures.smoke_run import smoke_run
+    # The model fingerprint hashes every checkpoint value: on the other core while the oracle restores the
+    # same file, done before anything is run or timed. Used only if the model passes.
+    fingerprint = _Fingerprint(staged) if not errors(findings) else None
+    sweep: dict = {}
+    timings = {"static_checks": time.perf_counter() - started}  # TensorFlow's import included
 
-        try:
-            runtime = smoke_run(staged, write_missing_warmup=True, tags=tags, sample=sample)
-            findings += runtime.pop("findings")
-        except Exception as err:  # reported as a finding: the step's verdict, not a crash
-            runtime = {}
-            findings.append(_runtime_failure(err))
-    if batching is not None and not errors(findings):
-        from kfp_tfserving.components.check_signatures.batching import measure_and_write
+    def measure_batching(served, run_findings: list[Finding]) -> None:
+        if batching is not None and not errors([*findings, *run_findings]):
+            timings["runtime_checks"] = time.perf_counter() - started - timings["static_checks"]
+            sweep.update(_measure_batching(staged, batching, tags, served))
+            timings["batching_sweep"] = time.perf_counter() - started - sum(timings.values())
 
-        try:
-            runtime["batching"] = measure_and_write(staged, **batching, tags=tags)
-        except Exception as err:  # the model passed: a failed measurement only means no batching file
-            runtime["batching"] = {
-                "skipped": f"the sweep failed: {type(err).__name__}: {err}".splitlines()[0]
-            }
-    if not errors(findings):
-        runtime["model_fingerprint"] = _fingerprint(staged)
+    try:
+        if not {f.code for f in errors(findings)} & _NOT_RUNNABLE:
+            from kfp_tfserving.components.check_signatures.smoke_run import smoke_run
+
+            wait = fingerprint.wait if fingerprint else None
+            try:
+                runtime = smoke_run(
+                    staged,
+                    write_missing_warmup=True,
+                    tags=tags,
+                    sample=sample,
+                    after_load=wait,
+                    then=measure_batching,
+                )
+                findings += runtime.pop("findings")
+                timings.setdefault("runtime_checks", time.perf_counter() - started - timings["static_checks"])
+            except Exception as err:  # reported as a finding: the step's verdict, not a crash
+                runtime = {}
+                findings.append(_runtime_failure(err))
+        if fingerprint:
+            fingerprint.wait()  # nothing may run beside the sweep's timing
+        if batching is not None and not errors(findings):
+            # The runtime checks' session measured it; else (not loaded, e.g. ops this TensorFlow lacks) a
+            # session of its own, whose failure becomes the reason no file was written.
+            runtime["batching"] = sweep or _measure_batching(staged, batching, tags, None)
+    finally:
+        if fingerprint:
+            fingerprint.wait()
+    if not errors(findings) and fingerprint:
+        runtime["model_fingerprint"] = fingerprint.digest
+    if runtime:  # where this process's time went (the benchmarks' breakdown reads it)
+        runtime["timings_seconds"] = {k: round(v, 3) for k, v in timings.items()}
     return CheckReport(model_dir, view.signatures, findings, runtime, versions)
 
 
-def _fingerprint(staged: Path) -> str:
-    """The push step's "same model?" hash, computed here where TensorFlow is already imported, so the push
-    step needs no TensorFlow of its own; "" when it cannot be computed (the push then computes it)."""
-    from kfp_tfserving.components.common.model_fingerprint import model_fingerprint
+def _measure_batching(staged: Path, batching: dict, tags: tuple[str, ...], served) -> dict:
+    from kfp_tfserving.components.check_signatures.batching import measure_and_write
 
     try:
-        return model_fingerprint(staged).digest
-    except Exception:  # noqa: BLE001 - an optimisation only: the push falls back to its own
-        return ""
+        return measure_and_write(staged, **batching, tags=tags, served=served)
+    except Exception as err:  # the model passed: a failed measurement only means no batching file
+        return {"skipped": f"the sweep failed: {type(err).__name__}: {err}".splitlines()[0]}
+
+
+class _Fingerprint:
+    """The push step's "same model?" hash (model_fingerprint), computed here where TensorFlow is imported,
+    so the push step needs no TensorFlow of its own; in a thread from the start, `digest` after `wait()`.
+    "" when it cannot be computed (the push then computes it)."""
+
+    def __init__(self, staged: Path):
+        import_tensorflow()  # imported here, not raced between two threads
+        self.digest = ""
+        self._thread = threading.Thread(
+            target=self._run, args=(staged,), name="model-fingerprint", daemon=True
+        )
+        self._thread.start()
+
+    def _run(self, staged: Path) -> None:
+        from kfp_tfserving.components.common.model_fingerprint import model_fingerprint
+
+        try:
+            self.digest = model_fingerprint(staged).digest
+        except Exception:  # noqa: BLE001 - an optimisation only: the push falls back to its own
+            self.digest = ""
+
+    def wait(self) -> None:
+        self._thread.join()
 
 
 def main() -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import statistics
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -132,12 +133,19 @@ def smoke_run(
     repeats: int = 5,
     tags: tuple[str, ...] = (SERVE_TAG,),
     sample: Path | None = None,
+    *,
+    after_load: Callable[[], None] | None = None,
+    then: Callable[[ServedModel, list[Finding]], None] | None = None,
 ) -> dict[str, Any]:
     """Load and run the model's `tags` graph through the serving oracle, as tensorflow_model_server would.
 
     The runtime checks run the user's sample when there is one, else the version's own warmup file's
     first request, and generated inputs only when neither exists: a request that passed the export's
     parity is never replaced by a guess.
+
+    `after_load()` runs once the session is loaded, before anything is run or timed (the caller waits
+    there for work it ran alongside the load). `then(served, findings)` runs after the checks, on the same
+    session, with the findings so far: one load serves every use of the model in this process.
     """
     import_tensorflow()
     from tensorflow.python.framework import op_def_registry
@@ -168,7 +176,11 @@ def smoke_run(
         return result
     with served:
         result["load_seconds"] = time.perf_counter() - start
+        if after_load is not None:
+            after_load()
         _run_checks(served, meta, write_missing_warmup, repeats, result, findings, sample)
+        if then is not None:
+            then(served, findings)
     return result
 
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import atexit
 import contextlib
+import gc
 import os
 import sys
 import tempfile
@@ -38,13 +40,35 @@ def silenced_stderr() -> Iterator[None]:
             os.close(saved)
 
 
+def _exit_without_collecting() -> None:
+    """At exit, move every live object out of the cyclic collector's reach (gc.freeze).
+
+    With TensorFlow imported, the interpreter's collections during shutdown walk its millions of objects:
+    about 0.6 s of every step's exit here, for memory the OS takes back anyway. Frozen objects are still
+    freed by reference counting as modules are torn down; only cycles are left to the OS, and atexit
+    handlers, stream flushes and the exit status are untouched.
+    """
+    gc.freeze()
+
+
+_exit_hook_registered = False
+
+
 def import_tensorflow():
-    """TensorFlow, imported with its logging turned down."""
+    """TensorFlow, imported with its logging turned down (and the process's exit kept short)."""
+    global _exit_hook_registered
     quiet_environment()
+    if not _exit_hook_registered:
+        atexit.register(_exit_without_collecting)
+        _exit_hook_registered = True
     if "tensorflow" in sys.modules:
         return sys.modules["tensorflow"]
     with silenced_stderr():
         import tensorflow as tf
 
         tf.get_logger().setLevel("ERROR")
+    # TensorFlow's modules live as long as the process: out of the collector's reach, each later full
+    # collection (the export's gc.collect() that frees the source model, the automatic ones while Keras
+    # loads and traces) walks only the objects made since (0.3 s -> under 0.1 s per collection here).
+    gc.freeze()
     return tf

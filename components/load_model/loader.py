@@ -12,6 +12,7 @@ import re
 import shutil
 import tempfile
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -22,7 +23,7 @@ from kfp_tfserving.components.common.progress import TransferProgress, human_byt
 from kfp_tfserving.components.common.redaction import redact
 from kfp_tfserving.components.common.storage import Storage, split_scheme, storage_for
 from kfp_tfserving.components.common.storage.base import deadline_of
-from kfp_tfserving.components.common.storage.local import copy_file, local_path
+from kfp_tfserving.components.common.storage.local import local_path
 from kfp_tfserving.components.common.tree_walk import check_tree, regular_files
 
 _CHUNK = 4 * 1024 * 1024
@@ -85,13 +86,34 @@ def _local_file(storage: Storage, source_uri: str, name: str) -> Iterator[Path]:
         yield _download(storage, source_uri, Path(tmp) / name)
 
 
-def _place_file(local: Path, target: Path, source_uri: str, from_temp: bool) -> None:
+def copy_hashing(src: Path, dst: Path, progress: TransferProgress) -> str:
+    """Copy src to dst in one read of it; returns its sha256. Each chunk is hashed by a second thread while
+    it is written (hashlib and the write both release the GIL), so the hash costs no pass of its own."""
+    digest = hashlib.sha256()
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    hasher = ThreadPoolExecutor(1, thread_name_prefix="load-hash")
+    with hasher, open(src, "rb") as fin, open(dst, "wb") as fout:
+        hashing = None
+        while chunk := fin.read(_CHUNK):
+            if hashing is not None:
+                hashing.result()  # at most two chunks in memory
+            hashing = hasher.submit(digest.update, chunk)
+            fout.write(chunk)
+            progress(len(chunk))
+        if hashing is not None:
+            hashing.result()
+    shutil.copymode(src, dst)
+    return digest.hexdigest()
+
+
+def _place_file(local: Path, target: Path, source_uri: str, from_temp: bool) -> str:
+    """Put the source file at target; returns its sha256."""
     if from_temp:
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.move(local, target)
-        return
+        return sha256_file(target)
     with TransferProgress(f"fetching {redact(source_uri)}", local.stat().st_size) as progress:
-        copy_file(local, target, progress)
+        return copy_hashing(local, target, progress)
 
 
 def fetch(
@@ -114,7 +136,7 @@ def fetch(
         return target, {"source_sha256": digest, "source_bytes": size, "archive": "", "archive_format": ""}
     with _local_file(storage, source_uri, name) as local:
         info: dict[str, Any] = {
-            "source_sha256": sha256_file(local),
+            "source_sha256": "",
             "source_bytes": local.stat().st_size,
             "archive": "",
             "archive_format": "",
@@ -122,10 +144,12 @@ def fetch(
         kind = archive_kind(local)
         if kind is None:
             target = artifact_dir / name
-            _place_file(local, target, source_uri, from_temp=storage.scheme != "file")
+            # The copy hashes what it reads: the source is read once.
+            info["source_sha256"] = _place_file(local, target, source_uri, from_temp=storage.scheme != "file")
             for sibling, uri in _checkpoint_siblings(storage, source_uri, name).items():
                 storage.download(uri, artifact_dir / sibling)
             return target, info
+        info["source_sha256"] = sha256_file(local)
         target = artifact_dir / archive_stem(name)
         result = extract_archive(local, target, max_bytes=max_extract_bytes, label=source_uri)
     print(
