@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -56,6 +57,14 @@ def _meta_graph(proto, tags: tuple[str, ...], model_dir: Path):
     )
 
 
+@dataclass(frozen=True)
+class _RequestPlan:
+    """A signature's feeds and fetches, resolved once: a request only looks them up (as the server does)."""
+
+    feeds: dict[str, tuple[str, type]]  # input key -> (tensor name, numpy dtype)
+    fetches: dict[str, str]  # output key -> tensor name
+
+
 class ServedModel:
     """One loaded version: a TF1 Session over the chosen meta graph, as the model server holds it."""
 
@@ -66,6 +75,7 @@ class ServedModel:
         self.model_dir = Path(model_dir)
         self.meta = _meta_graph(read_saved_model_proto(self.model_dir), tags, self.model_dir)
         self.signatures: dict[str, SignatureInfo] = signatures_of(self.meta)
+        self._plans: dict[str, _RequestPlan] = {}
         self.graph = tf.Graph()
         self.session = tf.compat.v1.Session(graph=self.graph)
         try:
@@ -138,24 +148,30 @@ class ServedModel:
             )
         return self.meta.signature_def[name]
 
+    def _request_plan(self, name: str) -> _RequestPlan:
+        plan = self._plans.get(name)
+        if plan is None:
+            tf = import_tensorflow()
+            sig = self._signature_def(name)
+            plan = self._plans[name] = _RequestPlan(
+                {k: (t.name, tf.dtypes.as_dtype(t.dtype).as_numpy_dtype) for k, t in sig.inputs.items()},
+                {k: t.name for k, t in sig.outputs.items()},
+            )
+        return plan
+
     def predict(self, inputs: Tensors, signature: str = SERVING_DEFAULT) -> Tensors:
         """A Predict request: every signature input fed by name, every output fetched."""
-        tf = import_tensorflow()
-        sig = self._signature_def(signature)
-        if set(inputs) != set(sig.inputs):
+        plan = self._request_plan(signature)
+        if inputs.keys() != plan.feeds.keys():
             raise ServingRunError(
                 f"{signature}: the request sends inputs {sorted(inputs)}, the signature takes "
-                f"{sorted(sig.inputs)}",
+                f"{sorted(plan.feeds)}",
                 "send exactly the signature's inputs",
             )
-        feeds = {
-            sig.inputs[k].name: np.asarray(v, dtype=tf.dtypes.as_dtype(sig.inputs[k].dtype).as_numpy_dtype)
-            for k, v in inputs.items()
-        }
-        fetches = {k: t.name for k, t in sig.outputs.items()}
+        feeds = {tensor: np.asarray(inputs[k], dtype=dtype) for k, (tensor, dtype) in plan.feeds.items()}
         try:
             with silenced_stderr():
-                result = self.session.run(fetches, feeds)
+                result = self.session.run(plan.fetches, feeds)
         except Exception as err:
             raise ServingRunError(
                 f"{signature}: the request fails as TF Serving runs it: {specific_line(err)}",

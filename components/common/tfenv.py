@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
-import tempfile
 from collections.abc import Iterator
 
 QUIET_ENV = {
@@ -23,19 +22,30 @@ def quiet_environment() -> None:
         os.environ.setdefault(key, value)
 
 
+_sink_fd: int | None = None
+
+
+def _sink() -> int:
+    """One write-only descriptor on the null device, opened once: silencing runs around every served
+    request, and a scratch file created and unlinked per call cost 20-250 us of a 0.3 ms request."""
+    global _sink_fd
+    if _sink_fd is None:
+        _sink_fd = os.open(os.devnull, os.O_WRONLY | os.O_CLOEXEC)
+    return _sink_fd
+
+
 @contextlib.contextmanager
 def silenced_stderr() -> Iterator[None]:
-    """Send file descriptor 2 to a scratch file: native libraries write there behind Python's back."""
+    """Send file descriptor 2 to the null device: native libraries write there behind Python's back."""
     sys.stderr.flush()
     saved = os.dup(2)
-    with tempfile.TemporaryFile() as sink:
-        os.dup2(sink.fileno(), 2)
-        try:
-            yield
-        finally:
-            sys.stderr.flush()
-            os.dup2(saved, 2)
-            os.close(saved)
+    os.dup2(_sink(), 2)
+    try:
+        yield
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)
+        os.close(saved)
 
 
 def import_tensorflow():
