@@ -124,6 +124,24 @@ def test_signature_naming_a_tensor_the_graph_lacks(tmp_path):
         served.predict({"x": X})
 
 
+def test_requests_answer_and_refuse_as_session_run_on_the_signature_names_does(tmp_path):
+    """predict runs a cached Session callable; its answers and refusals are session.run's."""
+    features = np.random.default_rng(5).random((3, 3), dtype=np.float32)
+    with load_served(tf1_builder(tmp_path / "tf1", tf1_predict)) as served:
+        direct = served.session.run("score:0", {"features:0": features})
+        for _ in range(2):  # the second request reuses the cached plan
+            np.testing.assert_array_equal(served.predict({"features": features})["score"], direct)
+        as_lists = served.predict({"features": features.astype(np.float64).tolist()})["score"]
+        np.testing.assert_allclose(as_lists, direct, rtol=1e-6)
+        for wrong in (X, features[0], features[None]):  # (3, 4), rank 1, rank 3 against (None, 3)
+            with pytest.raises(ValueError) as refused:
+                served.session.run("score:0", {"features:0": wrong})
+            with pytest.raises(ServingRunError) as caught:
+                served.predict({"features": wrong})
+            assert str(refused.value) in caught.value.what
+        np.testing.assert_array_equal(served.predict({"features": features})["score"], direct)
+
+
 def test_init_op_that_is_missing_from_the_graph(tmp_path):
     def edit(proto):
         serve_meta(proto).signature_def["__saved_model_init_op"].outputs[

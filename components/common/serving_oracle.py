@@ -58,11 +58,60 @@ def _meta_graph(proto, tags: tuple[str, ...], model_dir: Path):
 
 
 @dataclass(frozen=True)
-class _RequestPlan:
-    """A signature's feeds and fetches, resolved once: a request only looks them up (as the server does)."""
+class _Feed:
+    key: str
+    tensor: str
+    dtype: type  # numpy dtype
+    shape: tuple[int | None, ...] | None  # the graph tensor's static shape; None: unknown rank
 
-    feeds: dict[str, tuple[str, type]]  # input key -> (tensor name, numpy dtype)
-    fetches: dict[str, str]  # output key -> tensor name
+    def refuses(self, shape: tuple[int, ...]) -> bool:
+        if self.shape is None:
+            return False
+        return len(shape) != len(self.shape) or any(
+            d is not None and d != n for d, n in zip(self.shape, shape, strict=True)
+        )
+
+
+class _RequestPlan:
+    """A signature's feeds and fetches resolved once, run through one C++ Session callable.
+
+    The server answers with a C++ Session::Run on the signature's names; from Python the closest path is a
+    callable (Session::MakeCallable) over the same feeds and fetches. session.run instead rebuilds its feed
+    and fetch handling in Python on every call, about 0.1 ms, a third of a small model's whole request.
+    """
+
+    def __init__(self, tf, session, sig):
+        self.feeds = [
+            _Feed(k, t.name, tf.dtypes.as_dtype(t.dtype).as_numpy_dtype, _static_shape(session.graph, t.name))
+            for k, t in sig.inputs.items()
+        ]
+        self.keys = {f.key for f in self.feeds}
+        self.fetch_keys = list(sig.outputs)
+        self.fetch_names = [sig.outputs[k].name for k in self.fetch_keys]
+        self._session = session
+        from tensorflow.core.protobuf import config_pb2
+
+        try:
+            spec = config_pb2.CallableOptions(feed=[f.tensor for f in self.feeds], fetch=self.fetch_names)
+            self._callable = session._make_callable_from_options(spec)
+        except Exception:
+            self._callable = None  # session.run below then names what is wrong with the signature
+
+    def run(self, values: list[np.ndarray]) -> Tensors:
+        if self._callable is None:
+            feeds = {f.tensor: v for f, v in zip(self.feeds, values, strict=True)}
+            outputs = self._session.run(self.fetch_names, feeds)
+        else:
+            outputs = self._callable(*values)
+        return {k: np.asarray(v) for k, v in zip(self.fetch_keys, outputs, strict=True)}
+
+
+def _static_shape(graph, name: str) -> tuple[int | None, ...] | None:
+    try:
+        shape = graph.get_tensor_by_name(name).shape
+    except (KeyError, ValueError):
+        return None
+    return None if shape.rank is None else tuple(shape.as_list())
 
 
 class ServedModel:
@@ -130,6 +179,7 @@ class ServedModel:
             ) from None
 
     def close(self) -> None:
+        self._plans.clear()  # release the callables while their session is open
         self.session.close()
 
     def __enter__(self) -> ServedModel:
@@ -151,33 +201,36 @@ class ServedModel:
     def _request_plan(self, name: str) -> _RequestPlan:
         plan = self._plans.get(name)
         if plan is None:
-            tf = import_tensorflow()
-            sig = self._signature_def(name)
             plan = self._plans[name] = _RequestPlan(
-                {k: (t.name, tf.dtypes.as_dtype(t.dtype).as_numpy_dtype) for k, t in sig.inputs.items()},
-                {k: t.name for k, t in sig.outputs.items()},
+                import_tensorflow(), self.session, self._signature_def(name)
             )
         return plan
 
     def predict(self, inputs: Tensors, signature: str = SERVING_DEFAULT) -> Tensors:
         """A Predict request: every signature input fed by name, every output fetched."""
         plan = self._request_plan(signature)
-        if inputs.keys() != plan.feeds.keys():
+        if inputs.keys() != plan.keys:
             raise ServingRunError(
                 f"{signature}: the request sends inputs {sorted(inputs)}, the signature takes "
-                f"{sorted(plan.feeds)}",
+                f"{sorted(plan.keys)}",
                 "send exactly the signature's inputs",
             )
-        feeds = {tensor: np.asarray(inputs[k], dtype=dtype) for k, (tensor, dtype) in plan.feeds.items()}
+        values = [np.asarray(inputs[f.key], dtype=f.dtype) for f in plan.feeds]
+        for feed, value in zip(plan.feeds, values, strict=True):
+            if feed.refuses(value.shape):  # what session.run refused before any op ran: same verdict
+                raise ServingRunError(
+                    f"{signature}: the request fails as TF Serving runs it: Cannot feed value of shape "
+                    f"{value.shape} for Tensor {feed.tensor}, which has shape {feed.shape}",
+                    "check the request against the signature, and the model's graph",
+                )
         try:
             with silenced_stderr():
-                result = self.session.run(plan.fetches, feeds)
+                return plan.run(values)
         except Exception as err:
             raise ServingRunError(
                 f"{signature}: the request fails as TF Serving runs it: {specific_line(err)}",
                 self._run_fix(err),
             ) from None
-        return {k: np.asarray(v) for k, v in result.items()}
 
     def _run_fix(self, err: Exception) -> str:
         text = str(err)
