@@ -99,7 +99,7 @@ def saved_model_case(scratch: Path, runs: int) -> dict:
         return _compare(lambda x: loaded(x=tf.constant(x)), lambda x: served.predict({"x": x}), runs)
 
 
-def tf1_case(scratch: Path, runs: int) -> dict:
+def _tf1_frozen_graph(scratch: Path):
     import tensorflow as tf
 
     scratch.mkdir(parents=True, exist_ok=True)
@@ -114,7 +114,27 @@ def tf1_case(scratch: Path, runs: int) -> dict:
         tf.identity(h, name="y")
     frozen = scratch / "frozen.pb"
     frozen.write_bytes(graph.as_graph_def().SerializeToString())
-    # Measured as TF Serving runs it: a session over the exported graph, fed by the signature's tensor names.
+    return graph, frozen
+
+
+def tf1_case(scratch: Path, runs: int) -> dict:
+    """The source as a TF1 user runs it: session.run on tensor names."""
+    import tensorflow as tf
+
+    graph, frozen = _tf1_frozen_graph(scratch)
     session = tf.compat.v1.Session(graph=graph)
     with load_served(_export(frozen, scratch / "tf1"), replay_warmup=False) as served:
         return _compare(lambda x: session.run("y:0", {"x:0": x}), lambda x: served.predict({"x": x}), runs)
+
+
+def tf1_same_call_path_case(scratch: Path, runs: int) -> dict:
+    """Like for like: the source session answers through a C++ Session callable too (the oracle's call
+    path), so the ratio is what the export itself costs: graph, restore, signature plumbing."""
+    import tensorflow as tf
+    from tensorflow.core.protobuf import config_pb2
+
+    graph, frozen = _tf1_frozen_graph(scratch)
+    session = tf.compat.v1.Session(graph=graph)
+    source = session._make_callable_from_options(config_pb2.CallableOptions(feed=["x:0"], fetch=["y:0"]))
+    with load_served(_export(frozen, scratch / "tf1"), replay_warmup=False) as served:
+        return _compare(lambda x: source(x)[0], lambda x: served.predict({"x": x}), runs)
