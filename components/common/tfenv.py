@@ -48,6 +48,15 @@ def silenced_stderr() -> Iterator[None]:
         os.close(saved)
 
 
+def native_logging_off() -> bool:
+    """TensorFlow's C++ logging is at FATAL only (TF_CPP_MIN_LOG_LEVEL=3, what quiet_environment sets
+    unless the user chose otherwise): a running graph then writes nothing to stderr, even when it fails."""
+    try:
+        return int(os.environ.get("TF_CPP_MIN_LOG_LEVEL", "0")) >= 3
+    except ValueError:
+        return False
+
+
 def import_tensorflow():
     """TensorFlow, imported with its logging turned down."""
     quiet_environment()
