@@ -1,4 +1,4 @@
-"""1. Publish throughput: `kfp-tfserving push` vs `cp -r && sync` locally, vs a plain parallel upload to GCS.
+"""1. Publish throughput: `kfp-tfserving push` vs `cp -r && sync` locally, vs a plain parallel upload to GCS/S3.
 
 Every comparison is paired: ours and the reference alternate (ours first, then reference first, ...) and
 the figure is the median of the per-pair ratios, with min and max. The page cache is put in the same
@@ -8,7 +8,6 @@ state before each side (dropped when permitted, else pre-warmed by reading the s
 from __future__ import annotations
 
 import contextlib
-import json
 import re
 import shutil
 import sys
@@ -64,20 +63,24 @@ def local_publish(model: Path, scratch: Path, pairs: int) -> dict:
 
 
 @contextlib.contextmanager
-def gcs_emulator():
-    """The same loopback emulator (with GCS preconditions enforced) the tests use."""
+def object_store(kind: str):
+    """The same loopback server the tests use: kind "gcs" (the emulator, GCS preconditions enforced) or "s3"
+    (moto)."""
     tests_dir = str(Path(__file__).resolve().parents[1] / "tests")
     sys.path.insert(0, tests_dir)
     try:
         import storage_servers
 
-        with storage_servers.serve_object_store("gcs") as server:
+        with storage_servers.serve_object_store(kind) as server:
             yield server
     finally:
         sys.path.remove(tests_dir)
 
 
-_UPLOAD_SCRIPT = """
+# The references: a plain parallel upload of the same files with each client's own transfer manager, the
+# same parallelism and the same client-side checksums as the push, and nothing else (no staging, no promote).
+_UPLOAD_SCRIPTS = {
+    "gcs": """
 import sys
 from pathlib import Path
 from google.cloud.storage import Client, transfer_manager
@@ -85,21 +88,43 @@ root, bucket, prefix, workers = Path(sys.argv[1]), sys.argv[2], sys.argv[3], int
 names = [p.relative_to(root).as_posix() for p in root.rglob('*') if p.is_file()]
 results = transfer_manager.upload_many_from_filenames(
     Client().bucket(bucket), names, source_directory=str(root), blob_name_prefix=prefix + '/',
-    worker_type=transfer_manager.THREAD, max_workers=workers)
+    worker_type=transfer_manager.THREAD, max_workers=workers, upload_kwargs={'checksum': 'crc32c'})
 sys.exit(1 if [r for r in results if isinstance(r, Exception)] else 0)
-"""
+""",
+    "s3": """
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+import boto3
+from boto3.s3.transfer import TransferConfig
+root, bucket, prefix, workers = Path(sys.argv[1]), sys.argv[2], sys.argv[3], int(sys.argv[4])
+client = boto3.client('s3')
+config = TransferConfig(multipart_threshold=64 * 1024 * 1024, max_concurrency=workers)
+def up(p):
+    key = prefix + '/' + p.relative_to(root).as_posix()
+    client.upload_file(str(p), bucket, key, ExtraArgs={'ChecksumAlgorithm': 'CRC32'}, Config=config)
+with ThreadPoolExecutor(workers) as pool:
+    list(pool.map(up, [p for p in root.rglob('*') if p.is_file()]))
+""",
+}
+_REFERENCES = {
+    "gcs": f"transfer_manager.upload_many_from_filenames, {UPLOAD_WORKERS} threads, crc32c",
+    "s3": f"boto3 upload_file (TransferConfig: 64 MB parts, {UPLOAD_WORKERS} threads), {UPLOAD_WORKERS} files "
+    "at once, CRC32",
+}
 
 
-def gcs_publish(model: Path, pairs: int) -> dict:
+def object_store_publish(kind: str, model: Path, pairs: int) -> dict:
     phases: dict[str, Series] = {"upload": Series(), "promote": Series(), "without_pb": Series()}
     counter = iter(range(10**6))
-    with gcs_emulator() as server:
+    scheme = {"gcs": "gs", "s3": "s3"}[kind]
+    with object_store(kind) as server:
         bucket = server.new_bucket()
 
         def ours() -> float:
             settle_cache([model])
-            run = push(model, f"gs://{bucket}/pushed{next(counter)}/model", env=server.env)
-            found = _TIMINGS.search(run.stdout + run.stderr) or _TIMINGS.search(json.dumps(run.stdout))
+            run = push(model, f"{scheme}://{bucket}/pushed{next(counter)}/model", env=server.env)
+            found = _TIMINGS.search(run.stdout + run.stderr)
             if found:
                 for key, value in zip(("upload", "promote", "without_pb"), found.groups(), strict=True):
                     phases[key].values.append(float(value))
@@ -107,14 +132,12 @@ def gcs_publish(model: Path, pairs: int) -> dict:
 
         def reference() -> float:
             settle_cache([model])
-            argv = [sys.executable, "-c", _UPLOAD_SCRIPT, str(model), bucket, f"plain{next(counter)}"]
-            return check(
-                run_process([*argv, str(UPLOAD_WORKERS)], env=server.env), "transfer manager"
-            ).seconds
+            argv = [sys.executable, "-c", _UPLOAD_SCRIPTS[kind], str(model), bucket, f"plain{next(counter)}"]
+            return check(run_process([*argv, str(UPLOAD_WORKERS)], env=server.env), "plain upload").seconds
 
         paired = Paired().run(ours, reference, pairs)
     return {
         **paired.summary(">= 1.0"),
-        "reference": f"transfer_manager.upload_many_from_filenames, {UPLOAD_WORKERS} threads",
+        "reference": _REFERENCES[kind],
         "phases_seconds": {k: v.summary() for k, v in phases.items() if v.values},
     }

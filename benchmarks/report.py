@@ -21,16 +21,19 @@ def _ratio(row: dict) -> str:
     return f"{r['median']:.2f}× ({r['min']:.2f}–{r['max']:.2f}, {r['runs']} pairs)"
 
 
+_STORES = {"publish_gcs": "GCS emulator", "publish_s3": "S3 (moto server)"}
+_PLAIN = {"publish_gcs": "transfer-manager upload", "publish_s3": "boto3 `upload_file`"}
+
+
 def _rows(p: dict) -> list[tuple[str, dict, str]]:
     """(label, paired summary, unit) of one pass."""
     out = []
     for size, row in p.get("publish_local", {}).items():
         out.append((f"1 · local push {size} vs `cp -r && sync` (throughput)", row, "s"))
-    if "publish_gcs" in p:
-        g = p["publish_gcs"]
-        out.append(
-            (f"1 · GCS emulator push {g['model_mb']} MB vs transfer-manager upload (throughput)", g, "s")
-        )
+    for key, what in _STORES.items():
+        if key in p:
+            g = p[key]
+            out.append((f"1 · {what} push {g['model_mb']} MB vs {_PLAIN[key]} (throughput)", g, "s"))
     for case, rows in p.get("latency", {}).items():
         for batch, row in rows.items():
             out.append(
@@ -42,6 +45,23 @@ def _rows(p: dict) -> list[tuple[str, dict, str]]:
             (f"3 · `kfp-tfserving run` {e['model_mb']} MB Keras vs one-process reference (time)", e, "s")
         )
     return out
+
+
+def _phase_table(passes: list[dict], key: str, what: str) -> list[str]:
+    lines = ["", f"## {what} push phases (median seconds; server on 127.0.0.1)", "",
+             "| phase | " + " | ".join(f"pass {i + 1}" for i in range(len(passes))) + " |",
+             "|---|" + "---|" * len(passes)]  # fmt: skip
+    names = {"upload": "upload to staging (parallel, client-checksummed)", "promote": "server-side promote",
+             "without_pb": "`N/` visible without saved_model.pb"}  # fmt: skip
+    for phase, name in names.items():
+        cells = [
+            f"{pp[key]['phases_seconds'][phase]['median']:.2f}"
+            if phase in pp.get(key, {}).get("phases_seconds", {})
+            else "—"
+            for pp in passes
+        ]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return lines
 
 
 def write_markdown(r: dict) -> str:
@@ -71,20 +91,9 @@ def write_markdown(r: dict) -> str:
         sizes = ", ".join(f"{k}: {v['peak_rss_mb']['median']:.0f} MB" for k, v in m["by_model_size"].items())
         lines.append(f"| 4 · peak RSS of a push ({sizes}) | growth {m['growth_mb']:.0f} MB | — | "
                      + "— | " * len(passes) + f"{m['goal']} | {_verdict(m['growth_mb'], m['goal'])} |")  # fmt: skip
-    if "publish_gcs" in passes[0]:
-        lines += ["", "## GCS push phases (median seconds; emulator on 127.0.0.1)", "",
-                  "| phase | " + " | ".join(f"pass {i + 1}" for i in range(len(passes))) + " |",
-                  "|---|" + "---|" * len(passes)]  # fmt: skip
-        names = {"upload": "upload to staging (parallel, client-checksummed)", "promote": "server-side promote",
-                 "without_pb": "`N/` visible without saved_model.pb"}  # fmt: skip
-        for key, name in names.items():
-            cells = [
-                f"{pp['publish_gcs']['phases_seconds'][key]['median']:.2f}"
-                if key in pp.get("publish_gcs", {}).get("phases_seconds", {})
-                else "—"
-                for pp in passes
-            ]
-            lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    for key, what in _STORES.items():
+        if key in passes[0]:
+            lines += _phase_table(passes, key, what)
     if "end_to_end" in passes[0]:
         lines += [
             "",

@@ -21,7 +21,7 @@ from benchmarks.report import write_markdown
 from kfp_tfserving.components.common.tfenv import import_tensorflow
 
 HERE = Path(__file__).resolve().parent
-SUITES = ("publish", "gcs", "latency", "end_to_end", "memory")
+SUITES = ("publish", "gcs", "s3", "latency", "end_to_end", "memory")
 
 
 def one_pass(args, only: list[str], scratch: Path, scale) -> dict:
@@ -29,12 +29,17 @@ def one_pass(args, only: list[str], scratch: Path, scale) -> dict:
     pairs = 1 if args.quick else args.pairs
     if "publish" in only:
         out["publish_local"] = {}
-        for mb, n in ((scale(args.publish_mb), pairs), (scale(args.publish_big_mb), args.big_pairs)):
+        local_pairs = 1 if args.quick else args.publish_pairs
+        for mb, n in ((scale(args.publish_mb), local_pairs), (scale(args.publish_big_mb), args.big_pairs)):
             model = models.filler_saved_model(scratch / f"fill{mb}", mb)
             out["publish_local"][f"{mb} MB"] = bench_publish.local_publish(model, scratch, n)
-    if "gcs" in only:
-        model = models.big_saved_model(scratch / f"sm{scale(args.gcs_mb)}", scale(args.gcs_mb))
-        out["publish_gcs"] = {"model_mb": scale(args.gcs_mb), **bench_publish.gcs_publish(model, pairs)}
+    for kind in ("gcs", "s3"):
+        if kind in only:
+            model = models.big_saved_model(scratch / f"sm{scale(args.gcs_mb)}", scale(args.gcs_mb))
+            out[f"publish_{kind}"] = {
+                "model_mb": scale(args.gcs_mb),
+                **bench_publish.object_store_publish(kind, model, pairs),
+            }
     if "latency" in only:
         out["latency"] = {
             "keras": bench_latency.keras_case(scratch / "lat", pairs),
@@ -64,13 +69,15 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--pairs", type=int, default=3, help="ours/reference pairs per measurement")
-    parser.add_argument("--big-pairs", type=int, default=1, help="pairs for the 5 GB local publish")
+    # Local copies of a second or so swing with the disk's write-back: more pairs steady their median.
+    parser.add_argument("--publish-pairs", type=int, default=5, help="pairs for the 1 GB local publish")
+    parser.add_argument("--big-pairs", type=int, default=2, help="pairs for the 5 GB local publish")
     parser.add_argument("--passes", type=int, default=2, help="consecutive passes (reproducibility)")
     parser.add_argument("--quick", action="store_true", help="small models, one pair, one pass")
     parser.add_argument("--only", default=",".join(SUITES), help=f"comma-separated subset of {SUITES}")
     parser.add_argument("--publish-mb", type=int, default=1024)
     parser.add_argument("--publish-big-mb", type=int, default=5120)
-    parser.add_argument("--gcs-mb", type=int, default=1024)
+    parser.add_argument("--gcs-mb", type=int, default=1024, help="model size for the GCS and S3 rows")
     parser.add_argument("--e2e-mb", type=int, default=500)
     parser.add_argument("--memory-mb", default="128,1024,2048")
     parser.add_argument(
@@ -100,6 +107,7 @@ def main() -> None:
         if args.scratch is None:
             shutil.rmtree(scratch, ignore_errors=True)
     stem = "results-quick" if args.quick else "results"
+    args.out.mkdir(parents=True, exist_ok=True)
     (args.out / f"{stem}.json").write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
     (args.out / f"{stem}.md").write_text(write_markdown(results))
     print((args.out / f"{stem}.md").read_text())

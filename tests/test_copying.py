@@ -1,13 +1,14 @@
-"""The publish copy: kernel copies with the hash following from the page cache, and their fallbacks."""
+"""The publish copy: kernel copies with the checksum following from the page cache, and their fallbacks."""
 
 from __future__ import annotations
 
+import base64
 import errno
-import hashlib
 import os
 import stat
 import threading
 
+import google_crc32c
 import pytest
 
 from kfp_tfserving.components.push_to_serving import copying
@@ -26,10 +27,13 @@ def _tree(root):
     return files
 
 
+def _crc32c(data: bytes) -> str:
+    """Cloud Storage's encoding of a CRC32C, computed independently of the code under test."""
+    return base64.b64encode(google_crc32c.Checksum(data).digest()).decode()
+
+
 def _expected(files):
-    return {
-        rel: {"size": len(data), "sha256": hashlib.sha256(data).hexdigest()} for rel, data in files.items()
-    }
+    return {rel: {"size": len(data), "crc32c": _crc32c(data)} for rel, data in files.items()}
 
 
 @pytest.fixture
@@ -97,6 +101,6 @@ def test_copy_file_hashing_returns_size_and_digest(tmp_path):
     (tmp_path / "a").write_bytes(data)
     assert copying.copy_file_hashing(tmp_path / "a", tmp_path / "b") == (
         5000,
-        hashlib.sha256(data).hexdigest(),
+        _crc32c(data),
     )
     assert (tmp_path / "b").read_bytes() == data

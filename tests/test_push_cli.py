@@ -39,7 +39,7 @@ def test_push_versions_rollback(tmp_path, tiny_models):
 
     (base / "1" / "saved_model.pb").write_bytes(b"damaged")
     rows = json.loads(run_cli("versions", str(base), "--json").stdout)
-    assert (rows[0]["verified"], rows[0]["problem"]) == (False, "saved_model.pb: size or sha256 differs")
+    assert (rows[0]["verified"], rows[0]["problem"]) == (False, "saved_model.pb: size or crc32c differs")
     assert rows[1]["verified"]
     table = run_cli("versions", str(base)).stdout
     assert table.count("yes") == 1 and "no (saved_model.pb" in table.replace("\n", " ")

@@ -175,3 +175,41 @@ def test_promote_copies_saved_model_pb_only_after_every_other_file(
         if p.is_file() and p.name != "saved_model.pb"
     )
     assert "files without saved_model.pb for" in capsys.readouterr().out
+
+
+def test_gcs_staged_objects_must_carry_the_manifests_crc32c(gcs_server, tiny_models, monkeypatch):
+    """A file that changed between being checksummed and being uploaded (same size, other bytes) is caught
+    by comparing the CRC32C Cloud Storage stored with the manifest's, and nothing is published."""
+    from kfp_tfserving.components.push_to_serving import publisher
+
+    real = publisher.build_manifest
+
+    def checksummed_before_a_change(model_dir, source):
+        manifest = real(model_dir, source)
+        rel = next(r for r in manifest.files if r.startswith("variables/variables.data"))
+        manifest.files[rel] = {**manifest.files[rel], "crc32c": "AAAAAA=="}
+        return manifest
+
+    monkeypatch.setattr(publisher, "build_manifest", checksummed_before_a_change)
+    base = f"gs://{gcs_server.new_bucket()}/models/tiny"
+    with pytest.raises(PublishError, match=r"variables\.data-\S+: the stored crc32c \S+ differs"):
+        _push(tiny_models[0], base)
+    storage = storage_for(base)
+    assert numeric_versions(storage, base) == []
+    assert [n for n in storage.list_dir(base) if not n.startswith(".claims")] == []
+
+
+def test_gcs_listing_verifies_crc32c_without_downloading(gcs_server, tiny_models, monkeypatch):
+    base = f"gs://{gcs_server.new_bucket()}/models/tiny"
+    assert _push(tiny_models[0], base).published
+    storage = storage_for(base)
+    monkeypatch.setattr(type(storage), "download", lambda *a, **k: pytest.fail("verification downloaded"))
+    info = inspect_version(storage, base, 1)
+    assert info.verified
+    rel = next(iter(info.manifest.files))
+    info.manifest.files[rel]["crc32c"] = "AAAAAA=="
+    from kfp_tfserving.components.push_to_serving.versions import verify_files
+
+    assert verify_files(storage, f"{base}/1", info.manifest) == [
+        f"{rel}: the stored crc32c {storage.stored_crc32c(f'{base}/1')[rel]} differs from the manifest's AAAAAA=="
+    ]

@@ -143,3 +143,48 @@ def test_upload_files_reports_a_missing_bucket_in_one_line(store, tmp_path):
     (tmp_path / "a").write_bytes(b"x")
     with pytest.raises(StorageError, match="not found|failed"):
         storage.upload_files([(tmp_path / "a", f"{server.scheme}://no-such-bucket-{id(tmp_path)}/a")])
+
+
+def test_gcs_upload_chunks_stay_within_the_memory_budget():
+    from kfp_tfserving.components.common.storage import gcs
+
+    low, high = gcs._CHUNK_LIMITS
+    for sizes, workers in [([2**30], 8), ([2**30] * 3, 8), ([2**30] * 20, 8), ([2**30] * 20, 2), ([10], 8)]:
+        chunk = gcs.upload_chunk_size(sizes, workers)
+        in_flight = min(workers, sum(1 for s in sizes if s > gcs._SINGLE_REQUEST))
+        assert chunk % gcs._CHUNK_ALIGN == 0 and low <= chunk <= high
+        assert chunk * max(1, in_flight) <= max(gcs._UPLOAD_MEMORY, low * in_flight)
+    # One large file gets the largest chunk: fewer round trips, still one budget.
+    assert gcs.upload_chunk_size([2**30, 100], 8) == high
+
+
+def test_gcs_upload_of_a_file_larger_than_a_chunk(gcs_server, tmp_path, monkeypatch):
+    from kfp_tfserving.components.common.storage import gcs
+
+    monkeypatch.setattr(gcs, "_CHUNK_LIMITS", (gcs._CHUNK_ALIGN, gcs._CHUNK_ALIGN))
+    data = bytes(range(256)) * (9 * 2**20 // 256 + 7)  # over the client's single-request size: chunked
+    (tmp_path / "big.bin").write_bytes(data)
+    base = f"gs://{gcs_server.new_bucket()}/c"
+    storage_for(base).upload_files([(tmp_path / "big.bin", f"{base}/big.bin")])
+    assert storage_for(base).read_bytes(f"{base}/big.bin") == data
+
+
+def test_s3_server_side_copy_is_one_request_below_five_gigabytes(s3_server, tmp_path, monkeypatch):
+    import boto3
+    from boto3.s3.transfer import TransferConfig
+
+    from kfp_tfserving.components.common.storage import s3
+
+    monkeypatch.setattr(
+        s3, "_TRANSFER", TransferConfig(multipart_threshold=5 * 2**20, multipart_chunksize=5 * 2**20)
+    )
+    bucket = s3_server.new_bucket()
+    data = bytes(range(256)) * (11 * 2**20 // 256)
+    (tmp_path / "big.bin").write_bytes(data)
+    storage = storage_for(f"s3://{bucket}/x")
+    storage.upload_file(tmp_path / "big.bin", f"s3://{bucket}/x/src")
+    assert storage.copy(f"s3://{bucket}/x/src", f"s3://{bucket}/x/dst", if_absent=True)
+    etags = {k: boto3.client("s3").head_object(Bucket=bucket, Key=f"x/{k}")["ETag"] for k in ("src", "dst")}
+    assert "-" in etags["src"]  # the upload went up in parts
+    assert "-" not in etags["dst"]  # the copy did not: one CopyObject, done by the store
+    assert storage.read_bytes(f"s3://{bucket}/x/dst") == data

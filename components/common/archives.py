@@ -22,9 +22,12 @@ from typing import IO
 
 from kfp_tfserving.components.common.errors import StorageError
 from kfp_tfserving.components.common.progress import human_bytes
+from kfp_tfserving.components.common.size_limits import (  # noqa: F401 - part of this module's interface
+    DEFAULT_MAX_BYTES,
+    MAX_BYTES_ENV,
+    max_extract_bytes,
+)
 
-MAX_BYTES_ENV = "KFP_TFSERVING_MAX_EXTRACT_BYTES"
-DEFAULT_MAX_BYTES = 20 * 1024**3
 MAX_ENTRIES = 200_000  # an inode bomb is refused like a size bomb
 _CHUNK = 1024 * 1024
 
@@ -49,22 +52,6 @@ class ExtractResult:
     kind: str  # "tar.gz", "zip", ...
     files: int
     size: int  # bytes written
-
-
-def max_extract_bytes(override: int | None = None) -> int:
-    """The expansion limit: the argument, else $KFP_TFSERVING_MAX_EXTRACT_BYTES, else 20 GiB."""
-    if override:
-        return int(override)
-    raw = os.environ.get(MAX_BYTES_ENV, "").strip()
-    if not raw:
-        return DEFAULT_MAX_BYTES
-    try:
-        value = int(raw)
-    except ValueError:
-        raise StorageError(
-            f"${MAX_BYTES_ENV}={raw!r} is not a number of bytes", "set it to an integer"
-        ) from None
-    return value if value > 0 else DEFAULT_MAX_BYTES
 
 
 def archive_kind(path: Path) -> str | None:

@@ -13,8 +13,8 @@ import stat
 from collections.abc import Iterator
 from pathlib import Path
 
-from kfp_tfserving.components.common.archives import MAX_BYTES_ENV, max_extract_bytes
 from kfp_tfserving.components.common.errors import StorageError
+from kfp_tfserving.components.common.size_limits import MAX_BYTES_ENV, max_extract_bytes
 
 _FIX = "a model directory may hold only directories and regular files"
 

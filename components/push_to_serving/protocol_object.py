@@ -33,6 +33,7 @@ from kfp_tfserving.components.common.storage.base import UPLOAD_WORKERS
 from kfp_tfserving.components.push_to_serving.manifest import MANIFEST_NAME, Manifest
 from kfp_tfserving.components.push_to_serving.versions import (
     CLAIMS_DIR,
+    DEFAULT_STALE_AFTER,
     STAGING_PREFIX,
     first_candidate,
     numeric_versions,
@@ -44,7 +45,6 @@ from kfp_tfserving.components.push_to_serving.versions import (
 
 LEASE_SUFFIX = ".lease"
 HEARTBEAT_SECONDS = 30.0
-DEFAULT_STALE_AFTER = 600.0  # twenty missed heartbeats: a push this silent is dead
 
 
 def _started_at(storage: Storage, uri: str) -> float | None:

@@ -21,11 +21,10 @@ from kfp_tfserving.components.common.errors import PublishError, UserError, repo
 from kfp_tfserving.components.common.storage import join_uri, storage_for
 from kfp_tfserving.components.common.storage.local import local_path
 from kfp_tfserving.components.common.tree_walk import check_tree
-from kfp_tfserving.components.push_to_serving import models_config as mc
 from kfp_tfserving.components.push_to_serving.manifest import MANIFEST_NAME, build_manifest
-from kfp_tfserving.components.push_to_serving.protocol_object import DEFAULT_STALE_AFTER, publish_object
 from kfp_tfserving.components.push_to_serving.publishable import check_publishable
 from kfp_tfserving.components.push_to_serving.versions import (
+    DEFAULT_STALE_AFTER,
     numeric_versions,
     read_manifest,
     remove_version,
@@ -34,6 +33,14 @@ from kfp_tfserving.components.push_to_serving.versions import (
 )
 
 VERSION_POLICIES = ("next", "timestamp", "explicit")
+
+
+def _mc():
+    """models.config handling, imported only by the pushes that use it: protobuf's text format and TF
+    Serving's protos cost a push that has no models.config a noticeable share of its start-up."""
+    from kfp_tfserving.components.push_to_serving import models_config
+
+    return models_config
 
 
 @dataclass
@@ -85,7 +92,7 @@ def _check_options(model_dir: Path, base_path: str, options: PushOptions) -> Non
     if options.keep < 0:
         raise UserError(f"--keep must be 0 (keep all) or positive (got {options.keep})")
     if options.label:
-        mc.check_label(options.label)
+        _mc().check_label(options.label)
         if not options.models_config:
             raise UserError(f"--label {options.label} needs --models-config: labels live in models.config")
     if not (model_dir / "saved_model.pb").is_file():
@@ -116,7 +123,7 @@ def publish(
     storage = storage_for(base)
     name = options.model_name or model_name_from_base_path(base)
     if options.models_config:  # a broken config fails the push before anything is published
-        mc.load(storage_for(options.models_config), options.models_config)
+        _mc().load(storage_for(options.models_config), options.models_config)
 
     existing = numeric_versions(storage, base)
     newest = read_manifest(storage, base, existing[-1]) if existing else None
@@ -146,6 +153,8 @@ def publish(
                 model_dir, local_path(base), manifest, options.version_policy, options.version, source
             )
         else:
+            from kfp_tfserving.components.push_to_serving.protocol_object import publish_object
+
             with ThreadPoolExecutor(max_workers=1, thread_name_prefix="hash") as pool:
                 # Hash on another core while the upload runs: the network, not sha256, sets the pace.
                 pending = manifest or pool.submit(build_manifest, model_dir, source)
@@ -200,9 +209,9 @@ def _configure_and_verify(model_dir, storage, base, name, number, published, opt
     label_now = options.label if not (options.serving_url and published) else ""
     try:
         if options.models_config:
-            before, _ = mc.update(
+            before, _ = _mc().update(
                 options.models_config,
-                lambda c: mc.set_version(c, name, base, numeric_versions(storage, base), label_now),
+                lambda c: _mc().set_version(c, name, base, numeric_versions(storage, base), label_now),
             )
         if options.serving_url and published:
             from kfp_tfserving.components.push_to_serving.live_server import verify_live
@@ -218,20 +227,22 @@ def _configure_and_verify(model_dir, storage, base, name, number, published, opt
             )
             print(f"{options.serving_url}: version {number} is AVAILABLE and answers like the export")
             if options.models_config and options.label:
-                mc.update(
+                _mc().update(
                     options.models_config,
-                    lambda c: mc.set_version(c, name, base, numeric_versions(storage, base), options.label),
+                    lambda c: _mc().set_version(
+                        c, name, base, numeric_versions(storage, base), options.label
+                    ),
                 )
     except BaseException:  # whatever went wrong, a version that was not proven must not stay
         if published:
             remove_version(storage, base, number)
             print(f"removed version {number} again: it failed verification", flush=True)
         if before is not None:
-            mc.restore(options.models_config, before)
+            _mc().restore(options.models_config, before)
         raise
     if not options.models_config:
         return {}
-    return mc.labels_of(mc.load(storage_for(options.models_config), options.models_config), name)
+    return _mc().labels_of(_mc().load(storage_for(options.models_config), options.models_config), name)
 
 
 def _retain(storage, base: str, keep: int, labelled: set[int]) -> list[int]:

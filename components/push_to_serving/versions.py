@@ -12,12 +12,19 @@ from pathlib import Path
 from kfp_tfserving.components.common.errors import UserError
 from kfp_tfserving.components.common.storage import Storage, join_uri
 from kfp_tfserving.components.common.storage.local import local_path
-from kfp_tfserving.components.push_to_serving.manifest import MANIFEST_NAME, Manifest, verify_manifest
+from kfp_tfserving.components.push_to_serving.manifest import (
+    CHECKSUM,
+    MANIFEST_NAME,
+    Manifest,
+    verify_manifest,
+)
 
 # Names under a base path that TF Serving ignores (they do not parse as integers).
 STAGING_PREFIX = ".staging-"
 REMOVING_PREFIX = ".removing-"
 CLAIMS_DIR = ".claims"
+# Object stores: a push whose lease was not refreshed for this long (twenty missed heartbeats) is dead.
+DEFAULT_STALE_AFTER = 600.0
 
 
 @dataclass
@@ -54,20 +61,27 @@ def read_manifest(storage: Storage, base: str, number: int) -> Manifest | None:
 
 
 def verify_files(storage: Storage, uri: str, manifest: Manifest, *, deep: bool = False) -> list[str]:
-    """Compare a published or staged tree with its manifest. Local trees are hashed; on object stores the
-    sizes are compared (the clients already checksum every transfer), and `deep` hashes a downloaded copy."""
+    """Compare a published or staged tree with its manifest. Local trees are checksummed; on object stores
+    the sizes are compared and, where the store keeps one (Cloud Storage), each object's CRC32C with the
+    manifest's, which proves the stored bytes are the bytes the manifest describes without reading them
+    back; `deep` checksums a downloaded copy."""
     if storage.scheme == "file":
         return verify_manifest(local_path(uri), manifest)
     if deep:
         with tempfile.TemporaryDirectory(prefix="kfp-tfserving-verify-") as tmp:
             return verify_manifest(storage.download(uri, Path(tmp) / "v"), manifest)
     found = {rel: size for rel, size in storage.walk_files(uri) if rel != MANIFEST_NAME}
+    stored = storage.stored_crc32c(uri) if any(CHECKSUM in meta for meta in manifest.files.values()) else {}
     problems = []
     for rel, meta in sorted(manifest.files.items()):
         if rel not in found:
             problems.append(f"{rel}: missing")
         elif found[rel] != meta["size"]:
             problems.append(f"{rel}: size {found[rel]} differs from the manifest's {meta['size']}")
+        elif CHECKSUM in meta and rel in stored and stored[rel] != meta[CHECKSUM]:
+            problems.append(
+                f"{rel}: the stored crc32c {stored[rel]} differs from the manifest's {meta[CHECKSUM]}"
+            )
     problems += [f"{rel}: not in the manifest" for rel in sorted(set(found) - set(manifest.files))]
     return problems
 
