@@ -45,6 +45,9 @@ def one_pass(args, only: list[str], scratch: Path, scale) -> dict:
             "keras": bench_latency.keras_case(scratch / "lat", pairs),
             "tf2_saved_model": bench_latency.saved_model_case(scratch / "lat", pairs),
             "tf1_frozen_graph": bench_latency.tf1_case(scratch / "lat", pairs),
+            "tf1_frozen_graph, source also a Session callable": bench_latency.tf1_same_call_path_case(
+                scratch / "lat", pairs
+            ),
         }
     if "end_to_end" in only:
         model = models.big_keras_model(scratch / f"e2e{scale(args.e2e_mb)}.keras", scale(args.e2e_mb))

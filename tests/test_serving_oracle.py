@@ -124,6 +124,49 @@ def test_signature_naming_a_tensor_the_graph_lacks(tmp_path):
         served.predict({"x": X})
 
 
+def test_requests_answer_and_refuse_as_session_run_on_the_signature_names_does(tmp_path):
+    """predict runs a cached Session callable; its answers and refusals are session.run's."""
+    features = np.random.default_rng(5).random((3, 3), dtype=np.float32)
+    with load_served(tf1_builder(tmp_path / "tf1", tf1_predict)) as served:
+        direct = served.session.run("score:0", {"features:0": features})
+        for _ in range(2):  # the second request reuses the cached plan
+            np.testing.assert_array_equal(served.predict({"features": features})["score"], direct)
+        as_lists = served.predict({"features": features.astype(np.float64).tolist()})["score"]
+        np.testing.assert_allclose(as_lists, direct, rtol=1e-6)
+        for wrong in (X, features[0], features[None]):  # (3, 4), rank 1, rank 3 against (None, 3)
+            with pytest.raises(ValueError) as refused:
+                served.session.run("score:0", {"features:0": wrong})
+            with pytest.raises(ServingRunError) as caught:
+                served.predict({"features": wrong})
+            assert str(refused.value) in caught.value.what
+        np.testing.assert_array_equal(served.predict({"features": features})["score"], direct)
+
+
+def test_failing_requests_write_nothing_to_stderr_at_the_quiet_log_level(tmp_path, tf, capfd):
+    """With TF's C++ logging at FATAL only (the default here) requests run without the fd-2 guard."""
+
+    def unchecked_shapes(v1):
+        x = v1.placeholder(np.float32, [None, None], name="x")
+        image = v1.placeholder(tf.string, [], name="image")
+        decoded = tf.io.decode_image(image, channels=3, expand_animations=False)
+        return {
+            "serving_default": v1.saved_model.predict_signature_def(
+                {"x": x}, {"y": v1.identity(v1.matmul(x, v1.ones((4, 2))), name="y")}
+            ),
+            "image": v1.saved_model.predict_signature_def({"image": image}, {"pixels": decoded}),
+        }
+
+    path = tf1_builder(tmp_path / "tf1", unchecked_shapes, assets=False)
+    capfd.readouterr()
+    with load_served(path) as served:
+        assert served.predict({"x": np.ones((2, 4), np.float32)})["y"].shape == (2, 2)
+        with pytest.raises(ServingRunError, match="Matrix size-incompatible"):
+            served.predict({"x": np.ones((2, 3), np.float32)})
+        with pytest.raises(ServingRunError, match="Unknown image file format"):
+            served.predict({"image": np.array(b"not an image", dtype=object)}, "image")
+    assert capfd.readouterr().err == ""
+
+
 def test_init_op_that_is_missing_from_the_graph(tmp_path):
     def edit(proto):
         serve_meta(proto).signature_def["__saved_model_init_op"].outputs[

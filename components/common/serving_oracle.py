@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -26,7 +27,7 @@ from kfp_tfserving.components.common.formats.saved_model_io import (
     read_saved_model_proto,
     signatures_of,
 )
-from kfp_tfserving.components.common.tfenv import import_tensorflow, silenced_stderr
+from kfp_tfserving.components.common.tfenv import import_tensorflow, native_logging_off, silenced_stderr
 from kfp_tfserving.components.common.warmup import WARMUP_FILE, WarmupError, WarmupRequest, read_warmup
 
 REPAIR_FIX = "kfp-tfserving run repairs such a SavedModel; or export Keras models with model.export()"
@@ -56,6 +57,66 @@ def _meta_graph(proto, tags: tuple[str, ...], model_dir: Path):
     )
 
 
+@dataclass(frozen=True)
+class _Feed:
+    key: str
+    tensor: str
+    dtype: type  # numpy dtype
+    shape: tuple[int | None, ...] | None  # the graph tensor's static shape; None: unknown rank
+
+    def refuses(self, shape: tuple[int, ...]) -> bool:
+        """session.run's check: a known rank must match, and every known dimension."""
+        if self.shape is None:
+            return False
+        if len(shape) != len(self.shape):
+            return True
+        return any(want is not None and want != got for want, got in zip(self.shape, shape, strict=True))
+
+
+class _RequestPlan:
+    """A signature's feeds and fetches resolved once, run through one C++ Session callable.
+
+    The server answers with a C++ Session::Run on the signature's names; from Python the closest path is a
+    callable (Session::MakeCallable) over the same feeds and fetches. session.run instead rebuilds its feed
+    and fetch handling in Python on every call, about 0.1 ms, a third of a small model's whole request.
+    """
+
+    def __init__(self, tf, session, sig):
+        self.feeds = [
+            _Feed(k, t.name, tf.dtypes.as_dtype(t.dtype).as_numpy_dtype, _static_shape(session.graph, t.name))
+            for k, t in sig.inputs.items()
+        ]
+        self.keys = {f.key for f in self.feeds}
+        self.fetch_keys = list(sig.outputs)
+        self.fetch_names = [sig.outputs[k].name for k in self.fetch_keys]
+        self._session = session
+        from tensorflow.core.protobuf import config_pb2
+
+        self.native_logging_off = native_logging_off()
+        try:
+            spec = config_pb2.CallableOptions(feed=[f.tensor for f in self.feeds], fetch=self.fetch_names)
+            with silenced_stderr():  # builds the executors: grappler and MLIR say their piece here
+                self._callable = session._make_callable_from_options(spec)
+        except Exception:
+            self._callable = None  # session.run below then names what is wrong with the signature
+
+    def run(self, values: list[np.ndarray]) -> Tensors:
+        if self._callable is None:
+            feeds = {f.tensor: v for f, v in zip(self.feeds, values, strict=True)}
+            outputs = self._session.run(self.fetch_names, feeds)
+        else:
+            outputs = self._callable(*values)
+        return {k: np.asarray(v) for k, v in zip(self.fetch_keys, outputs, strict=True)}
+
+
+def _static_shape(graph, name: str) -> tuple[int | None, ...] | None:
+    try:
+        shape = graph.get_tensor_by_name(name).shape
+    except (KeyError, ValueError):
+        return None
+    return None if shape.rank is None else tuple(shape.as_list())
+
+
 class ServedModel:
     """One loaded version: a TF1 Session over the chosen meta graph, as the model server holds it."""
 
@@ -66,6 +127,7 @@ class ServedModel:
         self.model_dir = Path(model_dir)
         self.meta = _meta_graph(read_saved_model_proto(self.model_dir), tags, self.model_dir)
         self.signatures: dict[str, SignatureInfo] = signatures_of(self.meta)
+        self._plans: dict[str, _RequestPlan] = {}
         self.graph = tf.Graph()
         self.session = tf.compat.v1.Session(graph=self.graph)
         try:
@@ -120,6 +182,7 @@ class ServedModel:
             ) from None
 
     def close(self) -> None:
+        self._plans.clear()  # release the callables while their session is open
         self.session.close()
 
     def __enter__(self) -> ServedModel:
@@ -138,30 +201,43 @@ class ServedModel:
             )
         return self.meta.signature_def[name]
 
+    def _request_plan(self, name: str) -> _RequestPlan:
+        plan = self._plans.get(name)
+        if plan is None:
+            plan = self._plans[name] = _RequestPlan(
+                import_tensorflow(), self.session, self._signature_def(name)
+            )
+        return plan
+
     def predict(self, inputs: Tensors, signature: str = SERVING_DEFAULT) -> Tensors:
         """A Predict request: every signature input fed by name, every output fetched."""
-        tf = import_tensorflow()
-        sig = self._signature_def(signature)
-        if set(inputs) != set(sig.inputs):
+        plan = self._request_plan(signature)
+        if inputs.keys() != plan.keys:
             raise ServingRunError(
                 f"{signature}: the request sends inputs {sorted(inputs)}, the signature takes "
-                f"{sorted(sig.inputs)}",
+                f"{sorted(plan.keys)}",
                 "send exactly the signature's inputs",
             )
-        feeds = {
-            sig.inputs[k].name: np.asarray(v, dtype=tf.dtypes.as_dtype(sig.inputs[k].dtype).as_numpy_dtype)
-            for k, v in inputs.items()
-        }
-        fetches = {k: t.name for k, t in sig.outputs.items()}
+        values = [np.asarray(inputs[f.key], dtype=f.dtype) for f in plan.feeds]
+        for feed, value in zip(plan.feeds, values, strict=True):
+            if feed.refuses(value.shape):  # what session.run refused before any op ran: same verdict
+                raise ServingRunError(
+                    f"{signature}: the request fails as TF Serving runs it: Cannot feed value of shape "
+                    f"{value.shape} for Tensor {feed.tensor}, which has shape {feed.shape}",
+                    "check the request against the signature, and the model's graph",
+                )
         try:
+            # A request needs no fd-2 guard when TF logs nothing: the dup2 pair costs 15-25 us around a
+            # 0.1 ms request (the one-time graph optimisation ran silenced when the plan was made).
+            if plan.native_logging_off:
+                return plan.run(values)
             with silenced_stderr():
-                result = self.session.run(fetches, feeds)
+                return plan.run(values)
         except Exception as err:
             raise ServingRunError(
                 f"{signature}: the request fails as TF Serving runs it: {specific_line(err)}",
                 self._run_fix(err),
             ) from None
-        return {k: np.asarray(v) for k, v in result.items()}
 
     def _run_fix(self, err: Exception) -> str:
         text = str(err)
