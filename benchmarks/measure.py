@@ -76,15 +76,48 @@ def repeat(fn: Callable[[int], float], runs: int) -> Series:
     return Series([fn(i) for i in range(runs)])
 
 
-CACHE_STATE_DROP = "dropped (echo 3 > /proc/sys/vm/drop_caches) before each side"
+CACHE_STATE_DROP = (
+    "dropped (echo 3 > /proc/sys/vm/drop_caches) before each side, once the disks had gone quiet"
+)
 CACHE_STATE_WARM = (
     "pre-warmed: both sides read the source once before each measurement (drop_caches not permitted)"
 )
 
 
+def _disk_activity() -> tuple[int, ...]:
+    """Sectors read, written and discarded, and requests in flight, per block device (/proc/diskstats)."""
+    try:
+        with open("/proc/diskstats") as f:
+            rows = [line.split() for line in f]
+    except OSError:
+        return ()
+    fields = (5, 9, 11, 16)  # sectors read, sectors written, in flight, sectors discarded (kernel >= 4.18)
+    return tuple(
+        int(row[i]) for row in rows if not row[2].startswith(("loop", "ram")) for i in fields if i < len(row)
+    )
+
+
+def wait_for_quiet_disks(window: float = 0.3, settled: int = 2, limit: float = 15.0) -> float:
+    """Wait until no block device reads or writes for `settled` windows in a row (at most `limit` s).
+
+    The file system here is mounted with `discard`: removing the previous side's multi-GB copy sends trims
+    that the virtual disk works through for seconds after `sync` returns, and they slowed whichever side
+    ran next (a 5 GB pair ranged 0.36-1.00×). Returns the seconds waited.
+    """
+    started = time.monotonic()
+    quiet, last = 0, _disk_activity()
+    while quiet < settled and time.monotonic() - started < limit:
+        time.sleep(window)
+        now = _disk_activity()
+        quiet = quiet + 1 if now == last else 0
+        last = now
+    return time.monotonic() - started
+
+
 def settle_cache(paths: list) -> str:
     """Put the page cache in the same state before each side runs; returns which state that is."""
     os.sync()
+    wait_for_quiet_disks()
     try:
         with open("/proc/sys/vm/drop_caches", "w") as f:
             f.write("3\n")
