@@ -36,7 +36,7 @@ _NO_REFLINK = {errno.EOPNOTSUPP, errno.ENOTTY, errno.EXDEV, errno.EINVAL, errno.
 
 
 class _Copied:
-    """How far the copy of one file has got; the hashing thread waits on it."""
+    """How far the copy of one file has got; the checksum thread waits on it."""
 
     def __init__(self) -> None:
         self._cond = threading.Condition()
@@ -103,9 +103,8 @@ class _Reflink:
 
 def _kernel_copy(src_fd: int, dst_fd: int, copied: _Copied) -> None:
     offset, use_copy_file_range = 0, hasattr(os, "copy_file_range")
-    with contextlib.suppress(
-        OSError, AttributeError
-    ):  # as cp does: a cold source is read with a wide readahead
+    # As cp does: a cold source is read with a wide readahead.
+    with contextlib.suppress(OSError, AttributeError):
         os.posix_fadvise(src_fd, 0, 0, os.POSIX_FADV_SEQUENTIAL)
     while True:
         try:
@@ -136,18 +135,18 @@ def _fsync_and_close(fd: int) -> None:
 
 
 class TreeCopier:
-    """Copies files one after the other; their hashes and flushes complete in the background."""
+    """Copies files one after the other; their checksums and flushes complete in the background."""
 
     def __init__(self, hash_threads: int | None = None) -> None:
         spare_cores = max(1, (os.cpu_count() or 2) - 1)  # the copy itself keeps one core busy
         self._hashers = ThreadPoolExecutor(hash_threads or spare_cores, thread_name_prefix="copy-hash")
-        # One thread, so each file's writeback requests and its closing fsync run in the order submitted.
+        # One thread: files are flushed in the order they were copied, while the next one is copied.
         self._flusher = ThreadPoolExecutor(1, thread_name_prefix="copy-flush")
         self._reflink = _Reflink()
         self._pending: list[tuple[str, Future, Future]] = []
 
     def start(self, rel: str, src: Path, dst: Path) -> None:
-        """Copy src to dst now; its hash and fsync finish later (collected by `results`)."""
+        """Copy src to dst now; its checksum and fsync finish later (collected by `results`)."""
         copied = _Copied()
         src_fd = os.open(src, os.O_RDONLY)
         try:
