@@ -83,34 +83,30 @@ def check_here(
             sweep.update(_measure_batching(staged, batching, tags, served))
             timings["batching_sweep"] = time.perf_counter() - started - sum(timings.values())
 
-    try:
-        if not {f.code for f in errors(findings)} & _NOT_RUNNABLE:
-            from kfp_tfserving.components.check_signatures.smoke_run import smoke_run
+    if not {f.code for f in errors(findings)} & _NOT_RUNNABLE:
+        from kfp_tfserving.components.check_signatures.smoke_run import smoke_run
 
-            wait = fingerprint.wait if fingerprint else None
-            try:
-                runtime = smoke_run(
-                    staged,
-                    write_missing_warmup=True,
-                    tags=tags,
-                    sample=sample,
-                    after_load=wait,
-                    then=measure_batching,
-                )
-                findings += runtime.pop("findings")
-                timings.setdefault("runtime_checks", time.perf_counter() - started - timings["static_checks"])
-            except Exception as err:  # reported as a finding: the step's verdict, not a crash
-                runtime = {}
-                findings.append(_runtime_failure(err))
-        if fingerprint:
-            fingerprint.wait()  # nothing may run beside the sweep's timing
-        if batching is not None and not errors(findings):
-            # The runtime checks' session measured it; else (not loaded, e.g. ops this TensorFlow lacks) a
-            # session of its own, whose failure becomes the reason no file was written.
-            runtime["batching"] = sweep or _measure_batching(staged, batching, tags, None)
-    finally:
-        if fingerprint:
-            fingerprint.wait()
+        wait = fingerprint.wait if fingerprint else None
+        try:
+            runtime = smoke_run(
+                staged,
+                write_missing_warmup=True,
+                tags=tags,
+                sample=sample,
+                after_load=wait,
+                then=measure_batching,
+            )
+            findings += runtime.pop("findings")
+            timings.setdefault("runtime_checks", time.perf_counter() - started - timings["static_checks"])
+        except Exception as err:  # reported as a finding: the step's verdict, not a crash
+            runtime = {}
+            findings.append(_runtime_failure(err))
+    if fingerprint:
+        fingerprint.wait()  # finished before a sweep of its own is timed, and before its digest is read
+    if batching is not None and not errors(findings):
+        # The runtime checks' session measured it; else (not loaded, e.g. ops this TensorFlow lacks) a
+        # session of its own, whose failure becomes the reason no file was written.
+        runtime["batching"] = sweep or _measure_batching(staged, batching, tags, None)
     if not errors(findings) and fingerprint:
         runtime["model_fingerprint"] = fingerprint.digest
     if runtime:  # where this process's time went (the benchmarks' breakdown reads it)
