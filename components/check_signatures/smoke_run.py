@@ -101,7 +101,16 @@ def _run_failure(meta, specs, err: Exception, origin: str) -> Finding:
 
 def _load_failure(err: ServingLoadError) -> Finding:
     code = {"restore": "restore-failed", "init": "init-op-failed"}.get(err.stage, "load-and-run")
-    return Finding(code, ERROR, f"TF Serving's loader fails: {err.what}", err.fix or REPAIR_FIX)
+    fix = err.fix or REPAIR_FIX
+    if "Cannot assign a device" in err.what:  # exported on a GPU machine or for a cluster job
+        code = "device-pinned"
+        fix = (
+            "export again with its devices cleared (the TF1 Builder's clear_devices=True), or serve it "
+            "where those devices exist"
+        )
+    elif "fed more than once" in err.what:
+        code = "duplicate-asset"
+    return Finding(code, ERROR, f"TF Serving's loader fails: {err.what}", fix)
 
 
 def _replay(served: ServedModel, path: Path) -> tuple[int, list[Finding]]:

@@ -164,6 +164,8 @@ def _load_stage(message: str, model_dir: Path, tags: tuple[str, ...]) -> str:
     restore = meta.saver_def.restore_op_name
     for_init = _ancestors(meta.graph_def, {init}) if init else set()
     for_restore = _ancestors(meta.graph_def, {restore}) if restore else set()
+    if "Cannot assign a device" in message:  # placement: the graph's devices are not this machine's
+        return "import"
     if "fed more than once" in message or "main op" in message:
         return "init"
     if init and (init in nodes or re.search(rf"(?<![\w/.]){re.escape(init)}(?![\w/.])", message)):

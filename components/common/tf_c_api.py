@@ -260,6 +260,7 @@ class SavedModelSession:
 
     def __init__(self, export_dir: Path, tags: Sequence[str], config: bytes = b""):
         lib = self._lib = _lib()
+        self.export_dir = Path(export_dir)
         self._graph_lock = threading.Lock()
         self._probe_count = 0
         self.session = None
@@ -379,6 +380,9 @@ class Runner:
         """Session::Run: numpy `values` fed in the feeds' order, each as its own dtype (a dtype the graph
         does not take is the session's error, as for a server request); the fetches' values out."""
         lib = self._lib
+        session = self._model.session
+        if not session:
+            raise CApiError(9, f"{self._model.export_dir}: the session is closed")
         if len(values) != self._n_feeds:
             raise ValueError(f"{len(values)} values for {self._n_feeds} feeds")
         inputs = self._in_array()
@@ -391,7 +395,7 @@ class Runner:
             outputs = self._out_array()
             with _Status(lib) as status:
                 lib.TF_SessionRun(
-                    self._model.session, None, self._feeds, inputs, self._n_feeds, self._fetches, outputs,
+                    session, None, self._feeds, inputs, self._n_feeds, self._fetches, outputs,
                     self._n_fetches, self._targets, self._n_targets, None, status.ptr,
                 )  # fmt: skip
                 try:

@@ -24,6 +24,10 @@ from kfp_tfserving.components.common.formats.saved_model_io import (
     read_signatures,
     tag_set_text,
 )
+from kfp_tfserving.components.common.formats.saved_model_repair import (
+    drop_duplicate_assets,
+    duplicate_assets_repair,
+)
 from kfp_tfserving.components.common.formats.string_inputs import described_inputs
 from kfp_tfserving.components.common.samples import generate_inputs, load_sample
 from kfp_tfserving.components.common.serving_oracle import (
@@ -143,6 +147,7 @@ def export_model(
         export_dir.mkdir(parents=True, exist_ok=True)
         print(f"exporting SavedModel to {export_dir}", flush=True)
         handler.export(loaded, export_dir)
+        dropped = drop_duplicate_assets(export_dir)  # copied SavedModels: TF1 Builders list assets twice
         if serve_under(export_dir, set(options.tags)):
             print(f"served graph tagged {tag_set_text(options.tags)}", flush=True)
 
@@ -155,7 +160,8 @@ def export_model(
         batch = _sample_inputs(sample_uri, described_inputs(export_dir, loaded.inputs, tags=options.tags))
         reference = _reference_outputs(loaded, batch, sample_uri)
         compute = loaded.extras.get("compute_dtype", "float32")
-        repair = loaded.extras.get("repaired", "")
+        repairs = [loaded.extras.get("repaired", ""), duplicate_assets_repair(dropped) if dropped else ""]
+        repair = "; ".join(r for r in repairs if r)
         # The source model is not needed past its reference answer: free it before the serving session
         # loads the export, so a multi-GB model is never held twice.
         del loaded

@@ -15,6 +15,7 @@ from kfp_tfserving.components.common.formats.saved_model_edit import (
 )
 from kfp_tfserving.components.common.formats.saved_model_io import (
     SERVING_DEFAULT,
+    duplicate_asset_tensors,
     read_saved_model_proto,
     run_signature,
     serve_meta_graph,
@@ -60,7 +61,9 @@ class SavedModelHandler(FormatHandler):
             return run_signature(entry, inputs, serving, loaded=source)
 
         tf1 = is_tf1_meta_graph(meta)
-        problem = None if tf1 else serving_problem(entry, options.tags)
+        # A duplicated AssetFileDef fails the C++ load whatever else is right: the export drops it (and the
+        # oracle then judges the export), a TF2 re-save is not the cure.
+        problem = None if tf1 or duplicate_asset_tensors(meta) else serving_problem(entry, options.tags)
         return LoadedModel(
             self.name,
             source,
