@@ -285,3 +285,33 @@ def test_the_repair_drops_only_the_duplicates(tmp_path, tf):
     assert after == before  # nothing else changed
     assert drop_duplicate_assets(copy) == []  # idempotent
     assert oracle_verdict(copy) == python_verdict(second, tf)
+
+
+def test_the_issue_example_is_refused_by_check_and_repaired_on_the_way_in(tmp_path):
+    from conftest import served_predict
+
+    from kfp_tfserving.components.check_signatures.checker import check_model
+    from kfp_tfserving.components.export_savedmodel.exporter import export_model
+
+    _, second = build_two_exports(tmp_path / "src")
+    report = check_model(second)
+    assert not report.passed
+    assert "duplicate-asset" in {f.code for f in report.findings if f.severity == ERROR}
+    metadata: dict = {}
+    export_model(second, {}, tmp_path / "out", metadata, signature="predict")
+    assert "dropped the duplicated AssetFileDef" in metadata["repaired"] and metadata["parity_passed"]
+    assert check_model(tmp_path / "out").passed
+    scores = served_predict(tmp_path / "out", text=REQUEST)["scores"]
+    assert scores.shape == (2, 2) and np.allclose(scores.sum(axis=1), 1)
+
+
+@pytest.mark.slow
+def test_kfp_tfserving_run_repairs_and_publishes_the_issue_example(tmp_path):
+    from conftest import run_cli_json, served_predict
+
+    _, second = build_two_exports(tmp_path / "src")
+    base = tmp_path / "serving" / "spam"
+    result = run_cli_json("run", str(second), "--signature", "predict", "--base-path", str(base))
+    assert result["version"] == 1 and "duplicated AssetFileDef" in result["repaired"]
+    answer = served_predict(base / "1", text=REQUEST)["scores"]
+    assert answer.shape == (2, 2)

@@ -123,17 +123,20 @@ def check_init_op_sources(view) -> list[Finding]:
     if meta is None:
         return []
     used = used_init_source(meta)
+    graph_nodes = {node.name for node in meta.graph_def.node}
     found = []
     for key in (MAIN_OP, LEGACY_INIT_OP):
-        if key in meta.collection_def and key != used:
-            names = list(meta.collection_def[key].node_list.value)
+        if key not in meta.collection_def or key == used:
+            continue  # TF1 Builders write main_op beside the init signature: harmless when it exists
+        missing = [n for n in meta.collection_def[key].node_list.value if n.split(":")[0] not in graph_nodes]
+        if missing:
             found.append(
                 Finding(
                     "init-op-ignored",
                     WARNING,
-                    f"the {key} collection ({', '.join(names) or 'empty'}) is never run: TF Serving runs the "
-                    f"init op of {used}; Python's TF1 loader imports it too and refuses it if it names a "
-                    "missing op",
+                    f"the {key} collection names {', '.join(missing)}, which the graph does not have: TF "
+                    f"Serving never runs it (it runs the init op of {used}), Python's TF1 loader imports it "
+                    "and refuses the SavedModel",
                     f"export with one init op (drop {key})",
                 )
             )
