@@ -14,8 +14,8 @@ from kfp_tfserving.components.check_signatures.batching import DEFAULT_BUDGET_SE
 from kfp_tfserving.components.check_signatures.batching_report import batching_markdown
 from kfp_tfserving.components.check_signatures.check_report import CheckReport
 from kfp_tfserving.components.check_signatures.contract import Contract, load_contract
-from kfp_tfserving.components.check_signatures.options import CHECK_OPTIONS
 from kfp_tfserving.components.check_signatures.findings import ERROR, WARNING, errors
+from kfp_tfserving.components.check_signatures.options import CHECK_OPTIONS
 from kfp_tfserving.components.check_signatures.report import markdown_report
 from kfp_tfserving.components.check_signatures.runtime_check import check_in_fresh_process
 from kfp_tfserving.components.check_signatures.version_check import validate_target

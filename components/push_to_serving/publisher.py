@@ -34,7 +34,6 @@ from kfp_tfserving.components.push_to_serving.versions import (
 )
 
 
-
 def _mc():
     """models.config handling, imported only by the pushes that use it: protobuf's text format and TF
     Serving's protos cost a push that has no models.config a noticeable share of its start-up."""
