@@ -19,7 +19,7 @@ from kfp_tfserving.components.check_signatures.options import CHECK_OPTIONS
 from kfp_tfserving.components.check_signatures.report import markdown_report
 from kfp_tfserving.components.check_signatures.runtime_check import check_in_fresh_process
 from kfp_tfserving.components.check_signatures.version_check import validate_target
-from kfp_tfserving.components.common.errors import UserError, reports_errors
+from kfp_tfserving.components.common.errors import ModelRejected, reports_errors
 from kfp_tfserving.components.common.formats.saved_model_io import parse_tags
 from kfp_tfserving.components.common.storage import storage_for
 
@@ -130,7 +130,7 @@ def check_step(
     if not report.passed:
         first = errors(report.findings)[0]
         more = len(errors(report.findings)) - 1
-        raise UserError(
+        raise ModelRejected(
             f"TF Serving would reject the model: {first.one_line()}" + (f" (and {more} more)" if more else "")
         )
     checked_metadata.update(model_metadata)

@@ -10,7 +10,7 @@ from typing import Any
 import click
 
 from kfp_tfserving.components import __version__
-from kfp_tfserving.components.common.errors import UserError, exit_code_for
+from kfp_tfserving.components.common.errors import EXIT_BUG, UserError, exit_code_for
 from kfp_tfserving.pipelines.cli.options import cli_options, from_command_line
 from kfp_tfserving.pipelines.parameters import EXPORT_TO_SERVING
 
@@ -49,8 +49,8 @@ def _preflight(
 
 
 class _Group(click.Group):
-    """Every UserError becomes one line on stderr and exit code 2 (75 when storage may answer on a retry);
-    no traceback."""
+    """Every UserError becomes one line on stderr and its exit code (components/common/errors.py: 1 the
+    model was rejected, 2 bad usage or input, 3 a bug, 75 try again); no traceback."""
 
     def invoke(self, ctx: click.Context):
         try:
@@ -63,7 +63,7 @@ class _Group(click.Group):
             from kfp_tfserving.components.common.errors import bug_line
 
             click.echo(f"error: {bug_line(err)}", err=True)
-            sys.exit(1)
+            sys.exit(EXIT_BUG)
 
 
 @click.group(cls=_Group)

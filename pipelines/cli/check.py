@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from kfp_tfserving.components.check_signatures.options import CHECK_OPTIONS
-from kfp_tfserving.components.common.errors import UserError
+from kfp_tfserving.components.common.errors import EXIT_REJECTED, UserError
 from kfp_tfserving.pipelines.cli.options import cli_options
 
 
@@ -47,4 +47,4 @@ def check(
     else:
         print_table(report)
     if not report.passed:
-        sys.exit(1)
+        sys.exit(EXIT_REJECTED)
