@@ -65,6 +65,7 @@ def test_the_command_line_installs_as_its_own_subpackage_beside_the_pipelines(wh
         "export_to_serving.py",
         "serve_model.py",
         "retrain_and_export.py",
+        "parameters.py",
         "tfx_serving.py",
     }
 

@@ -262,31 +262,30 @@ def test_the_older_trainer_layout_is_published(tmp_path):
     assert _props(_artifacts(mlmd, "PushedModel")[0])["pushed"] == 1
 
 
-def test_parameters_are_the_kfp_steps_own(trainer_model):
-    """One options source: every plain parameter of the export, check and push components is a parameter
-    of ServingPusher with the KFP component's default; unknown ones are refused when the pipeline is built."""
-    import inspect
-
-    from kfp_tfserving.components.check_signatures.component import check_signatures
-    from kfp_tfserving.components.export_savedmodel.component import export_savedmodel
-    from kfp_tfserving.components.push_to_serving.component import push_to_serving
+def test_parameters_are_the_steps_own_options(trainer_model):
+    """One options source: every option of the export, check and push steps is a ServingPusher parameter
+    with the option's default; unknown ones are refused when the pipeline is built."""
+    from kfp_tfserving.components.check_signatures.options import CHECK_OPTIONS
+    from kfp_tfserving.components.export_savedmodel.options import EXPORT_OPTIONS
+    from kfp_tfserving.components.push_to_serving.options import PUSH_OPTIONS
     from kfp_tfserving.components.tfx import ServingPusher
     from kfp_tfserving.components.tfx.component import ServingPusherSpec
     from kfp_tfserving.components.tfx.parameters import resolve
 
     defaults = resolve({})
-    for step, component in [
-        ("export_savedmodel", export_savedmodel),
-        ("check_signatures", check_signatures),
-        ("push_to_serving", push_to_serving),
+    for step, options in [
+        ("export_savedmodel", EXPORT_OPTIONS),
+        ("check_signatures", CHECK_OPTIONS),
+        ("push_to_serving", PUSH_OPTIONS),
     ]:
-        for name, param in inspect.signature(component.python_func).parameters.items():
-            if param.annotation in (str, int, float, bool, list[str]) and name != "saved_model_tags":
-                assert name in ServingPusherSpec.PARAMETERS
-                if param.default is not inspect.Parameter.empty:
-                    assert defaults[step][name] == param.default
-    assert resolve({"force": 1, "custom_objects": '["a.b"]'})["push_to_serving"]["force"] is True
-    assert resolve({"custom_objects": '["a.b"]'})["export_savedmodel"]["custom_objects"] == ["a.b"]
+        for name, option in options.items():
+            assert name in ServingPusherSpec.PARAMETERS or name == "saved_model_tags"
+            if not option.required:
+                assert defaults[step][name] == option.default, name
+    given = resolve({"force": 1, "custom_objects": '["a.b"]', "tags": "serve,gpu"})
+    assert given["push_to_serving"]["force"] is True
+    assert given["export_savedmodel"]["custom_objects"] == ["a.b"]
+    assert given["check_signatures"]["saved_model_tags"] == "serve,gpu"  # the export's tag-set is judged
     model = _import_model(trainer_model)
     with pytest.raises(TypeError, match="unknown parameter.*version_polcy"):
         ServingPusher(model=model.outputs["result"], base_path="/m", version_polcy="next")

@@ -26,8 +26,8 @@ class ServingReport(types.Artifact):
 
 def _spec_parameters() -> dict[str, ExecutionParameter]:
     steps = {
-        name: ExecutionParameter(type=parameters.tfx_type(p), optional=True)
-        for name, p in parameters.step_parameters().items()
+        name: ExecutionParameter(type=parameters.tfx_type(option), optional=True)
+        for name, option in parameters.SERVING_PUSHER.items()
     }
     # Pusher's own destination, so a pipeline swapping Pusher for ServingPusher keeps its settings.
     steps[standard_component_specs.PUSH_DESTINATION_KEY] = ExecutionParameter(
@@ -88,8 +88,7 @@ class ServingPusher(base_component.BaseComponent):
         infra_blessing: InfraValidator's blessing, if the pipeline still has one.
         **step_parameters: Any parameter of the export, check and push steps (see the component README).
         """
-        known = parameters.step_parameters()
-        unknown = sorted(set(step_parameters) - set(known))
+        unknown = sorted(set(step_parameters) - set(parameters.SERVING_PUSHER))
         if unknown:
             raise TypeError(f"ServingPusher: unknown parameter(s) {', '.join(unknown)}")
         if bool(base_path) == bool(push_destination):

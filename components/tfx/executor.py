@@ -122,8 +122,6 @@ def _export_check_publish(
 
     metrics = _Metrics()
     checked_metadata: dict[str, Any] = {}
-    check_args = dict(args["check_signatures"])
-    check_args["saved_model_tags"] = args["export_savedmodel"]["tags"]
     try:
         check_step(
             exported,
@@ -132,7 +130,7 @@ def _export_check_publish(
             checked_metadata,
             report_dir / CHECK_REPORT_MD,
             metrics,
-            **check_args,
+            **args["check_signatures"],
         )
     finally:
         report.set_int_custom_property("check_passed", int(bool(checked_metadata)))

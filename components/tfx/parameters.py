@@ -1,79 +1,46 @@
-"""The TFX component's execution parameters: the KFP steps' own parameters, defaults written once.
+"""ServingPusher's execution parameters: the export, check and push steps' own options (one source,
+components/<step>/options.py), so a setting means the same thing in KFP, on the command line and in TFX.
 
-Each step's KFP wrapper (component.py) holds its parameters' names, types and defaults; the TFX component
-exposes the same ones (artifacts left out) so a setting means the same thing in both worlds. A name two
-steps share (`sample_uri`) goes to both.
+The check judges the tag-set the export serves, so it gets the export's `tags` as its `saved_model_tags`;
+`sample_uri` goes to both the export and the check, as in the KFP chain.
 """
 
 from __future__ import annotations
 
-import inspect
 import json
-import typing
-from dataclasses import dataclass
 from typing import Any
 
-STEPS = ("export_savedmodel", "check_signatures", "push_to_serving")
-# Set by the TFX component itself rather than by a parameter: the model comes from the input artifact,
-# and the check's tag-set is the export's (`tags`).
-_NOT_PARAMETERS = {"saved_model_tags"}
+from kfp_tfserving.components.check_signatures.options import CHECK_OPTIONS
+from kfp_tfserving.components.common.options import Option, Options
+from kfp_tfserving.components.export_savedmodel.options import EXPORT_OPTIONS
+from kfp_tfserving.components.push_to_serving.options import PUSH_OPTIONS
+
+STEP_OPTIONS: dict[str, Options] = {
+    "export_savedmodel": EXPORT_OPTIONS,
+    "check_signatures": CHECK_OPTIONS.without("saved_model_tags"),
+    "push_to_serving": PUSH_OPTIONS,
+}
+SERVING_PUSHER = EXPORT_OPTIONS + STEP_OPTIONS["check_signatures"] + PUSH_OPTIONS
 
 
-@dataclass(frozen=True)
-class Parameter:
-    name: str
-    type: Any  # str, int, float, bool or list[str]
-    default: Any
-    steps: tuple[str, ...]
+def tfx_type(option: Option) -> Any:
+    """The ExecutionParameter type TFX stores it as: ML Metadata has no bool (an int 0/1 instead)."""
+    return int if option.type is bool else option.annotation
 
 
-def _step_function(step: str):
-    import importlib
-
-    module = importlib.import_module(f"kfp_tfserving.components.{step}.component")
-    return getattr(module, step).python_func
-
-
-def step_parameters() -> dict[str, Parameter]:
-    """Every step's plain parameters, in the steps' order."""
-    found: dict[str, Parameter] = {}
-    for step in STEPS:
-        func = _step_function(step)
-        hints = typing.get_type_hints(func)
-        for name, param in inspect.signature(func).parameters.items():
-            kind = hints.get(name)
-            if name in _NOT_PARAMETERS or kind not in (str, int, float, bool, list[str]):
-                continue  # Input[...] / Output[...] artifacts
-            default = None if param.default is inspect.Parameter.empty else param.default
-            if name in found:
-                found[name] = Parameter(name, kind, found[name].default, (*found[name].steps, step))
-            else:
-                found[name] = Parameter(name, kind, default, (step,))
-    return found
-
-
-def tfx_type(parameter: Parameter) -> Any:
-    """The ExecutionParameter type TFX stores it as: ML Metadata has no bool, lists travel as JSON."""
-    if parameter.type is bool:
-        return int
-    if parameter.type == list[str]:
-        return list[str]
-    return parameter.type
+def _value(option: Option, value: Any) -> Any:
+    if value is None:
+        return SERVING_PUSHER.default(option.name)
+    if option.type is bool:
+        return bool(int(value))
+    if option.type is list:  # TFX hands non-primitive parameters over as JSON
+        return json.loads(value) if isinstance(value, str) else list(value)
+    return option.type(value)
 
 
 def resolve(exec_properties: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """Per step, the keyword arguments of its logic call: the given value, else the step's default."""
-    out: dict[str, dict[str, Any]] = {step: {} for step in STEPS}
-    for parameter in step_parameters().values():
-        value = exec_properties.get(parameter.name)
-        if value is None:
-            value = parameter.default
-        elif parameter.type is bool:
-            value = bool(int(value))
-        elif parameter.type == list[str] and isinstance(value, str):
-            value = json.loads(value) if value.strip().startswith("[") else [value]
-        elif parameter.type in (int, float, str):
-            value = parameter.type(value)
-        for step in parameter.steps:
-            out[step][parameter.name] = value
+    """Per step, the keyword arguments of its logic call: the value given, else the option's default."""
+    values = {name: _value(o, exec_properties.get(name)) for name, o in SERVING_PUSHER.items()}
+    out = {step: options.pick(values) for step, options in STEP_OPTIONS.items()}
+    out["check_signatures"]["saved_model_tags"] = values["tags"]
     return out
