@@ -36,6 +36,18 @@ from kfp_tfserving.components.common.errors import UserError
     default="",
     help="An .npz or TF Serving JSON request the runtime checks run before any generated input.",
 )
+@click.option(
+    "--batching",
+    is_flag=True,
+    help="Also sweep batch sizes and load-test the chosen batching parameters (about 15 s); nothing is "
+    "written.",
+)
+@click.option(
+    "--serving-cpus",
+    type=click.IntRange(min=0),
+    default=0,
+    help="CPUs of the model server, for num_batch_threads (default: this machine's).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the full report as JSON.")
 def check(
     path: Path,
@@ -43,12 +55,19 @@ def check(
     serving_tf_version: str,
     saved_model_tags: str,
     sample_uri: str,
+    batching: bool,
+    serving_cpus: int,
     as_json: bool,
 ) -> None:
     """Check a SavedModel directory as TF Serving would; exit 1 on an error-level finding.
 
     The model directory is not changed: the warmup file is generated and replayed in a scratch copy.
+    With --batching, a model that passes is also swept and load-tested as the check step does before it
+    writes batching_params.pbtxt (see the README's "Serving configuration"); the verdict is printed, the
+    file is not written.
     """
+    from kfp_tfserving.components.check_signatures.batching import DEFAULT_BUDGET_SECONDS
+    from kfp_tfserving.components.check_signatures.batching_report import print_batching
     from kfp_tfserving.components.check_signatures.checker import check_model
     from kfp_tfserving.components.check_signatures.contract import load_contract
     from kfp_tfserving.components.check_signatures.report import print_table
@@ -56,12 +75,20 @@ def check(
     if not path.is_dir():
         raise UserError(f"{path}: not a directory", "give the path of a SavedModel directory")
     contract = load_contract(contract_uri) if contract_uri else None
+    measure = {"budget_seconds": DEFAULT_BUDGET_SECONDS, "serving_cpus": serving_cpus, "write": False}
     report = check_model(
-        path, contract, serving_tf_version, saved_model_tags=saved_model_tags, sample_uri=sample_uri
+        path,
+        contract,
+        serving_tf_version,
+        batching=measure if batching else None,
+        saved_model_tags=saved_model_tags,
+        sample_uri=sample_uri,
     )
     if as_json:
         click.echo(json.dumps(report.as_dict(), sort_keys=True))
     else:
         print_table(report)
+        if "batching" in report.runtime:
+            print_batching(report.runtime["batching"])
     if not report.passed:
         sys.exit(1)
