@@ -226,5 +226,7 @@ def test_report_says_why_no_file_was_written():
     assert metrics_of(_result(decision, _load(pays=False)))["max_batch_size"] == 0
     flat = decide(noisy(lambda b: 1e-3 * b, noise=0.0), serving_cpus=2)
     assert "No batching_params.pbtxt: batching does not pay" in "\n".join(batching_markdown(_result(flat)))
-    skipped = "\n".join(batching_markdown({"skipped": "not batchable: input 'x' has no variable batch dimension"}))
+    skipped = "\n".join(
+        batching_markdown({"skipped": "not batchable: input 'x' has no variable batch dimension"})
+    )
     assert "No batching_params.pbtxt written: not batchable" in skipped

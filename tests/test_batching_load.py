@@ -55,7 +55,12 @@ def test_the_batched_copy_answers_like_the_model_through_a_batch_function(tmp_pa
     copy = batching_load.batched_copy(tiny, tmp_path / "b", CONFIG, "serving_default", ("serve",))
     meta = read_saved_model_proto(copy).meta_graphs[0]
     (node,) = [n for n in meta.graph_def.node if n.op == "BatchFunction"]
-    assert node.attr["max_batch_size"].i == 8 and list(node.attr["allowed_batch_sizes"].list.i) == [1, 2, 4, 8]
+    assert node.attr["max_batch_size"].i == 8 and list(node.attr["allowed_batch_sizes"].list.i) == [
+        1,
+        2,
+        4,
+        8,
+    ]
     assert node.attr["batch_timeout_micros"].i == 20_000 and node.attr["num_batch_threads"].i == 1
     assert (copy / "variables").resolve() == (tiny / "variables").resolve()  # linked, not copied
     x = {"x": np.arange(4, dtype=np.float32).reshape(1, 4)}

@@ -68,8 +68,9 @@ def probe(
 
 @dataclass
 class Samples:
-    """Per batch size, one figure per round: the CPU seconds of the visit's cheapest call (`cost`) and the
-    visit's mean wall seconds per call (`wall`)."""
+    """Per batch size, one figure per round: a visit's CPU seconds (`cost`) and wall seconds (`wall`) per
+    call. (Not the visit's cheapest call: a small size makes many more calls per visit than a large one,
+    and the minimum of more calls is lower, which would bias the curve toward small sizes.)"""
 
     cost: dict[int, list[float]]
     wall: dict[int, list[float]]
@@ -94,14 +95,10 @@ def sweep(
         if done >= 3 and clock() > deadline:  # a machine busier than the probe saw: three rounds will do
             break
         for batch in sizes if done % 2 == 0 else reversed(sizes):
-            t0, cheapest = clock(), float("inf")
+            t0, c0 = clock(), cpu_clock()
             for _ in range(calls[batch]):
-                c0 = cpu_clock()
                 run_batch(batch)
-                cheapest = min(cheapest, cpu_clock() - c0)
-            # Other work only ever adds to a call's CPU time (cache misses, preempted spinning threads):
-            # the visit's cheapest call is its best estimate of what the call costs.
-            out.cost[batch].append(cheapest)
+            out.cost[batch].append((cpu_clock() - c0) / calls[batch])
             out.wall[batch].append((clock() - t0) / calls[batch])
     return out
 

@@ -90,7 +90,12 @@ LOAD_COLUMNS = ("", "requests/s", "p50 ms", "p99 ms")
 
 def load_rows(load: dict[str, Any]) -> list[tuple[str, ...]]:
     return [
-        (side, f"{load[side]['throughput']:,.0f}", f"{load[side]['p50_ms']:.2f}", f"{load[side]['p99_ms']:.2f}")
+        (
+            side,
+            f"{load[side]['throughput']:,.0f}",
+            f"{load[side]['p50_ms']:.2f}",
+            f"{load[side]['p99_ms']:.2f}",
+        )
         for side in ("unbatched", "batched")
     ]
 
