@@ -17,6 +17,7 @@ def export_to_serving(
     base_path: str,
     model_name: str = "",
     model_format: str = "auto",
+    weights_uri: str = "",
     read_deadline: float = 300.0,
     signature: str = "",
     inputs: list[str] = [],
@@ -47,6 +48,7 @@ def export_to_serving(
             source_uri=settings.pop("source_uri"),
             model_format=settings.pop("model_format"),
             read_deadline=settings.pop("read_deadline"),
+            weights_uri=settings.pop("weights_uri"),
         ),
         "load_model",
     )

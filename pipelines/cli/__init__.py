@@ -85,6 +85,12 @@ def main() -> None:
     "--format", "model_format", default="auto", show_default=True, help="Source format, or auto to detect."
 )
 @click.option(
+    "--weights",
+    "weights_uri",
+    default="",
+    help="The weights file (HDF5) of a Keras architecture SOURCE (to_json/to_yaml, Keras 3 config.json).",
+)
+@click.option(
     "--signature", default="", help="Source signature to serve when the model has no serving_default."
 )
 @click.option("--inputs", default="", help="TF1 graphs: comma-separated input tensor names.")
@@ -164,6 +170,7 @@ def run(
     base_path: str,
     model_name: str,
     model_format: str,
+    weights_uri: str,
     signature: str,
     inputs: str,
     outputs: str,
@@ -197,12 +204,17 @@ def run(
 
     os.environ[DEADLINE_ENV] = f"{read_deadline:g}"  # the local steps inherit it
     _preflight(source, base_path, model_format, model_name, version_policy, version, sample_uri)
+    if weights_uri and "://" not in weights_uri:
+        from kfp_tfserving.components.common.tree_walk import check_tree
+
+        check_tree(Path(weights_uri).expanduser(), weights_uri)
     parse_custom_objects(list(custom_objects))
     arguments = {
         "source_uri": _absolute(source),
         "base_path": _absolute(base_path),
         "model_name": model_name,
         "model_format": model_format,
+        "weights_uri": _absolute(weights_uri) if weights_uri else "",
         "read_deadline": read_deadline,
         "signature": signature,
         "inputs": [n.strip() for n in inputs.split(",") if n.strip()],
