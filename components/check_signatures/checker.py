@@ -15,10 +15,11 @@ from kfp_tfserving.components.check_signatures.batching_report import batching_m
 from kfp_tfserving.components.check_signatures.check_report import CheckReport
 from kfp_tfserving.components.check_signatures.contract import Contract, load_contract
 from kfp_tfserving.components.check_signatures.findings import ERROR, WARNING, errors
+from kfp_tfserving.components.check_signatures.options import CHECK_OPTIONS
 from kfp_tfserving.components.check_signatures.report import markdown_report
 from kfp_tfserving.components.check_signatures.runtime_check import check_in_fresh_process
 from kfp_tfserving.components.check_signatures.version_check import validate_target
-from kfp_tfserving.components.common.errors import UserError, reports_errors
+from kfp_tfserving.components.common.errors import ModelRejected, reports_errors
 from kfp_tfserving.components.common.formats.saved_model_io import parse_tags
 from kfp_tfserving.components.common.storage import storage_for
 
@@ -48,7 +49,7 @@ def check_model(
     serving_tf_version: str = "",
     stage_dir: Path | None = None,
     batching: dict | None = None,
-    saved_model_tags: str = "serve",
+    saved_model_tags: str = CHECK_OPTIONS.default("saved_model_tags"),
     sample_uri: str = "",
 ) -> CheckReport:
     """Every check on model_dir, in a fresh process. The run and the warmup file happen in stage_dir (a copy
@@ -79,12 +80,12 @@ def check_step(
     checked_metadata: dict[str, Any],
     report_path: Path,
     metrics: Any,
-    contract_uri: str = "",
-    serving_tf_version: str = "",
-    batching_params: bool = True,
-    serving_cpus: int = 0,
-    saved_model_tags: str = "serve",
-    sample_uri: str = "",
+    contract_uri: str = CHECK_OPTIONS.default("contract_uri"),
+    serving_tf_version: str = CHECK_OPTIONS.default("serving_tf_version"),
+    batching_params: bool = CHECK_OPTIONS.default("batching_params"),
+    serving_cpus: int = CHECK_OPTIONS.default("serving_cpus"),
+    saved_model_tags: str = CHECK_OPTIONS.default("saved_model_tags"),
+    sample_uri: str = CHECK_OPTIONS.default("sample_uri"),
 ) -> CheckReport:
     """Check the exported model; pass it on, with its warmup file, only when no error-level finding stands.
 
@@ -129,7 +130,7 @@ def check_step(
     if not report.passed:
         first = errors(report.findings)[0]
         more = len(errors(report.findings)) - 1
-        raise UserError(
+        raise ModelRejected(
             f"TF Serving would reject the model: {first.one_line()}" + (f" (and {more} more)" if more else "")
         )
     checked_metadata.update(model_metadata)

@@ -8,33 +8,16 @@ from pathlib import Path
 
 import click
 
-from kfp_tfserving.components.common.errors import UserError
+from kfp_tfserving.components.check_signatures.options import CHECK_OPTIONS
+from kfp_tfserving.components.common.errors import EXIT_REJECTED, UserError
+from kfp_tfserving.pipelines.cli.options import cli_options
 
 
 @click.command()
 @click.argument("path", type=click.Path(path_type=Path))
-@click.option(
-    "--contract",
-    "contract_uri",
-    default="",
-    help="Expected-signature file (YAML or JSON, path or URI); any difference is an error.",
-)
-@click.option(
-    "--serving-tf-version",
-    default="",
-    help="TensorFlow version of the model server (default: the installed TensorFlow).",
-)
-@click.option(
-    "--saved-model-tags",
-    default="serve",
-    show_default=True,
-    help="The tag-set TF Serving loads (its --saved_model_tags), comma-separated: the meta graph judged.",
-)
-@click.option(
-    "--sample",
-    "sample_uri",
-    default="",
-    help="An .npz or TF Serving JSON request the runtime checks run before any generated input.",
+@cli_options(
+    CHECK_OPTIONS.only("contract_uri", "serving_tf_version", "saved_model_tags", "sample_uri"),
+    saved_model_tags="--tags",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the full report as JSON.")
 def check(
@@ -64,4 +47,4 @@ def check(
     else:
         print_table(report)
     if not report.passed:
-        sys.exit(1)
+        sys.exit(EXIT_REJECTED)
