@@ -8,8 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from kfp_tfserving.components.common.formats.base import ExampleFeature
-from kfp_tfserving.components.common.tfenv import import_tensorflow
+from kfp_tfserving.components.common.saved_model.tensor_spec import ExampleFeature, dtype_name
 
 _PASS_THROUGH = ("Identity", "StopGradient")
 
@@ -28,16 +27,10 @@ def _resolve(name: str, nodes: dict[str, Any]) -> str:
 
 
 def _const_strings(tensor: str, nodes: dict[str, Any]) -> list[str]:
-    tf = import_tensorflow()
     node = nodes.get(_resolve(_node_name(tensor), nodes))
     if node is None or node.op != "Const":
         return []
-    values = tf.make_ndarray(node.attr["value"].tensor).reshape(-1)
-    return [v.decode() if isinstance(v, bytes) else str(v) for v in values]
-
-
-def _dtype(enum: int) -> str:
-    return import_tensorflow().dtypes.as_dtype(enum).name
+    return [v.decode() for v in node.attr["value"].tensor.string_val]  # feature keys: string constants
 
 
 def _dense_shape(shape_proto) -> tuple[int, ...] | None:
@@ -61,11 +54,15 @@ def _features_of(node, nodes: dict[str, Any]) -> list[ExampleFeature]:
         keys = [k for inp in node.input[2 : 2 + n_sparse + n_dense] for k in _const_strings(inp, nodes)]
         sparse_keys, dense_keys, ragged_keys, ragged_types = keys[:n_sparse], keys[n_sparse:], [], []
     features = [
-        ExampleFeature(key, _dtype(t), _dense_shape(s))
+        ExampleFeature(key, dtype_name(t), _dense_shape(s))
         for key, t, s in zip(dense_keys, dense_types, dense_shapes, strict=False)
     ]
-    features += [ExampleFeature(k, _dtype(t), None) for k, t in zip(sparse_keys, sparse_types, strict=False)]
-    features += [ExampleFeature(k, _dtype(t), None) for k, t in zip(ragged_keys, ragged_types, strict=False)]
+    features += [
+        ExampleFeature(k, dtype_name(t), None) for k, t in zip(sparse_keys, sparse_types, strict=False)
+    ]
+    features += [
+        ExampleFeature(k, dtype_name(t), None) for k, t in zip(ragged_keys, ragged_types, strict=False)
+    ]
     return features
 
 

@@ -31,8 +31,8 @@ from kfp_tfserving.components.common.formats.keras_export import (
 )
 from kfp_tfserving.components.common.formats.string_inputs import described_inputs
 from kfp_tfserving.components.common.samples import generate_inputs, load_sample
+from kfp_tfserving.components.common.saved_model.warmup import WARMUP_FILE, read_warmup
 from kfp_tfserving.components.common.serving_oracle import specific_line
-from kfp_tfserving.components.common.warmup import WARMUP_FILE, read_warmup
 from kfp_tfserving.components.export_savedmodel.exporter import export_model
 
 BATCH = {

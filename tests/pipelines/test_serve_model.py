@@ -6,8 +6,8 @@ from conftest import published_versions
 from kfp import compiler, components, dsl, local
 from kfp.dsl import Model, Output
 
-from kfp_tfserving.components.common.formats.saved_model_io import read_signatures
 from kfp_tfserving.components.common.image import RUNTIME_IMAGE
+from kfp_tfserving.components.common.saved_model.proto import read_signatures
 from kfp_tfserving.pipelines.cli.compile import pipeline_yaml
 
 pytestmark = pytest.mark.slow

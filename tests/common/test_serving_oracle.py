@@ -16,12 +16,12 @@ from conftest import served_predict
 
 from kfp_tfserving.components.check_signatures.checker import check_model
 from kfp_tfserving.components.check_signatures.findings import ERROR
+from kfp_tfserving.components.common.saved_model.warmup import WARMUP_FILE, write_warmup
 from kfp_tfserving.components.common.serving_oracle import (
     ServingLoadError,
     ServingRunError,
     load_served,
 )
-from kfp_tfserving.components.common.warmup import WARMUP_FILE, write_warmup
 from kfp_tfserving.components.export_savedmodel.exporter import export_model
 
 X = np.random.default_rng(3).random((3, 4), dtype=np.float32)

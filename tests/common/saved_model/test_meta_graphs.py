@@ -10,7 +10,7 @@ from conftest import published_versions, run_cli, run_cli_json
 
 from kfp_tfserving.components.check_signatures.checker import check_model
 from kfp_tfserving.components.common.errors import FormatError
-from kfp_tfserving.components.common.formats.saved_model_io import read_saved_model_proto
+from kfp_tfserving.components.common.saved_model.proto import read_saved_model_proto
 from kfp_tfserving.components.common.serving_oracle import load_served
 from kfp_tfserving.components.export_savedmodel.exporter import export_model
 

@@ -17,7 +17,7 @@ import storage_servers
 from conftest import published_versions, run_cli_json
 
 from kfp_tfserving.components.common.errors import StorageError
-from kfp_tfserving.components.common.formats.saved_model_io import read_signatures
+from kfp_tfserving.components.common.saved_model.proto import read_signatures
 from kfp_tfserving.components.common.storage import storage_for
 from kfp_tfserving.components.load_model.loader import load_source
 

@@ -6,7 +6,7 @@ import pytest
 from conftest import published_versions
 from kfp import local
 
-from kfp_tfserving.components.common.formats.saved_model_io import read_signatures
+from kfp_tfserving.components.common.saved_model.proto import read_signatures
 from kfp_tfserving.pipelines.export_to_serving import export_to_serving
 
 pytestmark = pytest.mark.slow

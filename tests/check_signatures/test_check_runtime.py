@@ -19,7 +19,7 @@ from check_builders import (
 from kfp_tfserving.components.check_signatures.checker import check_model, check_step
 from kfp_tfserving.components.check_signatures.findings import ERROR
 from kfp_tfserving.components.common.errors import UserError
-from kfp_tfserving.components.common.warmup import MAX_RECORDS, WARMUP_FILE
+from kfp_tfserving.components.common.saved_model.warmup import MAX_RECORDS, WARMUP_FILE
 
 
 @pytest.fixture(scope="session")
@@ -269,7 +269,7 @@ def test_one_oracle_load_serves_the_runtime_checks_and_the_sweep(tmp_path, good_
     from kfp_tfserving.components.check_signatures import fresh_check
     from kfp_tfserving.components.check_signatures.batching_params import BATCHING_PARAMS_FILE
     from kfp_tfserving.components.common import serving_oracle
-    from kfp_tfserving.components.common.model_fingerprint import model_fingerprint
+    from kfp_tfserving.components.common.saved_model.fingerprint import model_fingerprint
 
     loads = []
     original = serving_oracle.ServedModel.__init__

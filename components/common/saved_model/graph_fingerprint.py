@@ -19,6 +19,8 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable
 
+from kfp_tfserving.components.common.saved_model.proto import VARIABLE_OPS
+
 # Attributes that only carry shape inference, grappler hints, colocation or debug names; none of them
 # changes what a node computes. `_class` holds colocation constraints (`loc:@<node name>`): placement only.
 SEMANTICS_FREE_ATTRS = frozenset(
@@ -39,7 +41,6 @@ SEMANTICS_FREE_ATTRS = frozenset(
         "shared_name",
     }
 )
-VARIABLE_OPS = frozenset({"VarHandleOp", "VariableV2", "Variable"})
 
 
 def digest(*parts: bytes | str) -> str:

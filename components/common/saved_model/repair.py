@@ -11,21 +11,18 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-# The module, not its names: serving_oracle imports formats/, which imports this module (an import cycle
-# that only a module reference survives when serving_oracle is imported first).
-from kfp_tfserving.components.common import serving_oracle
-from kfp_tfserving.components.common.formats.saved_model_io import SERVE_TAG, read_saved_model_proto
+from kfp_tfserving.components.common.saved_model.proto import read_saved_model_proto
+from kfp_tfserving.components.common.saved_model.tags import SERVE, Tags
+from kfp_tfserving.components.common.serving_oracle import ServingLoadError, load_served, servability_problem
 from kfp_tfserving.components.common.tfenv import import_tensorflow, silenced_stderr
 
 
-def serving_problem(entry: Path, tags: tuple[str, ...] = (SERVE_TAG,)) -> str | None:
+def serving_problem(entry: Path, tags: Tags = SERVE) -> str | None:
     """Why TF Serving could not serve the SavedModel as it is (loaded as the model server does), or None."""
-    # Imported here: the oracle reads SavedModels through this package, which imports the handlers.
-
     try:
-        with serving_oracle.load_served(entry, tags=tags, replay_warmup=False) as served:
-            return serving_oracle.servability_problem(served)
-    except serving_oracle.ServingLoadError as err:
+        with load_served(entry, tags=tags, replay_warmup=False) as served:
+            return servability_problem(served)
+    except ServingLoadError as err:
         if err.stage == "import":
             raise  # nothing a re-save can mend: the graph itself does not import
         return err.what
@@ -36,7 +33,7 @@ def resave(
     export_dir: Path,
     signatures: dict[str, str],
     methods_from: Path,
-    tags: tuple[str, ...] = (SERVE_TAG,),
+    tags: Tags = SERVE,
 ) -> None:
     """Save the TF2-loaded `source` again, serving `signatures` (served name -> source signature name)
     under the tag-set `tags`."""

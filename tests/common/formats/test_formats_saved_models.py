@@ -11,9 +11,9 @@ from conftest import served_predict
 
 from kfp_tfserving.components.common.errors import FormatError
 from kfp_tfserving.components.common.formats import detect_format
-from kfp_tfserving.components.common.formats.saved_model_edit import signature_methods
-from kfp_tfserving.components.common.formats.saved_model_io import read_saved_model_proto, read_signatures
 from kfp_tfserving.components.common.samples import generate_inputs
+from kfp_tfserving.components.common.saved_model.edit import signature_methods
+from kfp_tfserving.components.common.saved_model.proto import read_saved_model_proto, read_signatures
 from kfp_tfserving.components.export_savedmodel.exporter import export_model
 
 CLASSIFY = "tensorflow/serving/classify"

@@ -12,7 +12,7 @@ import pytest
 from conftest import published_versions, run_cli, run_cli_json
 
 from kfp_tfserving.components.common.errors import FormatError
-from kfp_tfserving.components.common.model_fingerprint import model_fingerprint
+from kfp_tfserving.components.common.saved_model.fingerprint import model_fingerprint
 from kfp_tfserving.components.common.tfenv import QUIET_ENV
 from kfp_tfserving.components.push_to_serving.manifest import MANIFEST_NAME, Manifest
 from kfp_tfserving.components.push_to_serving.publisher import PushOptions, publish, push_step
@@ -30,7 +30,7 @@ CHANGES = {  # variant -> the fingerprint parts that must change
 
 
 def _export(root: Path, *variants: str) -> None:
-    script = Path(__file__).with_name("fingerprint_exports.py")
+    script = Path(__file__).parents[2] / "fingerprint_exports.py"
     done = subprocess.run(
         [sys.executable, str(script), str(root), *variants],
         capture_output=True,

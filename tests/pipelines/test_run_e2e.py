@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from conftest import published_versions, run_cli, run_cli_json, served_predict
 
-from kfp_tfserving.components.common.formats.saved_model_io import read_signatures
+from kfp_tfserving.components.common.saved_model.proto import read_signatures
 
 pytestmark = pytest.mark.slow
 

@@ -1,4 +1,5 @@
-"""Read a SavedModel the way TF Serving does: its saved_model.pb protos, then its signatures."""
+"""Read a SavedModel the way TF Serving does: saved_model.pb, the meta graph whose tag-set equals the one
+the server loads, its signatures, variables, assets and init op. No TensorFlow is imported (tf_protos)."""
 
 from __future__ import annotations
 
@@ -6,15 +7,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from kfp_tfserving.components.common.errors import FormatError
-from kfp_tfserving.components.common.formats.base import Tensors, TensorSpecInfo
-from kfp_tfserving.components.common.formats.example_parsing import example_features
-from kfp_tfserving.components.common.tfenv import import_tensorflow
+from kfp_tfserving.components.common.saved_model.example_parsing import example_features
+from kfp_tfserving.components.common.saved_model.tags import SERVE, Tags, tag_set_text
+from kfp_tfserving.components.common.saved_model.tensor_spec import TensorSpecInfo, dtype_name
+from kfp_tfserving.components.common.saved_model.tf_protos import meta_graph_pb2, saved_model_pb2
 
-SERVE_TAG = "serve"
 SERVING_DEFAULT = "serving_default"
+# The init op TF Serving runs after the restore: this signature's output, else the first of these
+# collections that names one (TensorFlow's loader reads them in this order).
+INIT_OP_SIGNATURE = "__saved_model_init_op"
+INIT_OP_COLLECTIONS = ("saved_model_main_op", "legacy_init_op")
+# Ops that hold a variable: resource variables (TF2, TF1 with use_resource) and TF1 ref variables.
+VARIABLE_OPS = frozenset({"VarHandleOp", "VariableV2", "Variable"})
 
 
 @dataclass
@@ -43,12 +48,9 @@ class SignatureInfo:
 
 def read_saved_model_proto(model_dir: Path):
     """The parsed SavedModel proto; FormatError when it is missing or damaged."""
-    tf = import_tensorflow()
-    from tensorflow.core.protobuf import saved_model_pb2
-
     pb = model_dir / "saved_model.pb"
     pbtxt = model_dir / "saved_model.pbtxt"
-    proto = saved_model_pb2.SavedModel()
+    proto = saved_model_pb2().SavedModel()
     try:
         if pb.exists():
             proto.ParseFromString(pb.read_bytes())
@@ -65,13 +67,11 @@ def read_saved_model_proto(model_dir: Path):
             f"{pb if pb.exists() else pbtxt}: not a valid SavedModel proto ({type(err).__name__})",
             "the file is damaged or is not a SavedModel",
         ) from None
-    del tf
     return proto
 
 
 def _tensor_spec(key: str, info, graph_def=None) -> TensorSpecInfo:
-    tf = import_tensorflow()
-    dtype = tf.dtypes.as_dtype(info.dtype).name if info.dtype else "invalid"
+    dtype = dtype_name(info.dtype)
     if info.tensor_shape.unknown_rank:
         shape = None
     else:
@@ -82,41 +82,48 @@ def _tensor_spec(key: str, info, graph_def=None) -> TensorSpecInfo:
     return TensorSpecInfo(key, dtype, shape, features)
 
 
-def parse_tags(text: str | tuple[str, ...] | list[str]) -> tuple[str, ...]:
-    """A tag-set as TF Serving's --saved_model_tags spells it ("serve,gpu"); empty means {serve}."""
-    items = text.split(",") if isinstance(text, str) else list(text)
-    tags = tuple(sorted({t.strip() for t in items if t.strip()}))
-    return tags or (SERVE_TAG,)
-
-
-def tag_set_text(tags: tuple[str, ...] | list[str] | set[str]) -> str:
-    return "{" + ",".join(sorted(tags)) + "}"
-
-
 def asset_file_defs(meta) -> list:
     """The asset tensors the loader feeds with paths inside the version's assets/: the `saved_model_assets`
     collection (TF1 Builder exports) and asset_file_def (TF2), as TensorFlow's loader reads both."""
-    from tensorflow.core.protobuf import meta_graph_pb2
-
     out = []
     collection = meta.collection_def.get("saved_model_assets")
     for packed in collection.any_list.value if collection is not None else []:
-        asset = meta_graph_pb2.AssetFileDef()
+        asset = meta_graph_pb2().AssetFileDef()
         packed.Unpack(asset)
         out.append(asset)
     return out + list(meta.asset_file_def)
 
 
-def serve_meta_graph(proto, model_dir: Path, tags: tuple[str, ...] = (SERVE_TAG,)):
-    """The meta graph whose tag-set equals `tags` exactly, as TF Serving picks it."""
+class NoMetaGraph(FormatError):
+    """The SavedModel has no meta graph with exactly the asked tag-set: TF Serving cannot load it."""
+
+    def __init__(self, model_dir: Path, proto, tags: Tags):
+        self.tags = tuple(sorted(tags))
+        self.found = [tuple(sorted(m.meta_info_def.tags)) for m in proto.meta_graphs]
+        tag_sets = ", ".join(tag_set_text(t) for t in self.found)
+        super().__init__(
+            f"{model_dir}: no meta graph with the tag-set {tag_set_text(tags)} (it has {tag_sets or 'none'})",
+            "name one of its tag-sets with --tags (e.g. --tags serve,gpu)",
+        )
+
+
+def meta_graph(proto, model_dir: Path, tags: Tags = SERVE):
+    """The meta graph whose tag-set equals `tags` exactly, as TF Serving picks it; NoMetaGraph if none."""
     for meta in proto.meta_graphs:
         if set(meta.meta_info_def.tags) == set(tags):
             return meta
-    tag_sets = ", ".join(tag_set_text(m.meta_info_def.tags) for m in proto.meta_graphs)
-    raise FormatError(
-        f"{model_dir}: no meta graph with the tag-set {tag_set_text(tags)} (it has {tag_sets or 'none'})",
-        "name one of its tag-sets with --tags (e.g. --tags serve,gpu)",
-    )
+    raise NoMetaGraph(model_dir, proto, tags)
+
+
+def is_tf1_meta_graph(meta) -> bool:
+    """Written by TF1's Builder (no object graph): its signature_def map is the whole truth."""
+    return not meta.object_graph_def.nodes
+
+
+def has_variables(meta) -> bool:
+    """Whether the graph or any of its functions holds a variable (then variables/ must be there)."""
+    nodes = [*meta.graph_def.node, *(n for fn in meta.graph_def.library.function for n in fn.node_def)]
+    return any(node.op in VARIABLE_OPS for node in nodes)
 
 
 def signatures_of(meta) -> dict[str, SignatureInfo]:
@@ -133,17 +140,6 @@ def signatures_of(meta) -> dict[str, SignatureInfo]:
     return out
 
 
-def read_signatures(model_dir: Path, tags: tuple[str, ...] = (SERVE_TAG,)) -> dict[str, SignatureInfo]:
+def read_signatures(model_dir: Path, tags: Tags = SERVE) -> dict[str, SignatureInfo]:
     proto = read_saved_model_proto(model_dir)
-    return signatures_of(serve_meta_graph(proto, model_dir, tags))
-
-
-def run_signature(
-    model_dir: Path, inputs: Tensors, signature: str = SERVING_DEFAULT, loaded: Any = None
-) -> Tensors:
-    """Call one signature of a SavedModel on numpy inputs, through TensorFlow's own loader."""
-    tf = import_tensorflow()
-    loaded = loaded if loaded is not None else tf.saved_model.load(str(model_dir))
-    fn = loaded.signatures[signature]
-    result = fn(**{k: tf.constant(v) for k, v in inputs.items()})
-    return {k: np.asarray(v.numpy()) for k, v in result.items()}
+    return signatures_of(meta_graph(proto, model_dir, tags))

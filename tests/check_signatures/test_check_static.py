@@ -283,7 +283,7 @@ def test_14_bad_contract_files_name_the_problem(text, complaint):
 
 def test_14_report_json_is_accepted_as_a_contract(linear):
     from kfp_tfserving.components.check_signatures.static_checks import ModelView
-    from kfp_tfserving.components.common.formats.saved_model_io import read_saved_model_proto
+    from kfp_tfserving.components.common.saved_model.proto import read_saved_model_proto
 
     view = ModelView(linear, read_saved_model_proto(linear))
     import json

@@ -7,7 +7,7 @@ import pytest
 from conftest import served_predict
 
 from kfp_tfserving.components.common.errors import FormatError, UserError
-from kfp_tfserving.components.common.formats.saved_model_io import read_signatures
+from kfp_tfserving.components.common.saved_model.proto import read_signatures
 from kfp_tfserving.components.export_savedmodel.exporter import export_model, parse_feeds
 from kfp_tfserving.components.export_savedmodel.parity import compare_outputs, require_parity
 from kfp_tfserving.components.load_model.loader import load_source

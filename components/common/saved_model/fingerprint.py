@@ -22,12 +22,23 @@ import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
-from kfp_tfserving.components.common.graph_fingerprint import FunctionHasher, Scope, digest, split_ref
+from kfp_tfserving.components.common.saved_model.graph_fingerprint import (
+    FunctionHasher,
+    Scope,
+    digest,
+    split_ref,
+)
+from kfp_tfserving.components.common.saved_model.proto import (
+    INIT_OP_COLLECTIONS,
+    VARIABLE_OPS,
+    asset_file_defs,
+    meta_graph,
+    read_saved_model_proto,
+)
 
 # Bump when the canonical form changes: fingerprints of another scheme never compare equal.
 SCHEME = "tfserving-v1"
 CHECKPOINT_BOOKKEEPING = frozenset({"_CHECKPOINTABLE_OBJECT_GRAPH"})
-INIT_OP_COLLECTIONS = ("saved_model_main_op", "legacy_init_op")
 _CHUNK = 4 * 1024 * 1024
 
 
@@ -39,13 +50,7 @@ class ModelFingerprint:
 
 def model_fingerprint(model_dir: Path) -> ModelFingerprint:
     """The fingerprint of the SavedModel in model_dir; FormatError when it cannot be read."""
-    from kfp_tfserving.components.common.formats.saved_model_io import (
-        asset_file_defs,
-        read_saved_model_proto,
-        serve_meta_graph,
-    )
-
-    meta = serve_meta_graph(read_saved_model_proto(model_dir), model_dir)
+    meta = meta_graph(read_saved_model_proto(model_dir), model_dir)
     values = checkpoint_value_digests(model_dir)
     restored = restored_checkpoint_keys(meta)
     assets = asset_digests(model_dir)
@@ -182,7 +187,7 @@ def restored_checkpoint_keys(meta) -> dict[str, str]:
         todo.extend(split_ref(ref.lstrip("^"))[0] for ref in node.input)
         if node.op in ("Assign", "AssignVariableOp") and len(node.input) >= 2:
             variable, key = _through_identity(graph, node.input[0]), _restored_key(graph, node.input[1])
-            if variable is not None and variable.op in ("VarHandleOp", "VariableV2", "Variable") and key:
+            if variable is not None and variable.op in VARIABLE_OPS and key:
                 out[variable.name] = key
         elif "f" in node.attr and node.attr["f"].func.name in functions:
             body = functions[node.attr["f"].func.name]

@@ -10,7 +10,7 @@ from conftest import served_predict
 
 from kfp_tfserving.components.common.errors import FormatError, UserError
 from kfp_tfserving.components.common.formats import detect_format
-from kfp_tfserving.components.common.formats.saved_model_io import read_saved_model_proto, read_signatures
+from kfp_tfserving.components.common.saved_model.proto import read_saved_model_proto, read_signatures
 from kfp_tfserving.components.export_savedmodel.exporter import export_model
 
 W = np.array([[1.0, -2.0, 0.5], [0.3, 0.2, -1.0], [2.0, 0.0, 1.0]], dtype=np.float32)

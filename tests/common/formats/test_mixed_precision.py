@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from kfp_tfserving.components.check_signatures.checker import check_model
-from kfp_tfserving.components.common.formats.saved_model_io import read_signatures
+from kfp_tfserving.components.common.saved_model.proto import read_signatures
 from kfp_tfserving.components.common.serving_oracle import load_served
 from kfp_tfserving.components.export_savedmodel.exporter import export_model
 from kfp_tfserving.components.export_savedmodel.parity import compare_outputs, tolerance_for
