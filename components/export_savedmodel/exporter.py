@@ -24,6 +24,7 @@ from kfp_tfserving.components.common.saved_model.proto import SERVING_DEFAULT, r
 from kfp_tfserving.components.common.saved_model.tags import parse_tags, tag_set_text
 from kfp_tfserving.components.common.serving_oracle import load_served, servability_problem
 from kfp_tfserving.components.common.storage import storage_for
+from kfp_tfserving.components.export_savedmodel.options import EXPORT_OPTIONS
 from kfp_tfserving.components.export_savedmodel.parity import (
     as_metadata,
     compare_outputs,
@@ -99,9 +100,9 @@ def export_model(
     feeds: list[str] | None = None,
     allow_unsafe_deserialization: bool = False,
     sample_uri: str = "",
-    parity_atol: float = 1e-4,
-    parity_rtol: float = 1e-4,
-    tags: str = "serve",
+    parity_atol: float = EXPORT_OPTIONS.default("parity_atol"),
+    parity_rtol: float = EXPORT_OPTIONS.default("parity_rtol"),
+    tags: str = EXPORT_OPTIONS.default("tags"),
     custom_objects: list[str] | None = None,
 ) -> dict[str, Any]:
     """Fill the export step's Model artifact; returns the parity figures per output.

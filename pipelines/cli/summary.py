@@ -24,7 +24,7 @@ def run_result(metadata: dict[str, Any]) -> dict[str, Any]:
         "version": int(metadata["pushed_version"]),
         "path": metadata["pushed_destination"],
         "base_path": metadata.get("base_path", ""),
-        "published": bool(metadata.get("pushed")),
+        "published": bool(metadata.get("published")),
         "outcome": metadata.get("push_outcome", ""),
         "content_digest": metadata.get("content_digest", ""),
         "signature": metadata.get("serving_signature", {}),

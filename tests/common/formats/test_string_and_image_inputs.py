@@ -22,7 +22,7 @@ import kfp_tfserving.components.common.formats  # noqa: F401  (the oracle import
 from kfp_tfserving.components.check_signatures.checker import check_model
 from kfp_tfserving.components.check_signatures.rest_json import encode_columnar, round_trip_findings
 from kfp_tfserving.components.common.encoded_images import encoded_images
-from kfp_tfserving.components.common.errors import UserError
+from kfp_tfserving.components.common.errors import UserError, specific_line
 from kfp_tfserving.components.common.formats.base import TensorSpecInfo
 from kfp_tfserving.components.common.formats.keras_export import (
     export_keras,
@@ -32,7 +32,6 @@ from kfp_tfserving.components.common.formats.keras_export import (
 from kfp_tfserving.components.common.formats.string_inputs import described_inputs
 from kfp_tfserving.components.common.samples import generate_inputs, load_sample
 from kfp_tfserving.components.common.saved_model.warmup import WARMUP_FILE, read_warmup
-from kfp_tfserving.components.common.serving_oracle import specific_line
 from kfp_tfserving.components.export_savedmodel.exporter import export_model
 
 BATCH = {
