@@ -109,7 +109,7 @@ def load_with_era_defaults(
         if names:
             raise missing_class_error(label, names, config, options.custom_objects) from None
         raise FormatError(
-            f"{label}: tf_keras cannot rebuild this Keras {keras_version} model: {serving_oracle.specific_line(err)}",
+            f"{label}: tf_keras cannot rebuild this Keras {keras_version} model: {specific_line(err)}",
             "load it with the Keras version that saved it to check the file; re-save it with model.save()",
         ) from None
     return model

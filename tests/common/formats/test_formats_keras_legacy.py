@@ -38,7 +38,7 @@ def _export(source: Path, tmp_path: Path, weights: Path | None = None, **options
 
 
 def _served(exported: Path, x: np.ndarray) -> np.ndarray:
-    from kfp_tfserving.components.common.formats.saved_model_io import read_signatures
+    from kfp_tfserving.components.common.saved_model.proto import read_signatures
 
     sig = read_signatures(exported)["serving_default"]
     answer = served_predict(exported, **{sig.inputs[0].name: x})
