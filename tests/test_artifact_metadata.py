@@ -51,6 +51,7 @@ EXAMPLES = [
     ),
     PushedModelMetadata(
         pushed=1,
+        published=1,
         pushed_destination="gs://b/models/m/7",
         pushed_version="7",
         model_name="m",
@@ -87,6 +88,7 @@ def test_round_trip_through_kfp(metadata):
 def test_the_keys_tfx_and_the_next_steps_read_are_unchanged():
     pushed = EXAMPLES[-1].to_dict()
     assert {"pushed", "pushed_destination", "pushed_version"} <= set(pushed)  # TFX Pusher's
+    assert pushed["published"] == 1  # this project's: whether this push wrote a new version
     assert isinstance(pushed["pushed_version"], str) and pushed["pushed"] == 1
     assert {"format", "entry", "source_uri", "source_sha256"} <= set(EXAMPLES[0].to_dict())
     checked = EXAMPLES[2].to_dict()

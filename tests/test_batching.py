@@ -1,14 +1,15 @@
-"""The batching sweep: the curve → parameters derivation, the pbtxt TF Serving reads, the report section."""
+"""The batching measurement: the decision rule on synthetic noisy curves, the interleaved sweep on a fake
+clock, the pbtxt TF Serving reads, the report section, and the load test on a tiny model."""
 
 from __future__ import annotations
 
-import itertools
+import random
 
 import pytest
 from google.protobuf import text_format
 
 from kfp_tfserving.components.check_signatures import batching
-from kfp_tfserving.components.check_signatures.batching import SweepPoint, derive, sweep
+from kfp_tfserving.components.check_signatures.batching import sweep
 from kfp_tfserving.components.check_signatures.batching_params import (
     BATCHING_PARAMS_FILE,
     BatchingConfig,
@@ -16,109 +17,133 @@ from kfp_tfserving.components.check_signatures.batching_params import (
     read_batching_params,
     write_batching_params,
 )
-from kfp_tfserving.components.check_signatures.batching_report import batching_markdown
+from kfp_tfserving.components.check_signatures.batching_report import batching_markdown, metrics_of
+from kfp_tfserving.components.check_signatures.batching_rule import decide, robust
 from kfp_tfserving.components.common.formats.base import TensorSpecInfo
 
-
-def _curve(latencies_ms: dict[int, float]) -> list[SweepPoint]:
-    return [SweepPoint(batch, ms, 5) for batch, ms in latencies_ms.items()]
+SIZES = (1, 2, 4, 8, 16, 32, 64)
 
 
-def test_max_batch_size_stops_where_doubling_buys_less_than_ten_percent():
-    # throughput (examples per 10 ms): 1, 1.9, 3.2, 4.0, 4.3 (+7.5 %), 4.4
-    points = _curve({1: 10.0, 2: 20 / 1.9, 4: 40 / 3.2, 8: 20.0, 16: 160 / 4.3, 32: 320 / 4.4})
-    config = derive(points, serving_cpus=4, variable_length=False)
-    assert config.max_batch_size == 8
+def knee_cost(batch: int, knee: int = 8, fixed: float = 1e-3, per_example: float = 1e-5) -> float:
+    """CPU seconds of one call: a fixed overhead shared by the batch up to `knee`, then linear past it
+    (every example costs its own compute once the cores are saturated)."""
+    return fixed * max(1.0, batch / knee) + per_example * batch
+
+
+def noisy(cost, noise: float, rounds: int = 5, seed: int = 0, sizes=SIZES) -> dict[int, list[float]]:
+    """Per size, `rounds` samples of cost(size), each off by up to ±noise, and rounds shifted together by
+    up to ±3 x noise (other work on the machine slows every size of a round)."""
+    rng = random.Random(seed)
+    shifts = [1 + rng.uniform(-3 * noise, 3 * noise) for _ in range(rounds)]
+    return {b: [cost(b) * s * (1 + rng.uniform(-noise, noise)) for s in shifts] for b in sizes}
+
+
+def test_a_flat_curve_gives_no_file():
+    flat = noisy(lambda b: 1e-3 * b, noise=0.05)  # every example costs the same at any batch size
+    decision = decide(flat, serving_cpus=2)
+    assert decision.config is None and "does not pay" in decision.reason
+
+
+def test_a_curve_that_rises_by_less_than_ten_percent_per_doubling_gives_no_file():
+    slow_rise = {b: [1e-3 * b / 1.05 ** (b.bit_length() - 1)] * 5 for b in SIZES}  # +5 % per doubling
+    assert decide(slow_rise, serving_cpus=2).config is None
+
+
+def test_a_clear_knee_is_chosen_with_its_parameters():
+    decision = decide(noisy(knee_cost, noise=0.02), serving_cpus=4, wall={8: [0.01] * 5})
+    config = decision.config
+    assert config is not None and config.max_batch_size == 8
     assert config.allowed_batch_sizes == [1, 2, 4, 8]
-    assert config.batch_timeout_micros == 20000  # one batch of 8 takes 20 ms
+    assert config.batch_timeout_micros == 10_000  # one batch of 8 takes 10 ms of wall time
     assert config.num_batch_threads == 4
-    assert config.max_enqueued_batches == 50 * 4  # one second of 20 ms batches on each thread
+    assert config.max_enqueued_batches == 100 * 4  # one second of 10 ms batches on each thread
     assert config.pad_variable_length_inputs is False
 
 
-def test_a_flat_curve_keeps_batch_one_and_the_queue_is_capped():
-    config = derive(_curve({1: 0.01, 2: 0.02, 4: 0.04}), serving_cpus=0, variable_length=True)
-    assert (config.max_batch_size, config.allowed_batch_sizes) == (1, [1])
-    assert config.num_batch_threads == 1 and config.max_enqueued_batches == 1000
-    assert config.pad_variable_length_inputs is True
+@pytest.mark.parametrize("knee", [4, 16, 32])
+@pytest.mark.parametrize("noise", [0.03, 0.08])
+def test_the_knee_is_stable_under_noise_of_the_measured_size(knee, noise):
+    # 8 % noise per sample and ±24 % round to round: what the sweep measured on a shared, busy machine.
+    chosen = {
+        (d.config.max_batch_size if d.config else 1)
+        for seed in range(40)
+        for d in [decide(noisy(lambda b: knee_cost(b, knee), noise, seed=seed), serving_cpus=2)]
+    }
+    assert chosen == {knee}
 
 
-class _FakeClock:
-    def __init__(self):
-        self.now = 0.0
+def test_one_noisy_size_below_the_knee_does_not_end_the_search():
+    samples = noisy(knee_cost, noise=0.02)
+    samples[2] = [s * 1.6 for s in samples[2]]  # batch 2 slower than batch 1 in every round
+    assert decide(samples, serving_cpus=2).config.max_batch_size == 8
 
-    def __call__(self) -> float:
+
+def test_a_gain_within_the_measured_spread_is_no_gain():
+    # 16 is 15 % better than 8 by its median, but its rounds spread ±40 %: not a measured gain.
+    samples = noisy(knee_cost, noise=0.01, sizes=(1, 2, 4, 8, 16))
+    samples[16] = [samples[8][i] * 2 / f for i, f in enumerate([1.15, 0.7, 1.6, 1.15, 0.75])]
+    assert decide(samples, serving_cpus=2).config.max_batch_size == 8
+    samples[16] = [samples[8][i] * 2 / 1.5 for i in range(5)]  # a steady 50 % gain is one
+    assert decide(samples, serving_cpus=2).config.max_batch_size == 16
+
+
+def test_robust_statistics_ignore_one_outlying_round():
+    median, spread = robust([1.0, 1.02, 0.98, 1.01, 5.0])
+    assert median == pytest.approx(1.01) and spread < 0.05
+
+
+class FakeClock:
+    """Wall and CPU clocks that move only when the fake model runs."""
+
+    def __init__(self, cost, busy: float = 1.0):
+        self.now = self.cpu = 0.0
+        self.cost, self.busy, self.calls = cost, busy, []
+
+    def wall(self) -> float:
         return self.now
 
+    def process(self) -> float:
+        return self.cpu
 
-def test_sweep_doubles_up_to_the_largest_batch_and_times_each_size():
-    clock = _FakeClock()
-    seen = []
-
-    def run(batch):
-        seen.append(batch)
-        clock.now += 0.001 + 0.0001 * batch
-
-    points = sweep(run, budget_seconds=100, max_batch=16, clock=clock)
-    assert [p.batch for p in points] == [1, 2, 4, 8, 16]
-    assert points[0].latency_ms == pytest.approx(1.1) and points[-1].latency_ms == pytest.approx(2.6)
-    assert all(p.calls == 2 for p in points)  # equal calls: the second one settles each size
-    assert sorted(set(seen)) == [1, 2, 4, 8, 16]
+    def run(self, batch: int) -> None:
+        self.calls.append(batch)
+        self.cpu += self.cost(batch)
+        self.now += self.cost(batch) * self.busy  # a busy machine stretches wall time, not CPU time
 
 
-def _calls_taking(clock: _FakeClock, seconds: list[float]):
-    durations = iter(seconds)
-
-    def run(batch):
-        clock.now += next(durations)
-
-    return run
+def _sweep(clock: FakeClock, budget: float = 8.0, max_batch: int = 256):
+    return sweep(clock.run, budget, max_batch=max_batch, clock=clock.wall, cpu_clock=clock.process)
 
 
-def test_a_slow_first_call_at_a_new_size_is_not_the_latency():
-    clock = _FakeClock()
-    point = batching.time_batch(_calls_taking(clock, [0.050, 0.020, 0.0205, 1.0]), 8, clock)
-    assert point.calls == 3  # the allocation-paying first call disagreed; the next two agree within 5 %
-    assert point.latency_ms == pytest.approx(20.25)
+def test_the_sweep_interleaves_rounds_over_every_probed_size_within_its_budget():
+    clock = FakeClock(knee_cost)
+    samples = _sweep(clock, budget=8.0)
+    sizes = sorted(samples.cost)
+    assert sizes[:4] == [1, 2, 4, 8] and len(sizes) >= 6  # past the knee, until throughput stays flat
+    assert all(len(v) == batching.ROUNDS for v in samples.cost.values())
+    assert clock.now <= 8.0 * 1.1
+    # rounds alternate direction: the last size of round 1 is the first of round 2
+    timed = clock.calls[2 * len(sizes) :]
+    first_round = [b for i, b in enumerate(timed) if i == 0 or b != timed[i - 1]][: len(sizes)]
+    assert first_round == sizes
+    assert samples.cost[8][0] == pytest.approx(knee_cost(8))
 
 
-def test_calls_that_keep_disagreeing_stop_at_the_cap_with_the_median_after_the_first():
-    clock = _FakeClock()
-    noisy = [0.5, 0.010, 0.020, 0.010, 0.020, 0.010, 0.020, 0.010, 0.020, 0.010]
-    point = batching.time_batch(_calls_taking(clock, noisy), 4, clock)
-    assert point.calls == batching._MAX_CALLS
-    assert point.latency_ms == pytest.approx(10.0)  # median of 10, 20, 10, 20, 10, 20, 10 ms
+def test_repeated_sweeps_on_a_fixed_fake_clock_decide_the_same():
+    decisions = []
+    for _ in range(5):
+        samples = _sweep(FakeClock(knee_cost, busy=2.0))
+        decision = decide(samples.cost, serving_cpus=2, wall=samples.wall)
+        decisions.append(decision.config)
+    assert decisions[0] is not None and decisions[0].max_batch_size == 8
+    assert all(d == decisions[0] for d in decisions)
+    assert decisions[0].batch_timeout_micros == round(knee_cost(8) * 2.0 * 1e6)  # wall, not CPU
 
 
-def test_a_size_stops_timing_at_the_deadline():
-    clock = _FakeClock()
-    point = batching.time_batch(_calls_taking(clock, [0.1, 0.3, 0.1, 0.3]), 4, clock, deadline=0.35)
-    assert point.calls == 2 and point.latency_ms == pytest.approx(300.0)
-
-
-def test_sweep_stops_one_size_past_the_knee():
-    clock = _FakeClock()
-    seen = []
-
-    def run(batch):  # 1 ms per call up to batch 4, then 1 ms per example: no gain past 4
-        seen.append(batch)
-        clock.now += 0.001 * max(1, batch / 4)
-
-    points = sweep(run, budget_seconds=100, max_batch=256, clock=clock)
-    assert [p.batch for p in points] == [1, 2, 4, 8]
-    assert max(seen) == 8  # batch 16 and up never ran
-    assert derive(points, serving_cpus=1, variable_length=False).max_batch_size == 4
-
-
-def test_sweep_stops_when_the_next_size_would_overrun_the_budget():
-    clock = _FakeClock()
-
-    def run(batch):
-        clock.now += 0.01 * batch  # 10 ms per example: the budget runs out early
-
-    points = sweep(run, budget_seconds=1.0, max_batch=256, clock=clock)
-    assert 1 <= len(points) < 9
-    assert clock.now < 1.0 + 4 * 0.01 * points[-1].batch  # it did not start a size it could not finish
+def test_a_slow_model_sweeps_only_the_sizes_that_fit_its_budget():
+    clock = FakeClock(lambda b: 0.05 * b)  # 50 ms per example
+    samples = _sweep(clock, budget=3.0)
+    assert 1 <= len(samples.cost) <= 3 and clock.now < 3.0 * 1.5
 
 
 def _spec(name, shape, dtype="float32"):
@@ -155,45 +180,53 @@ def test_a_misspelt_field_is_refused_like_tf_serving_would(tmp_path):
         read_batching_params(tmp_path / BATCHING_PARAMS_FILE)
 
 
-def test_report_section_has_the_table_the_chart_and_the_parameters():
-    points = _curve({1: 1.0, 2: 1.1, 4: 1.3})
-    config = derive(points, 2, False)
-    section = "\n".join(
-        batching_markdown(
-            {
-                "file": BATCHING_PARAMS_FILE,
-                "points": [
-                    {"batch": p.batch, "latency_ms": p.latency_ms, "throughput": p.throughput} for p in points
-                ],
-                "parameters": config.__dict__,
-                "serving_cpus": 2,
-                "throughput_batch_1": points[0].throughput,
-                "throughput_chosen": points[-1].throughput,
-            }
-        )
-    )
-    assert "| 4 | 1.300 | 3,077 | **max_batch_size** |" in section
-    assert "data:image/svg+xml;base64," in section and "max_batch_size: 4" in section
-    assert "--enable_per_model_batching_parameters" in section
+def _result(decision, load=None, file=BATCHING_PARAMS_FILE):
+    from dataclasses import asdict
+
+    out = {
+        "points": [{**asdict(s), "throughput": s.throughput} for s in decision.curve],
+        "serving_cpus": 2,
+        "decision": decision.reason,
+        "throughput_batch_1": decision.curve[0].throughput,
+        "throughput_chosen": decision.chosen.throughput,
+        "publish": decision.config is not None and (load is None or load["pays"]),
+    }
+    if decision.config:
+        out["parameters"] = asdict(decision.config)
+    if load:
+        out["load_test"] = load
+    if out["publish"] and file:
+        out["file"] = file
+    return out
+
+
+def _load(pays: bool):
+    side = {"throughput": 900.0, "p50_ms": 9.0, "p99_ms": 20.0, "requests": 2700}
+    alone = {"throughput": 300.0 if pays else 1000.0, "p50_ms": 30.0, "p99_ms": 60.0, "requests": 900}
+    verdict = "batching pays: ..." if pays else "batching does not pay under load on these CPUs: ..."
+    return {"clients": 16, "pairs": 3, "batched": side, "unbatched": alone, "pays": pays, "verdict": verdict}
+
+
+def test_report_section_has_both_tables_both_charts_and_the_parameters():
+    decision = decide(noisy(knee_cost, noise=0.0), serving_cpus=2)
+    section = "\n".join(batching_markdown(_result(decision, _load(pays=True))))
+    assert "| 8 |" in section and "**max_batch_size**" in section
+    assert section.count("data:image/svg+xml;base64,") == 2
+    assert "| batched | 900 | 9.00 | 20.00 |" in section and "| unbatched | 300 |" in section
+    assert "max_batch_size: 8" in section and "--enable_per_model_batching_parameters" in section
+    metrics = metrics_of(_result(decision, _load(pays=True)))
+    assert metrics["max_batch_size"] == 8 and metrics["load_batched_requests_per_s"] == 900.0
+
+
+def test_report_says_why_no_file_was_written():
+    decision = decide(noisy(knee_cost, noise=0.0), serving_cpus=2)
+    section = "\n".join(batching_markdown(_result(decision, _load(pays=False))))
+    assert "No batching_params.pbtxt: batching does not pay under load" in section
+    assert "max_batch_size: 8" not in section  # no parameters shown as if published
+    assert metrics_of(_result(decision, _load(pays=False)))["max_batch_size"] == 0
+    flat = decide(noisy(lambda b: 1e-3 * b, noise=0.0), serving_cpus=2)
+    assert "No batching_params.pbtxt: batching does not pay" in "\n".join(batching_markdown(_result(flat)))
     skipped = "\n".join(
         batching_markdown({"skipped": "not batchable: input 'x' has no variable batch dimension"})
     )
     assert "No batching_params.pbtxt written: not batchable" in skipped
-
-
-def test_the_sweep_runs_through_the_serving_oracle_and_writes_into_the_version(tmp_path):
-    pytest.importorskip("kfp_tfserving.components.common.serving_oracle")
-    import tensorflow as tf
-
-    module = tf.Module()
-    module.w = tf.Variable(tf.ones([4, 3]))
-    module.serve = tf.function(
-        lambda x: {"y": tf.matmul(x, module.w)}, input_signature=[tf.TensorSpec([None, 4], tf.float32, "x")]
-    )
-    tf.saved_model.save(module, str(tmp_path / "m"), signatures={"serving_default": module.serve})
-    result = batching.measure_and_write(tmp_path / "m", budget_seconds=2.0, serving_cpus=3)
-    assert result["parameters"]["num_batch_threads"] == 3
-    assert [p["batch"] for p in result["points"]][:2] == [1, 2]
-    parsed = read_batching_params(tmp_path / "m" / BATCHING_PARAMS_FILE)
-    assert parsed.max_batch_size.value == result["parameters"]["max_batch_size"]
-    assert list(itertools.islice(parsed.allowed_batch_sizes, 1)) == [1]

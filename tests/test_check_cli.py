@@ -25,6 +25,20 @@ def test_check_prints_the_report_and_exits_zero_on_a_good_model(model):
     assert not (model / "assets.extra").exists()
 
 
+def test_check_batching_measures_and_load_tests_without_writing(model):
+    proc = run_cli("check", str(model), "--batching", "--serving-cpus", "3", "--json")
+    assert proc.returncode == 0, proc.stderr
+    measured = json.loads(proc.stdout)["runtime"]["batching"]
+    assert [p["batch"] for p in measured["points"]][:2] == [1, 2] and measured["serving_cpus"] == 3
+    assert measured["decision"] and "file" not in measured
+    if "parameters" in measured:  # a size above 1 was chosen: the load test ran on it (or says why not)
+        assert measured["parameters"]["num_batch_threads"] == 3
+        assert "verdict" in measured["load_test"] or "skipped" in measured["load_test"]
+    assert not list(model.rglob("batching_params.pbtxt"))
+    table = run_cli("check", str(model), "--batching")
+    assert table.returncode == 0 and "Batching sweep" in table.stdout and "examples/CPU-s" in table.stdout
+
+
 def test_check_with_a_contract_and_a_server_version(model, tmp_path):
     contract = tmp_path / "contract.yaml"
     contract.write_text(

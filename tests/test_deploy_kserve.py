@@ -36,7 +36,7 @@ def _api(kube: StandInKubernetes):
 
 def _push(model, base) -> dict:
     result = publish(model, str(base), options=PushOptions())
-    return {"pushed": int(result.published), "pushed_version": str(result.version), "base_path": str(base),
+    return {"pushed": 1, "published": int(result.published), "pushed_version": str(result.version), "base_path": str(base),
             "model_name": "tiny"}  # fmt: skip
 
 
@@ -114,7 +114,7 @@ def test_an_inference_service_that_never_gets_ready_fails_with_its_reason_and_ro
 
 def test_an_unchanged_model_is_verified_but_never_removed(tmp_path, tiny_model):
     base = tmp_path / "serving" / "tiny"
-    pushed = {**_push(tiny_model, base), "pushed": 0}  # as the push reports identical content
+    pushed = {**_push(tiny_model, base), "published": 0}  # as the push reports identical content
     with StandInKubernetes(ready_after_gets=-1) as kube, pytest.raises(PublishError):
         deploy(tiny_model, pushed, _options(timeout=0.2), _api(kube))
     assert published_versions(base) == [1]

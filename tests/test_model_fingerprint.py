@@ -105,7 +105,8 @@ def test_a_re_export_publishes_nothing_and_force_publishes(exports, tmp_path):
     assert "**unchanged: version 1 kept**" in report.read_text()
     assert first.model_fingerprint in report.read_text()
     assert (again.version, again.published, published_versions(base)) == (1, False, [1])
-    assert metadata["pushed"] == 0 and metadata["pushed_version"] == "1"
+    # TFX Pusher's contract: the version is in place, so `pushed` is 1; this project's keys say unchanged.
+    assert metadata["pushed"] == 1 and metadata["pushed_version"] == "1" and metadata["published"] == 0
     assert metadata["push_outcome"] == "unchanged: version 1 kept"
     assert metadata["model_fingerprint"] == first.model_fingerprint != ""
     stored = Manifest.from_json((base / "1" / MANIFEST_NAME).read_text())

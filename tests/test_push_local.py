@@ -187,4 +187,4 @@ def test_push_step_metadata_uses_tfx_pusher_keys(tmp_path, tiny_model):
     assert manifest.source["source_uri"] == "gs://b/model.h5"
     again: dict = {}
     push_step(tiny_model, {}, again, str(base), PushOptions())
-    assert again["pushed"] == 0 and again["pushed_version"] == "1"
+    assert again["pushed"] == 1 and again["pushed_version"] == "1" and again["published"] == 0

@@ -12,6 +12,7 @@ from typing import Any
 
 from kfp_tfserving.components.check_signatures.batching import DEFAULT_BUDGET_SECONDS
 from kfp_tfserving.components.check_signatures.batching_report import batching_markdown
+from kfp_tfserving.components.check_signatures.batching_report import metrics_of as batching_metrics
 from kfp_tfserving.components.check_signatures.check_report import CheckReport
 from kfp_tfserving.components.check_signatures.contract import Contract, load_contract
 from kfp_tfserving.components.check_signatures.findings import ERROR, WARNING, errors
@@ -55,7 +56,8 @@ def check_model(
 ) -> CheckReport:
     """Every check on model_dir, in a fresh process. The run and the warmup file happen in stage_dir (a copy
     of model_dir the caller keeps, with the generated warmup file), else in a scratch copy. `batching`
-    ({"budget_seconds", "serving_cpus"}) adds the batch-size sweep and batching_params.pbtxt.
+    ({"budget_seconds", "serving_cpus"[, "write"]}) adds the batching sweep and load test, and
+    batching_params.pbtxt when batching pays.
     saved_model_tags: the tag-set TF Serving loads ("serve,gpu"); its meta graph is the one judged.
     The runtime checks run `sample_uri` (the request the export's parity ran) before any generated input."""
     validate_target(serving_tf_version)
@@ -112,11 +114,8 @@ def check_step(
     markdown = markdown_report(str(model_dir), report)
     if "batching" in report.runtime:
         markdown = "\n".join([markdown.rstrip("\n"), *batching_markdown(report.runtime["batching"])]) + "\n"
-        for key in ("throughput_batch_1", "throughput_chosen"):
-            if key in report.runtime["batching"]:
-                metrics.log_metric(key, round(report.runtime["batching"][key], 1))
-        if "parameters" in report.runtime["batching"]:
-            metrics.log_metric("max_batch_size", report.runtime["batching"]["parameters"]["max_batch_size"])
+        for key, value in batching_metrics(report.runtime["batching"]).items():
+            metrics.log_metric(key, value)
     report_path.write_text(markdown)
     counts = report.counts()
     metrics.log_metric("errors", counts[ERROR])

@@ -57,8 +57,8 @@ def check_here(
 ) -> CheckReport:
     """The whole check in this process; the model is loaded, run and given its warmup file in `staged`.
 
-    With `batching` ({"budget_seconds", "serving_cpus"}), a model that passed also gets its measured
-    batching_params.pbtxt in `staged`. `sample`: the user's request, run before anything generated.
+    With `batching` ({"budget_seconds", "serving_cpus"[, "write"]}), a model that passed is swept and
+    load-tested (batching.measure_and_write), and gets batching_params.pbtxt in `staged` when batching pays. `sample`: the user's request, run before anything generated.
     """
     started = time.perf_counter()
     target = target_version(serving_tf_version)

@@ -22,9 +22,10 @@ CHECK_OPTIONS = Options(
         "batching_params",
         bool,
         True,
-        "Sweep batch sizes through the serving oracle and write the measured batching_params.pbtxt into "
-        "the version (read by TF Serving started with --enable_batching "
-        "--enable_per_model_batching_parameters); the report shows the curve, the metrics the throughput.",
+        "Sweep batch sizes through the serving oracle, load-test the chosen parameters with TensorFlow's "
+        "batch scheduler against the unbatched model, and write batching_params.pbtxt into the version only "
+        "when batching pays (read by TF Serving started with --enable_batching "
+        "--enable_per_model_batching_parameters); the report shows both, the metrics the figures.",
     ),
     Option(
         "serving_cpus",

@@ -126,7 +126,8 @@ class PushedModelMetadata(ArtifactMetadata):
     """push_to_serving's `pushed_model`: TFX Pusher's keys (`pushed`, `pushed_destination`,
     `pushed_version`) and what the push did."""
 
-    pushed: int = 0  # TFX Pusher's: 1 when the version was pushed (see the push step's README)
+    pushed: int = 0  # TFX Pusher's: 1 once the version is in place, also an unchanged one kept
+    published: int = 0  # 1 when this push wrote a new version, 0 when the newest already was this model
     pushed_destination: str = ""  # <base_path>/<version>
     pushed_version: str = ""  # a string, as TFX's Pusher writes it
     model_name: str = ""

@@ -265,7 +265,11 @@ def push_step(
     options: PushOptions,
     report_path: Path | None = None,
 ) -> PushResult:
-    """Publish, fill the pushed-model artifact's metadata with TFX Pusher's keys, write the Markdown report."""
+    """Publish, fill the pushed-model artifact's metadata with TFX Pusher's keys, write the Markdown report.
+
+    `pushed` follows TFX's Pusher: 1 once the version is in place, also when the newest version already was
+    this model (Pusher skips the copy when the version directory exists and still reports 1). Whether this
+    push wrote a new version is this project's own `published` (1 or 0), with `push_outcome` saying which."""
     checked = CheckedModelMetadata.from_dict(model_metadata)
     source = {
         "source_uri": checked.source_uri,
@@ -276,7 +280,8 @@ def push_step(
         options = dataclasses.replace(options, tags=tuple(checked.saved_model_tags))
     result = publish(model_dir, base_path, source=source, options=options)
     pushed = PushedModelMetadata(
-        pushed=1 if result.published else 0,
+        pushed=1,
+        published=1 if result.published else 0,
         pushed_destination=result.destination,
         pushed_version=str(result.version),
         model_name=options.model_name or model_name_from_base_path(base_path),

@@ -16,7 +16,7 @@ def run_result(metadata: dict[str, Any]) -> dict[str, Any]:
         "version": pushed.version,
         "path": pushed.pushed_destination,
         "base_path": pushed.base_path,
-        "published": bool(pushed.pushed),
+        "published": bool(pushed.published),
         "outcome": pushed.push_outcome,
         "content_digest": pushed.content_digest,
         "signature": pushed.serving_signature,
