@@ -23,6 +23,7 @@ def export_to_serving(**parameters: Any) -> Model:
             source_uri=parameters["source_uri"],
             model_format=parameters["model_format"],
             read_deadline=parameters["read_deadline"],
+            weights_uri=parameters["weights_uri"],
         ),
         "load_model",
     )

@@ -22,7 +22,7 @@ from kfp_tfserving.components.check_signatures.runtime_check import check_in_fre
 from kfp_tfserving.components.check_signatures.version_check import validate_target
 from kfp_tfserving.components.common.artifacts import CheckedModelMetadata
 from kfp_tfserving.components.common.errors import ModelRejected, reports_errors
-from kfp_tfserving.components.common.formats.saved_model_io import parse_tags
+from kfp_tfserving.components.common.saved_model.tags import parse_tags
 from kfp_tfserving.components.common.storage import storage_for
 
 

@@ -13,25 +13,17 @@ from typing import Any
 import numpy as np
 
 from kfp_tfserving.components.common.artifacts import ExportedModelMetadata, LoadedModelMetadata
-from kfp_tfserving.components.common.errors import UserError, naming_the_source, reports_errors
+from kfp_tfserving.components.common.errors import UserError, naming_the_source, reports_errors, specific_line
 from kfp_tfserving.components.common.formats import ExportOptions, detect_format, handler_named
 from kfp_tfserving.components.common.formats.base import TensorSpecInfo
 from kfp_tfserving.components.common.formats.graph_vetting import vet_source
 from kfp_tfserving.components.common.formats.keras_precision import HALF_DTYPES
-from kfp_tfserving.components.common.formats.saved_model_edit import serve_under
-from kfp_tfserving.components.common.formats.saved_model_io import (
-    SERVING_DEFAULT,
-    parse_tags,
-    read_signatures,
-    tag_set_text,
-)
 from kfp_tfserving.components.common.formats.string_inputs import described_inputs
 from kfp_tfserving.components.common.samples import generate_inputs, load_sample
-from kfp_tfserving.components.common.serving_oracle import (
-    load_served,
-    servability_problem,
-    specific_line,
-)
+from kfp_tfserving.components.common.saved_model.edit import serve_under
+from kfp_tfserving.components.common.saved_model.proto import SERVING_DEFAULT, read_signatures
+from kfp_tfserving.components.common.saved_model.tags import parse_tags, tag_set_text
+from kfp_tfserving.components.common.serving_oracle import load_served, servability_problem
 from kfp_tfserving.components.common.storage import storage_for
 from kfp_tfserving.components.export_savedmodel.options import EXPORT_OPTIONS
 from kfp_tfserving.components.export_savedmodel.parity import (

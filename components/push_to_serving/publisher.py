@@ -191,7 +191,7 @@ def publish(
 def _model_fingerprint(model_dir: Path) -> str:
     """The model fingerprint, or "" when it cannot be computed: it only decides whether to skip a push, and
     without it the push compares file bytes as before."""
-    from kfp_tfserving.components.common.model_fingerprint import model_fingerprint
+    from kfp_tfserving.components.common.saved_model.fingerprint import model_fingerprint
 
     try:
         return model_fingerprint(model_dir).digest
