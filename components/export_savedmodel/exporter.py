@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from kfp_tfserving.components.common.artifacts import ExportedModelMetadata, LoadedModelMetadata
 from kfp_tfserving.components.common.errors import UserError, naming_the_source, reports_errors, specific_line
 from kfp_tfserving.components.common.formats import ExportOptions, detect_format, handler_named
 from kfp_tfserving.components.common.formats.base import TensorSpecInfo
@@ -119,16 +120,17 @@ def export_model(
         tags=parse_tags(tags),
         custom_objects=[c for c in custom_objects or [] if c.strip()],
     )
-    if model_metadata.get("format") and model_metadata.get("entry"):
-        handler = handler_named(model_metadata["format"])
-        entry = model_dir / model_metadata["entry"]
+    source = LoadedModelMetadata.from_dict(model_metadata)
+    if source.format and source.entry:
+        handler = handler_named(source.format)
+        entry = model_dir / source.entry
     else:  # a Model artifact from outside this project: detect it here
         handler, entry = detect_format(model_dir)
     timings: dict[str, float] = {}
     # The load step put the source at model_dir/<first part of entry>.
-    entry_parts = Path(model_metadata.get("entry", "")).parts
+    entry_parts = Path(source.entry).parts
     copy = model_dir / entry_parts[0] if entry_parts else model_dir
-    with _timed("load", timings), naming_the_source(copy, model_metadata.get("source_uri", "")):
+    with _timed("load", timings), naming_the_source(copy, source.source_uri):
         vet_source(entry)  # before any of the source's graph runs: loading runs restore and init ops
         print(f"loading {entry.name} as {handler.description}", flush=True)
         loaded = handler.load(entry, options)
@@ -168,20 +170,19 @@ def export_model(
     parity = as_metadata(results)
     if repair:
         print(f"repaired: {repair}", flush=True)
-    export_metadata.update(
-        {
-            "source_format": handler.name,
-            "repaired": repair,
-            "source_uri": model_metadata.get("source_uri", ""),
-            "saved_model_tags": list(options.tags),
-            "signatures": {name: sig.as_dict() for name, sig in signatures.items()},
-            "parity": parity,
-            "parity_tolerance": {"atol": atol, "rtol": rtol, "compute_dtype": compute},
-            "parity_passed": all(r.within_tolerance for r in results),
-            "widened_outputs": widened,
-            "timings_seconds": timings,
-        }
+    exported = ExportedModelMetadata(
+        source_format=handler.name,
+        repaired=repair,
+        source_uri=source.source_uri,
+        saved_model_tags=list(options.tags),
+        signatures={name: sig.as_dict() for name, sig in signatures.items()},
+        parity=parity,
+        parity_tolerance={"atol": atol, "rtol": rtol, "compute_dtype": compute},
+        parity_passed=all(r.within_tolerance for r in results),
+        widened_outputs=widened,
+        timings_seconds=timings,
     )
+    export_metadata.update(exported.to_dict())
     require_parity(results, atol, rtol)
     return parity
 
