@@ -12,14 +12,17 @@ from typing import Any
 
 from kfp_tfserving.components.check_signatures.batching import DEFAULT_BUDGET_SECONDS
 from kfp_tfserving.components.check_signatures.batching_report import batching_markdown
+from kfp_tfserving.components.check_signatures.batching_report import metrics_of as batching_metrics
 from kfp_tfserving.components.check_signatures.check_report import CheckReport
 from kfp_tfserving.components.check_signatures.contract import Contract, load_contract
 from kfp_tfserving.components.check_signatures.findings import ERROR, WARNING, errors
+from kfp_tfserving.components.check_signatures.options import CHECK_OPTIONS
 from kfp_tfserving.components.check_signatures.report import markdown_report
 from kfp_tfserving.components.check_signatures.runtime_check import check_in_fresh_process
 from kfp_tfserving.components.check_signatures.version_check import validate_target
-from kfp_tfserving.components.common.errors import UserError, reports_errors
-from kfp_tfserving.components.common.formats.saved_model_io import parse_tags
+from kfp_tfserving.components.common.artifacts import CheckedModelMetadata
+from kfp_tfserving.components.common.errors import ModelRejected, reports_errors
+from kfp_tfserving.components.common.saved_model.tags import parse_tags
 from kfp_tfserving.components.common.storage import storage_for
 
 
@@ -48,12 +51,13 @@ def check_model(
     serving_tf_version: str = "",
     stage_dir: Path | None = None,
     batching: dict | None = None,
-    saved_model_tags: str = "serve",
+    saved_model_tags: str = CHECK_OPTIONS.default("saved_model_tags"),
     sample_uri: str = "",
 ) -> CheckReport:
     """Every check on model_dir, in a fresh process. The run and the warmup file happen in stage_dir (a copy
     of model_dir the caller keeps, with the generated warmup file), else in a scratch copy. `batching`
-    ({"budget_seconds", "serving_cpus"}) adds the batch-size sweep and batching_params.pbtxt.
+    ({"budget_seconds", "serving_cpus"[, "write"]}) adds the batching sweep and load test, and
+    batching_params.pbtxt when batching pays.
     saved_model_tags: the tag-set TF Serving loads ("serve,gpu"); its meta graph is the one judged.
     The runtime checks run `sample_uri` (the request the export's parity ran) before any generated input."""
     validate_target(serving_tf_version)
@@ -79,12 +83,12 @@ def check_step(
     checked_metadata: dict[str, Any],
     report_path: Path,
     metrics: Any,
-    contract_uri: str = "",
-    serving_tf_version: str = "",
-    batching_params: bool = True,
-    serving_cpus: int = 0,
-    saved_model_tags: str = "serve",
-    sample_uri: str = "",
+    contract_uri: str = CHECK_OPTIONS.default("contract_uri"),
+    serving_tf_version: str = CHECK_OPTIONS.default("serving_tf_version"),
+    batching_params: bool = CHECK_OPTIONS.default("batching_params"),
+    serving_cpus: int = CHECK_OPTIONS.default("serving_cpus"),
+    saved_model_tags: str = CHECK_OPTIONS.default("saved_model_tags"),
+    sample_uri: str = CHECK_OPTIONS.default("sample_uri"),
 ) -> CheckReport:
     """Check the exported model; pass it on, with its warmup file, only when no error-level finding stands.
 
@@ -110,11 +114,8 @@ def check_step(
     markdown = markdown_report(str(model_dir), report)
     if "batching" in report.runtime:
         markdown = "\n".join([markdown.rstrip("\n"), *batching_markdown(report.runtime["batching"])]) + "\n"
-        for key in ("throughput_batch_1", "throughput_chosen"):
-            if key in report.runtime["batching"]:
-                metrics.log_metric(key, round(report.runtime["batching"][key], 1))
-        if "parameters" in report.runtime["batching"]:
-            metrics.log_metric("max_batch_size", report.runtime["batching"]["parameters"]["max_batch_size"])
+        for key, value in batching_metrics(report.runtime["batching"]).items():
+            metrics.log_metric(key, value)
     report_path.write_text(markdown)
     counts = report.counts()
     metrics.log_metric("errors", counts[ERROR])
@@ -129,12 +130,13 @@ def check_step(
     if not report.passed:
         first = errors(report.findings)[0]
         more = len(errors(report.findings)) - 1
-        raise UserError(
+        raise ModelRejected(
             f"TF Serving would reject the model: {first.one_line()}" + (f" (and {more} more)" if more else "")
         )
-    checked_metadata.update(model_metadata)
-    checked_metadata["check_report"] = report.as_dict()
-    checked_metadata["model_fingerprint"] = report.runtime.get("model_fingerprint", "")
+    checked = CheckedModelMetadata.after_check(
+        model_metadata, report.as_dict(), report.runtime.get("model_fingerprint", "")
+    )
+    checked_metadata.update(checked.to_dict())
     return report
 
 

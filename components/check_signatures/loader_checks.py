@@ -10,11 +10,14 @@ and the fix before the load, each with its own code. tests/test_loader_divergenc
 from __future__ import annotations
 
 from kfp_tfserving.components.check_signatures.findings import ERROR, WARNING, Finding
-from kfp_tfserving.components.common.formats.saved_model_io import asset_file_defs, duplicate_asset_tensors
+from kfp_tfserving.components.common.saved_model.proto import (
+    INIT_OP_COLLECTIONS,
+    INIT_OP_SIGNATURE,
+    asset_file_defs,
+    duplicate_asset_tensors,
+)
 
-INIT_OP_SIGNATURE = "__saved_model_init_op"
-MAIN_OP = "saved_model_main_op"
-LEGACY_INIT_OP = "legacy_init_op"
+MAIN_OP, LEGACY_INIT_OP = INIT_OP_COLLECTIONS
 DEBUG_INFO = ("debug", "saved_model_debug_info.pb")
 
 

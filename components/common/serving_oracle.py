@@ -24,15 +24,26 @@ import numpy as np
 
 from kfp_tfserving.components.common import tf_c_api
 from kfp_tfserving.components.common.errors import UserError, specific_line
-from kfp_tfserving.components.common.formats.base import Tensors
-from kfp_tfserving.components.common.formats.saved_model_io import (
-    SERVE_TAG,
+from kfp_tfserving.components.common.saved_model.proto import (
+    INIT_OP_COLLECTIONS,
+    INIT_OP_SIGNATURE,
     SERVING_DEFAULT,
+    VARIABLE_OPS,
+    NoMetaGraph,
     SignatureInfo,
+    meta_graph,
+    read_saved_model_proto,
     signatures_of,
 )
+from kfp_tfserving.components.common.saved_model.tags import SERVE, Tags
+from kfp_tfserving.components.common.saved_model.tensor_spec import Tensors
+from kfp_tfserving.components.common.saved_model.warmup import (
+    WARMUP_FILE,
+    WarmupError,
+    WarmupRequest,
+    read_warmup,
+)
 from kfp_tfserving.components.common.tfenv import import_tensorflow, native_logging_off, silenced_stderr
-from kfp_tfserving.components.common.warmup import WARMUP_FILE, WarmupError, WarmupRequest, read_warmup
 
 REPAIR_FIX = "kfp-tfserving run repairs such a SavedModel; or export Keras models with model.export()"
 
@@ -135,29 +146,24 @@ def _ancestors(graph_def, names: set[str]) -> set[str]:
 
 
 def init_op_name(meta) -> str:
-    """The init op LoadSavedModel runs (loader.cc GetInitOp): the `__saved_model_init_op` signature's output,
-    else the saved_model_main_op collection, else legacy_init_op; '' when there is none."""
-    init = meta.signature_def.get("__saved_model_init_op")
-    if init is not None and "__saved_model_init_op" in init.outputs:
-        return init.outputs["__saved_model_init_op"].name
-    for key in ("saved_model_main_op", "legacy_init_op"):
+    """The init op LoadSavedModel runs (loader.cc GetInitOp): the init signature's output, else the
+    saved_model_main_op collection, else legacy_init_op; '' when there is none."""
+    init = meta.signature_def.get(INIT_OP_SIGNATURE)
+    if init is not None and INIT_OP_SIGNATURE in init.outputs:
+        return init.outputs[INIT_OP_SIGNATURE].name
+    for key in INIT_OP_COLLECTIONS:
         if key in meta.collection_def:
             values = meta.collection_def[key].node_list.value
             return values[0] if len(values) == 1 else ""
     return ""
 
 
-def _load_stage(message: str, model_dir: Path, tags: tuple[str, ...]) -> str:
+def _load_stage(message: str, model_dir: Path, tags: Tags) -> str:
     """Which step of LoadSavedModel failed, read off its message (the C API says what, not where): a node
     of the restore op's graph named in it is the restore, the init op's (or its fed assets) the init."""
-    from tensorflow.core.protobuf import saved_model_pb2
-
     try:
-        proto = saved_model_pb2.SavedModel.FromString((model_dir / "saved_model.pb").read_bytes())
-    except (OSError, ValueError):
-        return "import"
-    meta = next((m for m in proto.meta_graphs if set(m.meta_info_def.tags) == set(tags)), None)
-    if meta is None:
+        meta = meta_graph(read_saved_model_proto(model_dir), model_dir, tags)
+    except UserError:
         return "import"
     nodes = _named_nodes(message, meta.graph_def)
     init = init_op_name(meta).split(":")[0].lstrip("^")
@@ -196,7 +202,7 @@ _LOAD_FIXES = {
 class ServedModel:
     """One loaded version: the session TensorFlow's C++ loader made of the chosen meta graph."""
 
-    def __init__(self, model_dir: Path, tags: tuple[str, ...] = (SERVE_TAG,)):
+    def __init__(self, model_dir: Path, tags: Tags = SERVE):
         import_tensorflow()
         from tensorflow.core.protobuf import meta_graph_pb2
 
@@ -208,6 +214,12 @@ class ServedModel:
             with silenced_stderr():  # LoadSavedModel logs each stage at INFO
                 self.model = tf_c_api.SavedModelSession(self.model_dir, tags, server_session_config())
         except tf_c_api.CApiError as err:
+            try:  # no meta graph with the tag-set: this project's own words for it
+                meta_graph(read_saved_model_proto(self.model_dir), self.model_dir, tags)
+            except NoMetaGraph as missing:
+                raise ServingLoadError("import", missing.what, missing.fix) from None
+            except UserError:
+                pass  # a damaged proto: the C API's message says it
             stage = _load_stage(err.message, self.model_dir, tags)
             raise ServingLoadError(
                 stage,
@@ -360,7 +372,7 @@ class ServedModel:
         handles = [
             n
             for n in self.meta.graph_def.node
-            if n.op in ("VarHandleOp", "VariableV2") and n.name in reachable
+            if n.op in VARIABLE_OPS and n.name in reachable
         ]
         probes, variables = [], []
         for node in handles:
@@ -389,7 +401,7 @@ def servability_problem(served: ServedModel) -> str | None:
 
 @contextlib.contextmanager
 def load_served(
-    model_dir: Path, tags: tuple[str, ...] = (SERVE_TAG,), replay_warmup: bool = True
+    model_dir: Path, tags: Tags = SERVE, replay_warmup: bool = True
 ) -> Iterator[ServedModel]:
     """Load `model_dir` as tensorflow_model_server loads a version (warmup replay included)."""
     with ServedModel(Path(model_dir), tuple(tags)) as served:
