@@ -369,11 +369,7 @@ class ServedModel:
             for t in self.meta.signature_def[name].outputs.values()
         }
         reachable = _ancestors(self.meta.graph_def, wanted)
-        handles = [
-            n
-            for n in self.meta.graph_def.node
-            if n.op in VARIABLE_OPS and n.name in reachable
-        ]
+        handles = [n for n in self.meta.graph_def.node if n.op in VARIABLE_OPS and n.name in reachable]
         probes, variables = [], []
         for node in handles:
             handle = self.model.output(node.name)
@@ -400,9 +396,7 @@ def servability_problem(served: ServedModel) -> str | None:
 
 
 @contextlib.contextmanager
-def load_served(
-    model_dir: Path, tags: Tags = SERVE, replay_warmup: bool = True
-) -> Iterator[ServedModel]:
+def load_served(model_dir: Path, tags: Tags = SERVE, replay_warmup: bool = True) -> Iterator[ServedModel]:
     """Load `model_dir` as tensorflow_model_server loads a version (warmup replay included)."""
     with ServedModel(Path(model_dir), tuple(tags)) as served:
         if replay_warmup:
