@@ -112,7 +112,7 @@ def verdict(batching: dict[str, Any]) -> str:
         untested = f" ({load['skipped']})" if "skipped" in load else ""
         return f"`{batching['file']}` written: {said}{untested}."
     if batching.get("publish"):  # measured, not written (`check --batching`)
-        return f"Batching pays ({said}); `kfp-tfserving run` would write `batching_params.pbtxt`."
+        return f"{said[0].upper()}{said[1:]}; `kfp-tfserving run` would write `batching_params.pbtxt`."
     return f"No batching_params.pbtxt: {said}."
 
 
