@@ -155,6 +155,7 @@ def measure(
 
     samples = sweep(run_batch, budget_seconds * SWEEP_SHARE)
     feeds.clear()
+    sweep_seconds = time.perf_counter() - started
     cpus = serving_cpus or os.cpu_count() or 1
     decision = decide(samples.cost, cpus, has_variable_length(info.inputs), samples.wall)
     result: dict[str, Any] = {
@@ -164,6 +165,7 @@ def measure(
         "throughput_batch_1": decision.curve[0].throughput,
         "throughput_chosen": decision.chosen.throughput,
         "publish": decision.config is not None,
+        "seconds": {"sweep": round(sweep_seconds, 2)},
     }
     if decision.config is None:
         return result, decision
@@ -171,6 +173,7 @@ def measure(
     remaining = budget_seconds - (time.perf_counter() - started)
     load = batching_load.prove(served, decision.config, signature, max(remaining, 2.0), tags)
     result["load_test"] = load
+    result["seconds"]["load_test"] = round(time.perf_counter() - started - sweep_seconds, 2)
     if "verdict" in load:
         result["publish"] = load["pays"]
     return result, decision
