@@ -182,7 +182,9 @@ def compare(
             "p50_ms": statistics.median(t["p50_ms"] for t in turns),
             "p99_ms": statistics.median(t["p99_ms"] for t in turns),
         }
-    out["pays"] = ratio > max(WORTH_DOUBLING, 1 + out["ratio_spread"])
+    out["pays"] = ratio > WORTH_DOUBLING * (
+        1 + out["ratio_spread"]
+    )  # as the sweep's rule: 10 %, plus the noise
     return out
 
 
