@@ -37,7 +37,9 @@ def _serialized_examples(spec: TensorSpecInfo, shape: tuple[int, ...], rng) -> n
     for i in range(int(np.prod(shape))):
         example = example_pb2.Example()
         for feature in spec.example_features or ():
-            size = int(np.prod(feature.shape)) if feature.shape is not None else 2
+            # FixedLen: exactly its declared shape. VarLen (sparse, ragged, FixedLenSequence): one value, as
+            # graphs commonly densify a categorical feature to [batch, 1] and a second value breaks them.
+            size = int(np.prod(feature.shape)) if feature.shape is not None else 1
             slot = example.features.feature[feature.name]
             if feature.dtype == "string":
                 slot.bytes_list.value.extend(f"{feature.name}-{i}-{j}".encode() for j in range(size))
