@@ -92,3 +92,42 @@ def test_generated_examples_carry_one_value_per_varlen_feature(tf, example_parsi
     assert [len(f["city"].bytes_list.value) for f in parsed] == [1, 1, 1]
     assert [len(f["hours"].float_list.value) for f in parsed] == [2, 2, 2]
     assert [len(f["age"].float_list.value) for f in parsed] == [1, 1, 1]
+
+
+def _cropping_model(tmp_path: Path, crop: int) -> Path:
+    import keras
+
+    steps = keras.Input((None, 3), name="steps")
+    cropped = keras.layers.Cropping1D((crop, crop + 1), name="crop_warmup")(steps)
+    pooled = keras.layers.GlobalAveragePooling1D()(cropped)
+    model = keras.Model(steps, keras.layers.Dense(2, name="score")(pooled))
+    path = tmp_path / f"crop{crop}.keras"
+    model.save(path)
+    return path
+
+
+def test_unknown_lengths_climb_a_ladder_until_the_model_accepts_one(tmp_path, tf):
+    from kfp_tfserving.components.common.warmup import WARMUP_FILE, read_warmup
+
+    exported, meta = _export(_cropping_model(tmp_path, 5000), tmp_path)
+    assert meta["parity_passed"] is True
+    # The length that worked travels with the version: the check step and TF Serving's warmup run it.
+    (request,) = read_warmup(exported / WARMUP_FILE)
+    assert request.inputs["steps"].shape == (2, 16384, 3)
+    x = np.random.default_rng(0).random((1, 12000, 3), dtype=np.float32)
+    sig = read_signatures(exported)["serving_default"]
+    assert sig.inputs[0].shape == (None, None, 3)
+    import keras
+
+    model = keras.saving.load_model(tmp_path / "crop5000.keras")
+    np.testing.assert_allclose(served_predict(exported, steps=x)["score"], np.asarray(model(x)), atol=1e-5)
+
+
+def test_a_length_floor_past_the_ladder_names_the_lengths_and_the_layer(tmp_path, tf):
+    with pytest.raises(UserError) as err:
+        _export(_cropping_model(tmp_path, 9000), tmp_path)
+    line = err.value.one_line()
+    assert "4, 16, 64, 256, 1024, 4096, 16384" in line
+    assert "layer 'crop_warmup'" in line and "smaller than the input length" in line
+    assert "--sample" in line
+    assert not (tmp_path / "exported" / "assets.extra").exists()
