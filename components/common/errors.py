@@ -141,13 +141,13 @@ def bug_line(err: BaseException) -> str:
 
 
 def reports_errors(fn: F) -> F:
-    """Make a step entry point print its failure as one marked line on stderr, then its exit code (for a
-    local run, which sees only the log), and exit with it: EXIT_REJECTED, EXIT_PERMANENT, EXIT_TRANSIENT,
-    or EXIT_BUG with the traceback written to a file the line names."""
+    """Make a step entry point print its exit code (for a local run, which sees only the log), then its
+    failure as one marked line, the last on stderr, and exit with that code: EXIT_REJECTED, EXIT_PERMANENT,
+    EXIT_TRANSIENT, or EXIT_BUG with the traceback written to a file the line names."""
 
     def fail(line: str, code: int) -> SystemExit:
-        print(f"{ERROR_MARKER}{line}", file=sys.stderr, flush=True)
         print(f"{EXIT_CODE_MARKER}{code}", file=sys.stderr, flush=True)
+        print(f"{ERROR_MARKER}{line}", file=sys.stderr, flush=True)
         return SystemExit(code)
 
     @functools.wraps(fn)

@@ -12,18 +12,12 @@ from typing import Any
 
 import numpy as np
 
-from kfp_tfserving.components.common.errors import UserError, naming_the_source, reports_errors
+from kfp_tfserving.components.common.artifacts import ExportedModelMetadata, LoadedModelMetadata
+from kfp_tfserving.components.common.errors import UserError, naming_the_source, reports_errors, specific_line
 from kfp_tfserving.components.common.formats import ExportOptions, detect_format, handler_named
 from kfp_tfserving.components.common.formats.base import TensorSpecInfo
 from kfp_tfserving.components.common.formats.graph_vetting import vet_source
 from kfp_tfserving.components.common.formats.keras_precision import HALF_DTYPES
-from kfp_tfserving.components.common.formats.saved_model_edit import serve_under
-from kfp_tfserving.components.common.formats.saved_model_io import (
-    SERVING_DEFAULT,
-    parse_tags,
-    read_signatures,
-    tag_set_text,
-)
 from kfp_tfserving.components.common.formats.string_inputs import described_inputs
 from kfp_tfserving.components.common.samples import (
     UNKNOWN_DIM,
@@ -31,13 +25,12 @@ from kfp_tfserving.components.common.samples import (
     length_ladder,
     load_sample,
 )
-from kfp_tfserving.components.common.serving_oracle import (
-    load_served,
-    servability_problem,
-    specific_line,
-)
+from kfp_tfserving.components.common.saved_model.edit import serve_under
+from kfp_tfserving.components.common.saved_model.proto import SERVING_DEFAULT, read_signatures
+from kfp_tfserving.components.common.saved_model.tags import parse_tags, tag_set_text
+from kfp_tfserving.components.common.saved_model.warmup import WARMUP_FILE, write_warmup
+from kfp_tfserving.components.common.serving_oracle import load_served, servability_problem
 from kfp_tfserving.components.common.storage import storage_for
-from kfp_tfserving.components.common.warmup import WARMUP_FILE, write_warmup
 from kfp_tfserving.components.export_savedmodel.options import EXPORT_OPTIONS
 from kfp_tfserving.components.export_savedmodel.parity import (
     as_metadata,
@@ -168,16 +161,17 @@ def export_model(
         tags=parse_tags(tags),
         custom_objects=[c for c in custom_objects or [] if c.strip()],
     )
-    if model_metadata.get("format") and model_metadata.get("entry"):
-        handler = handler_named(model_metadata["format"])
-        entry = model_dir / model_metadata["entry"]
+    source = LoadedModelMetadata.from_dict(model_metadata)
+    if source.format and source.entry:
+        handler = handler_named(source.format)
+        entry = model_dir / source.entry
     else:  # a Model artifact from outside this project: detect it here
         handler, entry = detect_format(model_dir)
     timings: dict[str, float] = {}
     # The load step put the source at model_dir/<first part of entry>.
-    entry_parts = Path(model_metadata.get("entry", "")).parts
+    entry_parts = Path(source.entry).parts
     copy = model_dir / entry_parts[0] if entry_parts else model_dir
-    with _timed("load", timings), naming_the_source(copy, model_metadata.get("source_uri", "")):
+    with _timed("load", timings), naming_the_source(copy, source.source_uri):
         vet_source(entry)  # before any of the source's graph runs: loading runs restore and init ops
         print(f"loading {entry.name} as {handler.description}", flush=True)
         loaded = handler.load(entry, options)
@@ -225,20 +219,19 @@ def export_model(
     parity = as_metadata(results)
     if repair:
         print(f"repaired: {repair}", flush=True)
-    export_metadata.update(
-        {
-            "source_format": handler.name,
-            "repaired": repair,
-            "source_uri": model_metadata.get("source_uri", ""),
-            "saved_model_tags": list(options.tags),
-            "signatures": {name: sig.as_dict() for name, sig in signatures.items()},
-            "parity": parity,
-            "parity_tolerance": {"atol": atol, "rtol": rtol, "compute_dtype": compute},
-            "parity_passed": all(r.within_tolerance for r in results),
-            "widened_outputs": widened,
-            "timings_seconds": timings,
-        }
+    exported = ExportedModelMetadata(
+        source_format=handler.name,
+        repaired=repair,
+        source_uri=source.source_uri,
+        saved_model_tags=list(options.tags),
+        signatures={name: sig.as_dict() for name, sig in signatures.items()},
+        parity=parity,
+        parity_tolerance={"atol": atol, "rtol": rtol, "compute_dtype": compute},
+        parity_passed=all(r.within_tolerance for r in results),
+        widened_outputs=widened,
+        timings_seconds=timings,
     )
+    export_metadata.update(exported.to_dict())
     require_parity(results, atol, rtol)
     return parity
 

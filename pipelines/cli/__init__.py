@@ -91,7 +91,7 @@ def run(source: str, pipeline_root: Path | None, as_json: bool, verbose: bool, *
     import os
 
     from kfp_tfserving.components.common.formats.custom_objects import parse_custom_objects
-    from kfp_tfserving.components.common.formats.saved_model_io import parse_tags
+    from kfp_tfserving.components.common.saved_model.tags import parse_tags
     from kfp_tfserving.components.common.storage.base import DEADLINE_ENV
     from kfp_tfserving.pipelines.cli.compile import pipeline_yaml
     from kfp_tfserving.pipelines.cli.local_run import run_pipeline_yaml

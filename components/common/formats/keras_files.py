@@ -7,8 +7,7 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
-from kfp_tfserving.components.common import serving_oracle
-from kfp_tfserving.components.common.errors import FormatError
+from kfp_tfserving.components.common.errors import FormatError, specific_line
 from kfp_tfserving.components.common.formats.base import ExportOptions, FormatHandler, LoadedModel
 from kfp_tfserving.components.common.formats.custom_objects import (
     import_custom_objects,
@@ -110,7 +109,7 @@ def load_with_era_defaults(
         if names:
             raise missing_class_error(label, names, config, options.custom_objects) from None
         raise FormatError(
-            f"{label}: tf_keras cannot rebuild this Keras {keras_version} model: {serving_oracle.specific_line(err)}",
+            f"{label}: tf_keras cannot rebuild this Keras {keras_version} model: {specific_line(err)}",
             "load it with the Keras version that saved it to check the file; re-save it with model.save()",
         ) from None
     return model
@@ -126,7 +125,7 @@ def _load_failure(entry: Path, err: BaseException, config: str, options: ExportO
     if "safe_mode" in text or "unsafe" in text.lower():
         return FormatError(f"{entry}: the model contains Python code (a Lambda layer)", UNSAFE_FIX)
     return FormatError(
-        f"{entry}: Keras cannot load it: {serving_oracle.specific_line(err)}",
+        f"{entry}: Keras cannot load it: {specific_line(err)}",
         "load it with the Keras version that saved it to check the file; re-save it with model.save()",
     )
 
@@ -234,7 +233,7 @@ class KerasH5Handler(FormatHandler):
             if names:
                 raise missing_class_error(entry, names, config, options.custom_objects) from None
             raise FormatError(
-                f"{entry}: neither Keras 3 ({serving_oracle.specific_line(first_error)}) nor tf_keras ({serving_oracle.specific_line(err)}) "
+                f"{entry}: neither Keras 3 ({specific_line(first_error)}) nor tf_keras ({specific_line(err)}) "
                 "can load it",
                 "load it with the Keras version that saved it to check the file; re-save it with model.save()",
             ) from None

@@ -12,8 +12,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from kfp_tfserving.components.common import serving_oracle
-from kfp_tfserving.components.common.errors import FormatError
+from kfp_tfserving.components.common.errors import FormatError, specific_line
 from kfp_tfserving.components.common.formats.base import ExportOptions, FormatHandler, LoadedModel
 from kfp_tfserving.components.common.formats.custom_objects import (
     import_custom_objects,
@@ -192,7 +191,7 @@ class KerasPairHandler(FormatHandler):
                     f"{arch}: the model contains Python code (a Lambda layer)", UNSAFE_FIX
                 ) from None
             raise FormatError(
-                f"{arch}: Keras cannot build it with the weights {weights.name}: {serving_oracle.specific_line(err)}",
+                f"{arch}: Keras cannot build it with the weights {weights.name}: {specific_line(err)}",
                 "check that the weights were saved from this architecture",
             ) from None
         return model
