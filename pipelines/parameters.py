@@ -44,7 +44,10 @@ KSERVE = Options(
 _WHERE = PUSH_OPTIONS.only("base_path", "model_name")
 
 EXPORT_TO_SERVING = (
-    LOAD_OPTIONS.only("source_uri") + _WHERE + LOAD_OPTIONS.only("model_format", "read_deadline") + CHAIN
+    LOAD_OPTIONS.only("source_uri")
+    + _WHERE
+    + LOAD_OPTIONS.only("model_format", "weights_uri", "read_deadline")
+    + CHAIN
 )
 SERVE_MODEL = _WHERE + CHAIN + KSERVE
 RETRAIN_AND_EXPORT = (

@@ -88,7 +88,7 @@ def batch_function_graph(meta, config: BatchingConfig, signature: str) -> None:
 
 def batched_copy(model_dir: Path, dest: Path, config: BatchingConfig, signature: str, tags) -> Path:
     """A SavedModel in `dest` that is `model_dir` (variables and assets linked) behind the batch scheduler."""
-    from kfp_tfserving.components.common.formats.saved_model_io import read_saved_model_proto
+    from kfp_tfserving.components.common.saved_model.proto import read_saved_model_proto
 
     proto = read_saved_model_proto(model_dir)
     meta = next((m for m in proto.meta_graphs if set(m.meta_info_def.tags) == set(tags)), None)

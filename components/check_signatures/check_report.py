@@ -8,7 +8,7 @@ from typing import Any
 
 from kfp_tfserving.components.check_signatures.findings import ERROR, WARNING, Finding, errors
 from kfp_tfserving.components.common.formats.base import TensorSpecInfo
-from kfp_tfserving.components.common.formats.saved_model_io import SignatureInfo
+from kfp_tfserving.components.common.saved_model.proto import SignatureInfo
 
 
 @dataclass

@@ -20,8 +20,9 @@ from kfp_tfserving.components.check_signatures.options import CHECK_OPTIONS
 from kfp_tfserving.components.check_signatures.report import markdown_report
 from kfp_tfserving.components.check_signatures.runtime_check import check_in_fresh_process
 from kfp_tfserving.components.check_signatures.version_check import validate_target
+from kfp_tfserving.components.common.artifacts import CheckedModelMetadata
 from kfp_tfserving.components.common.errors import ModelRejected, reports_errors
-from kfp_tfserving.components.common.formats.saved_model_io import parse_tags
+from kfp_tfserving.components.common.saved_model.tags import parse_tags
 from kfp_tfserving.components.common.storage import storage_for
 
 
@@ -132,9 +133,10 @@ def check_step(
         raise ModelRejected(
             f"TF Serving would reject the model: {first.one_line()}" + (f" (and {more} more)" if more else "")
         )
-    checked_metadata.update(model_metadata)
-    checked_metadata["check_report"] = report.as_dict()
-    checked_metadata["model_fingerprint"] = report.runtime.get("model_fingerprint", "")
+    checked = CheckedModelMetadata.after_check(
+        model_metadata, report.as_dict(), report.runtime.get("model_fingerprint", "")
+    )
+    checked_metadata.update(checked.to_dict())
     return report
 
 

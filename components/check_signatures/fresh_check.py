@@ -20,7 +20,8 @@ from kfp_tfserving.components.check_signatures.findings import ERROR, Finding, e
 from kfp_tfserving.components.check_signatures.static_checks import STATIC_CHECKS, ModelView
 from kfp_tfserving.components.check_signatures.version_check import target_version
 from kfp_tfserving.components.common.errors import FormatError
-from kfp_tfserving.components.common.formats.saved_model_io import SERVE_TAG, read_saved_model_proto
+from kfp_tfserving.components.common.saved_model.proto import read_saved_model_proto
+from kfp_tfserving.components.common.saved_model.tags import SERVE_TAG
 from kfp_tfserving.components.common.tfenv import import_tensorflow
 
 # Without these there is nothing to load or call: the runtime checks would only repeat the finding. A
@@ -137,7 +138,7 @@ class _Fingerprint:
         self._thread.start()
 
     def _run(self, staged: Path) -> None:
-        from kfp_tfserving.components.common.model_fingerprint import model_fingerprint
+        from kfp_tfserving.components.common.saved_model.fingerprint import model_fingerprint
 
         try:
             self.digest = model_fingerprint(staged).digest

@@ -16,7 +16,7 @@ from kfp_tfserving.components.common.formats.graph_vetting import (  # one op li
     is_linked_op,
     node_lists,
 )
-from kfp_tfserving.components.common.formats.saved_model_io import asset_file_defs
+from kfp_tfserving.components.common.saved_model.proto import asset_file_defs
 
 # Ops that read a file when the model loads or runs -> which of their inputs is the file's path.
 FILE_READING_OPS = {

@@ -19,14 +19,21 @@ from kfp_tfserving.components.check_signatures.graph_checks import unregistered_
 from kfp_tfserving.components.check_signatures.rest_json import round_trip_findings
 from kfp_tfserving.components.common.errors import UserError
 from kfp_tfserving.components.common.formats.base import Tensors
-from kfp_tfserving.components.common.formats.saved_model_io import (
-    SERVE_TAG,
-    SERVING_DEFAULT,
-    read_saved_model_proto,
-    serve_meta_graph,
-)
 from kfp_tfserving.components.common.formats.string_inputs import describe_string_inputs
 from kfp_tfserving.components.common.samples import generate_inputs, load_sample
+from kfp_tfserving.components.common.saved_model.proto import (
+    SERVING_DEFAULT,
+    meta_graph,
+    read_saved_model_proto,
+)
+from kfp_tfserving.components.common.saved_model.tags import SERVE_TAG
+from kfp_tfserving.components.common.saved_model.warmup import (
+    WARMUP_FILE,
+    WarmupError,
+    read_warmup,
+    warmup_batches,
+    write_warmup,
+)
 from kfp_tfserving.components.common.serving_oracle import (
     REPAIR_FIX,
     ServedModel,
@@ -34,13 +41,6 @@ from kfp_tfserving.components.common.serving_oracle import (
     ServingRunError,
 )
 from kfp_tfserving.components.common.tfenv import import_tensorflow
-from kfp_tfserving.components.common.warmup import (
-    WARMUP_FILE,
-    WarmupError,
-    read_warmup,
-    warmup_batches,
-    write_warmup,
-)
 
 # Ops that decode a string input as a structured record: generated strings will not parse.
 PARSING_OPS = {
@@ -150,7 +150,7 @@ def smoke_run(
     import_tensorflow()
     from tensorflow.python.framework import op_def_registry
 
-    meta = serve_meta_graph(read_saved_model_proto(model_dir), model_dir, tags)
+    meta = meta_graph(read_saved_model_proto(model_dir), model_dir, tags)
     result: dict[str, Any] = {}
     findings: list[Finding] = []
     result["findings"] = findings

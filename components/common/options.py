@@ -3,7 +3,7 @@
 Each step lists its parameters in `components/<step>/options.py` (TensorFlow-free and kfp-free). From that
 one list come the command-line options (pipelines/cli/options.py), the pipelines' signatures
 (pipelines/parameters.py) and the defaults of the step's logic; the component signatures, which KFP reads
-from their source, and the README tables are proven to agree with it by tests/test_options_source.py.
+from their source, and the README tables are proven to agree with it by tests/pipelines/test_options_source.py.
 """
 
 from __future__ import annotations

@@ -175,7 +175,8 @@ def deploy(
         verify_live(url, name, int(version), model_dir, timeout=options.timeout, sample=options.sample)
         print(f"{url}: version {version} is AVAILABLE and answers like the export", flush=True)
     except BaseException:
-        if pushed.get("pushed") in (1, "1", True):
+        # Only a version this run wrote is taken back; `pushed` is also 1 for an unchanged model (TFX's rule).
+        if pushed.get("published") in (1, 1.0, "1", True):
             remove_version(storage_for(base), base, int(version))
             print(f"removed version {version} again: it failed verification on KServe", flush=True)
         if previous is not None:

@@ -32,4 +32,14 @@ LOAD_OPTIONS = Options(
         'fails with "timed out after N s"; receiving data restarts it.',
         positive=True,
     ),
+    Option(
+        "weights_uri",
+        str,
+        "",
+        "The weights file (HDF5, any name) of a Keras architecture file given as `source_uri` "
+        "(`model.to_json()`/`to_yaml()`, Keras 3 `config.json`); both are fetched side by side and loaded "
+        "as format `keras_architecture_weights`.",
+        flag="--weights",
+        uri=True,
+    ),
 )

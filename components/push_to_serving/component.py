@@ -27,8 +27,10 @@ def push_to_serving(
     Args:
         model: A checked SavedModel.
         base_path: TF Serving's `model_base_path`: the directory holding the numeric version directories.
-        pushed_model: Metadata with TFX Pusher's keys `pushed`, `pushed_destination`, `pushed_version`,
-            plus `push_outcome` (`published version N` or `unchanged: version N kept`), `model_fingerprint`,
+        pushed_model: Metadata with TFX Pusher's keys `pushed` (1: the version is in place, also when it
+            already was this model, as Pusher reports), `pushed_destination`, `pushed_version`, plus
+            `published` (1: this run wrote the version, 0: unchanged) and `push_outcome` (`published
+            version N` or `unchanged: version N kept`), `model_fingerprint`,
             `content_digest`, `manifest_sha256`, `removed_versions`, `version_labels` and the signature.
         push_report: Markdown: what was published (or kept, and why), where, and the model fingerprint.
         model_name: The model's name in TF Serving (default: the last segment of `base_path`).

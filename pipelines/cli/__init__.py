@@ -28,6 +28,7 @@ def _preflight(
     version_policy: str = "next",
     version: int = 0,
     sample_uri: str = "",
+    weights_uri: str = "",
 ) -> None:
     """Mistakes the CLI can see at once, before the pipeline spends time on load and export."""
     from kfp_tfserving.components.common.arguments import check_publish_arguments
@@ -40,6 +41,8 @@ def _preflight(
     if "://" not in source:
         check_tree(Path(source).expanduser(), source)  # stat only: FIFOs, devices, links out, size
     storage_for(source)
+    if weights_uri and "://" not in weights_uri:
+        check_tree(Path(weights_uri).expanduser(), weights_uri)
     if sample_uri and "://" not in sample_uri:
         check_sample_file(Path(sample_uri).expanduser(), sample_uri)
     if storage_for(base_path).scheme in ("http", "https"):
@@ -88,7 +91,7 @@ def run(source: str, pipeline_root: Path | None, as_json: bool, verbose: bool, *
     import os
 
     from kfp_tfserving.components.common.formats.custom_objects import parse_custom_objects
-    from kfp_tfserving.components.common.formats.saved_model_io import parse_tags
+    from kfp_tfserving.components.common.saved_model.tags import parse_tags
     from kfp_tfserving.components.common.storage.base import DEADLINE_ENV
     from kfp_tfserving.pipelines.cli.compile import pipeline_yaml
     from kfp_tfserving.pipelines.cli.local_run import run_pipeline_yaml
@@ -104,6 +107,7 @@ def run(source: str, pipeline_root: Path | None, as_json: bool, verbose: bool, *
         arguments["version_policy"],
         arguments["version"],
         given["sample_uri"],
+        given["weights_uri"],
     )
     parse_custom_objects(arguments["custom_objects"])
     arguments["tags"] = ",".join(parse_tags(arguments["tags"]))

@@ -11,8 +11,6 @@ import numpy as np
 
 from kfp_tfserving.components.common.errors import FormatError
 from kfp_tfserving.components.common.formats.base import ExportOptions, Tensors, TensorSpecInfo
-from kfp_tfserving.components.common.formats.example_parsing import example_features
-from kfp_tfserving.components.common.formats.saved_model_io import SERVE_TAG, SERVING_DEFAULT
 from kfp_tfserving.components.common.formats.tf1_graph import (
     default_outputs,
     import_graph,
@@ -20,6 +18,9 @@ from kfp_tfserving.components.common.formats.tf1_graph import (
     unique_keys,
     upstream,
 )
+from kfp_tfserving.components.common.saved_model.example_parsing import example_features
+from kfp_tfserving.components.common.saved_model.proto import SERVING_DEFAULT
+from kfp_tfserving.components.common.saved_model.tags import SERVE_TAG
 from kfp_tfserving.components.common.tfenv import import_tensorflow, silenced_stderr
 
 
