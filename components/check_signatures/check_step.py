@@ -1,10 +1,18 @@
-"""Run every check on a SavedModel and produce the step's outputs."""
+"""The check step: run every check on a SavedModel in a fresh process, then write the step's outputs.
+
+The checks themselves, in order, are in check_session.py (CheckSession.run), which this module starts in
+a new interpreter; this module stages the model, reads the session's report back and writes the report,
+the metrics and the checked model.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
+import subprocess
+import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,15 +22,18 @@ from kfp_tfserving.components.check_signatures.batching import DEFAULT_BUDGET_SE
 from kfp_tfserving.components.check_signatures.batching_report import batching_markdown
 from kfp_tfserving.components.check_signatures.batching_report import metrics_of as batching_metrics
 from kfp_tfserving.components.check_signatures.check_report import CheckReport
+from kfp_tfserving.components.check_signatures.check_session import SELF_CONTAINED_FIX, Batching, CheckRequest
 from kfp_tfserving.components.check_signatures.contract import Contract, load_contract
-from kfp_tfserving.components.check_signatures.findings import ERROR, WARNING, errors
+from kfp_tfserving.components.check_signatures.findings import ERROR, WARNING, Finding, errors
 from kfp_tfserving.components.check_signatures.options import CHECK_OPTIONS
 from kfp_tfserving.components.check_signatures.report import markdown_report
-from kfp_tfserving.components.check_signatures.runtime_check import check_in_fresh_process
 from kfp_tfserving.components.check_signatures.version_check import validate_target
 from kfp_tfserving.components.common.errors import ModelRejected, reports_errors
-from kfp_tfserving.components.common.saved_model.tags import parse_tags
+from kfp_tfserving.components.common.saved_model.tags import SERVE, Tags, parse_tags
 from kfp_tfserving.components.common.storage import storage_for
+from kfp_tfserving.components.common.tfenv import QUIET_ENV
+
+TIMEOUT_SECONDS = 600
 
 
 def _link_or_symlink(src: str, dst: str) -> None:
@@ -49,23 +60,60 @@ def check_model(
     contract: Contract | None = None,
     serving_tf_version: str = "",
     stage_dir: Path | None = None,
-    batching: dict | None = None,
-    saved_model_tags: str = CHECK_OPTIONS.default("saved_model_tags"),
+    batching: Batching | None = None,
+    tags: Tags = SERVE,
     sample_uri: str = "",
 ) -> CheckReport:
     """Every check on model_dir, in a fresh process. The run and the warmup file happen in stage_dir (a copy
-    of model_dir the caller keeps, with the generated warmup file), else in a scratch copy. `batching`
-    ({"budget_seconds", "serving_cpus"[, "write"]}) adds the batching sweep and load test, and
-    batching_params.pbtxt when batching pays.
-    saved_model_tags: the tag-set TF Serving loads ("serve,gpu"); its meta graph is the one judged.
-    The runtime checks run `sample_uri` (the request the export's parity ran) before any generated input."""
+    of model_dir the caller keeps, with the generated warmup file), else in a scratch copy. `batching` adds
+    the batching sweep and load test, and batching_params.pbtxt when batching pays (unless it says not to
+    write). `tags`: the tag-set TF Serving loads; its meta graph is
+    the one judged. The runtime checks run `sample_uri` (the request the export's parity ran) before any
+    generated input."""
     validate_target(serving_tf_version)
-    tags = parse_tags(saved_model_tags)
     with _staged(model_dir, stage_dir) as staged, tempfile.TemporaryDirectory() as tmp:
         sample = None
         if sample_uri:
             sample = storage_for(sample_uri).download(sample_uri, Path(tmp) / Path(sample_uri).name)
-        return check_in_fresh_process(model_dir, staged, contract, serving_tf_version, batching, tags, sample)
+        request = CheckRequest(
+            model_dir, staged, contract, serving_tf_version, parse_tags(tags), sample, batching
+        )
+        return check_in_fresh_process(request)
+
+
+def _died(model_dir: Path, reason: str) -> CheckReport:
+    finding = Finding("load-and-run", ERROR, f"the checking process died: {reason}", SELF_CONTAINED_FIX)
+    return CheckReport(model_dir, {}, [finding])
+
+
+def check_in_fresh_process(request: CheckRequest) -> CheckReport:
+    """Run the check session in a new interpreter whose working directory is empty: a crash or a hang of
+    the model becomes a finding, not a dead step."""
+    with tempfile.TemporaryDirectory(prefix="kfp-tfserving-check-") as scratch:
+        request_file, result_file = Path(scratch) / "request.json", Path(scratch) / "result.json"
+        request_file.write_text(request.to_json())
+        session = "kfp_tfserving.components.check_signatures.check_session"
+        try:
+            proc = subprocess.run(
+                [sys.executable, "-m", session, request_file, result_file],
+                capture_output=True,
+                text=True,
+                env={**os.environ, **QUIET_ENV},
+                cwd=scratch,  # nothing of the caller's directory is importable or readable by relative path
+                timeout=TIMEOUT_SECONDS,
+            )
+        except subprocess.TimeoutExpired:
+            return _died(request.model_dir, f"no answer within {TIMEOUT_SECONDS} s")
+        if not result_file.exists():
+            tail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+            return _died(request.model_dir, f"exit {proc.returncode}: {tail}")
+        result = json.loads(result_file.read_text())
+    if result["phase_seconds"]:  # where the session's time went: the step's log, read by the benchmarks
+        phases = ", ".join(f"{name} {seconds:.2f}" for name, seconds in result["phase_seconds"].items())
+        print(f"check phases (s): {phases}", flush=True)
+    report = CheckReport.from_dict(result["report"])
+    report.model_dir = request.model_dir
+    return report
 
 
 def _link_or_copy(src: str, dst: str) -> None:
@@ -97,33 +145,33 @@ def check_step(
     contract = load_contract(contract_uri) if contract_uri else None
     # The run happens on the copy, away from the exporter's directory; the warmup file lands in it.
     shutil.copytree(model_dir, checked_dir, copy_function=_link_or_copy, dirs_exist_ok=True)
-    batching = (
-        {"budget_seconds": DEFAULT_BUDGET_SECONDS, "serving_cpus": serving_cpus} if batching_params else None
-    )
+    batching = Batching(DEFAULT_BUDGET_SECONDS, serving_cpus) if batching_params else None
     report = check_model(
         model_dir,
         contract,
         serving_tf_version,
-        stage_dir=checked_dir,
-        batching=batching,
-        saved_model_tags=saved_model_tags,
-        sample_uri=sample_uri,
+        checked_dir,
+        batching,
+        parse_tags(saved_model_tags),
+        sample_uri,
     )
     report_path.parent.mkdir(parents=True, exist_ok=True)
     markdown = markdown_report(str(model_dir), report)
-    if "batching" in report.runtime:
-        markdown = "\n".join([markdown.rstrip("\n"), *batching_markdown(report.runtime["batching"])]) + "\n"
-        for key, value in batching_metrics(report.runtime["batching"]).items():
+    runtime = report.runtime
+    if runtime.batching is not None:
+        markdown = "\n".join([markdown.rstrip("\n"), *batching_markdown(runtime.batching)]) + "\n"
+        for key, value in batching_metrics(runtime.batching).items():
             metrics.log_metric(key, value)
     report_path.write_text(markdown)
     counts = report.counts()
     metrics.log_metric("errors", counts[ERROR])
     metrics.log_metric("warnings", counts[WARNING])
-    for key in ("load_seconds", "median_latency_ms"):
-        if key in report.runtime:
-            metrics.log_metric(key, round(report.runtime[key], 4))
-    if "warmup" in report.runtime:
-        metrics.log_metric("warmup_records", report.runtime["warmup"]["records"])
+    if runtime.load_seconds is not None:
+        metrics.log_metric("load_seconds", round(runtime.load_seconds, 4))
+    if runtime.median_latency_ms is not None:
+        metrics.log_metric("median_latency_ms", round(runtime.median_latency_ms, 4))
+    if runtime.warmup is not None:
+        metrics.log_metric("warmup_records", runtime.warmup.records)
     for finding in report.findings:
         print(f"{finding.severity}: {finding.one_line()}", flush=True)
     if not report.passed:
@@ -134,7 +182,7 @@ def check_step(
         )
     checked_metadata.update(model_metadata)
     checked_metadata["check_report"] = report.as_dict()
-    checked_metadata["model_fingerprint"] = report.runtime.get("model_fingerprint", "")
+    checked_metadata["model_fingerprint"] = runtime.model_fingerprint
     return report
 
 
