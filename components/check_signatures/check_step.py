@@ -22,7 +22,12 @@ from kfp_tfserving.components.check_signatures.batching import DEFAULT_BUDGET_SE
 from kfp_tfserving.components.check_signatures.batching_report import batching_markdown
 from kfp_tfserving.components.check_signatures.batching_report import metrics_of as batching_metrics
 from kfp_tfserving.components.check_signatures.check_report import CheckReport
-from kfp_tfserving.components.check_signatures.check_session import SELF_CONTAINED_FIX, Batching, CheckRequest
+from kfp_tfserving.components.check_signatures.check_session import (
+    SELF_CONTAINED_FIX,
+    Batching,
+    CheckOutcome,
+    CheckRequest,
+)
 from kfp_tfserving.components.check_signatures.contract import Contract, load_contract
 from kfp_tfserving.components.check_signatures.findings import ERROR, WARNING, Finding, errors
 from kfp_tfserving.components.check_signatures.options import CHECK_OPTIONS
@@ -64,6 +69,19 @@ def check_model(
     tags: Tags = SERVE,
     sample_uri: str = "",
 ) -> CheckReport:
+    """The report of run_check (`kfp-tfserving check`, and the tests)."""
+    return run_check(model_dir, contract, serving_tf_version, stage_dir, batching, tags, sample_uri).report
+
+
+def run_check(
+    model_dir: Path,
+    contract: Contract | None = None,
+    serving_tf_version: str = "",
+    stage_dir: Path | None = None,
+    batching: Batching | None = None,
+    tags: Tags = SERVE,
+    sample_uri: str = "",
+) -> CheckOutcome:
     """Every check on model_dir, in a fresh process. The run and the warmup file happen in stage_dir (a copy
     of model_dir the caller keeps, with the generated warmup file), else in a scratch copy. `batching` adds
     the batching sweep and load test, and batching_params.pbtxt when batching pays (unless it says not to
@@ -86,7 +104,7 @@ def _died(model_dir: Path, reason: str) -> CheckReport:
     return CheckReport(model_dir, {}, [finding])
 
 
-def check_in_fresh_process(request: CheckRequest) -> CheckReport:
+def check_in_fresh_process(request: CheckRequest) -> CheckOutcome:
     """Run the check session in a new interpreter whose working directory is empty: a crash or a hang of
     the model becomes a finding, not a dead step."""
     with tempfile.TemporaryDirectory(prefix="kfp-tfserving-check-") as scratch:
@@ -103,17 +121,14 @@ def check_in_fresh_process(request: CheckRequest) -> CheckReport:
                 timeout=TIMEOUT_SECONDS,
             )
         except subprocess.TimeoutExpired:
-            return _died(request.model_dir, f"no answer within {TIMEOUT_SECONDS} s")
+            return CheckOutcome(_died(request.model_dir, f"no answer within {TIMEOUT_SECONDS} s"), {})
         if not result_file.exists():
             tail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
-            return _died(request.model_dir, f"exit {proc.returncode}: {tail}")
+            return CheckOutcome(_died(request.model_dir, f"exit {proc.returncode}: {tail}"), {})
         result = json.loads(result_file.read_text())
-    if result["phase_seconds"]:  # where the session's time went: the step's log, read by the benchmarks
-        phases = ", ".join(f"{name} {seconds:.2f}" for name, seconds in result["phase_seconds"].items())
-        print(f"check phases (s): {phases}", flush=True)
     report = CheckReport.from_dict(result["report"])
     report.model_dir = request.model_dir
-    return report
+    return CheckOutcome(report, result["phase_seconds"])
 
 
 def _link_or_copy(src: str, dst: str) -> None:
@@ -146,7 +161,7 @@ def check_step(
     # The run happens on the copy, away from the exporter's directory; the warmup file lands in it.
     shutil.copytree(model_dir, checked_dir, copy_function=_link_or_copy, dirs_exist_ok=True)
     batching = Batching(DEFAULT_BUDGET_SECONDS, serving_cpus) if batching_params else None
-    report = check_model(
+    outcome = run_check(
         model_dir,
         contract,
         serving_tf_version,
@@ -155,6 +170,10 @@ def check_step(
         parse_tags(saved_model_tags),
         sample_uri,
     )
+    report = outcome.report
+    if outcome.phase_seconds:  # where the session's time went: the step's log (the benchmarks read it)
+        phases = ", ".join(f"{name} {seconds:.2f}" for name, seconds in outcome.phase_seconds.items())
+        print(f"check phases (s): {phases}", flush=True)
     report_path.parent.mkdir(parents=True, exist_ok=True)
     markdown = markdown_report(str(model_dir), report)
     runtime = report.runtime
