@@ -285,11 +285,7 @@ def compile_command(
     """
     from kfp_tfserving.components.common.errors import UserError
     from kfp_tfserving.pipelines.cli.compile import compile_all
-    from kfp_tfserving.pipelines.cli.kubernetes_options import (
-        committed_pipeline,
-        compile_with_options,
-        options_from_cli,
-    )
+    from kfp_tfserving.pipelines.cli.kubernetes_options import compile_with_options, options_from_cli
 
     options = options_from_cli(pvcs, secret_envs, node_selectors, resources, image)
     if options.is_empty() and pipeline_name is None and output is None:
@@ -300,5 +296,5 @@ def compile_command(
         raise UserError(
             "--pipeline and --output go together", "give both, e.g. --pipeline export_to_serving -o k8s.yaml"
         )
-    written = compile_with_options(committed_pipeline(pipeline_name), options, output)
+    written = compile_with_options(pipeline_name, options, output)
     click.echo(f"wrote {written}")
