@@ -17,6 +17,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from kfp_tfserving.components.common.archives import archive_kind, archive_stem, extract_archive
+from kfp_tfserving.components.common.artifacts import LoadedModelMetadata
 from kfp_tfserving.components.common.errors import StorageError, naming_the_source, reports_errors
 from kfp_tfserving.components.common.formats import detect_format
 from kfp_tfserving.components.common.progress import TransferProgress, human_bytes
@@ -225,15 +226,12 @@ def load_source(
             fetched, fetched_info = fetch(source_uri, artifact_dir, max_extract_bytes or None)
     with naming_the_source(fetched, source_uri):
         handler, entry = detect_format(fetched, model_format)
-    metadata.update(
-        {
-            "format": handler.name,
-            "format_description": handler.description,
-            "entry": entry.relative_to(artifact_dir).as_posix(),
-            "source_uri": redact(source_uri),  # metadata is shown in the KFP UI and copied into manifests
-            **fetched_info,
-        }
-    )
+    loaded = LoadedModelMetadata.from_dict(fetched_info)
+    loaded.format = handler.name
+    loaded.format_description = handler.description
+    loaded.entry = entry.relative_to(artifact_dir).as_posix()
+    loaded.source_uri = redact(source_uri)  # metadata is shown in the KFP UI and copied into manifests
+    metadata.update(loaded.to_dict())
     print(f"{redact(source_uri)}: {handler.description} (format '{handler.name}')", flush=True)
     return handler.name
 
