@@ -26,7 +26,7 @@ from kfp_tfserving.components.train_keras_example.options import TRAIN_OPTIONS
 CHAIN = (
     EXPORT_OPTIONS
     + CHECK_OPTIONS.without("saved_model_tags")
-    + PUSH_OPTIONS.without("base_path", "model_name")
+    + PUSH_OPTIONS.without("base_path", "model_name", "run_id")
 )
 
 
