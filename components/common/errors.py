@@ -95,15 +95,38 @@ _TF_NOISE = (
 _GRAPH_LOCATION = re.compile(r"\{\{function_node [^}]*\}\}\s*|\s*\[\[\{\{node [^}]*\}\}\]\].*$")
 
 
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+_KERAS_CALL = re.compile(
+    r"\s*Exception encountered when calling (?:layer )?['\"]?([\w.]+?)['\"]?(?:\.call\(\))?[.:]?\s*\n"
+)
+
+
 def specific_line(err: BaseException) -> str:
     """The line of an exception's message that says what went wrong. For TensorFlow's multi-line errors
     ('Graph execution error: … Detected at node … Original stack trace …') that is the op's own message
     ('Unknown image file format', 'Could not find variable …'), or a Python error raised inside it."""
-    text = str(err).split("Original stack trace for")[0]
+    text = _ANSI.sub("", str(err).split("Original stack trace for")[0])
+    keras_call = _KERAS_CALL.match(text)
+    if keras_call:  # Keras 3: "Exception encountered when calling Cropping1D.call().\n\n<the reason>\n\n
+        # Arguments received by ...": the layer's class and the reason (itself perhaps a TF error).
+        reason = text[keras_call.end() :].split("Arguments received by")[0]
+        return f"{keras_call.group(1)}: {specific_line(ValueError(reason))}"[:300]
     lines = [" ".join(_GRAPH_LOCATION.sub("", line).split()) for line in text.splitlines()]
     lines = [line for line in lines if line and not line.startswith(_TF_NOISE)]
     errors = [line for line in lines if "Error" in line.split(":")[0] and ":" in line]
     return ((errors[-1:] or lines[:1]) or [type(err).__name__])[0][:300]
+
+
+def message_line(err: BaseException) -> str:
+    """The first line of an exception's text ("" when it has none)."""
+    text = str(err).strip()
+    return text.splitlines()[0] if text else ""
+
+
+def first_line(err: BaseException) -> str:
+    """What a finding or a one-line report says of an exception: a UserError's own message, else its type
+    and the first line of its text."""
+    return err.what if isinstance(err, UserError) else f"{type(err).__name__}: {message_line(err)}"
 
 
 def most_specific_line(err: BaseException) -> str:

@@ -246,9 +246,10 @@ def test_a_model_the_server_answers_draws_no_error_from_the_init_op_it_never_run
 
 
 def test_a_device_pin_is_named_by_the_runtime_check(corpus, tmp_path):
-    from kfp_tfserving.components.check_signatures.smoke_run import smoke_run
+    from kfp_tfserving.components.check_signatures.runtime_checks import load
 
-    findings = smoke_run(corpus["device-pinned"], write_missing_warmup=False)["findings"]
+    served, _, findings = load(corpus["device-pinned"], ("serve",))
+    assert served is None
     found = [f for f in findings if f.code == "device-pinned"]
     assert found and found[0].severity == ERROR and "clear_devices" in found[0].fix
 
@@ -290,7 +291,7 @@ def test_the_repair_drops_only_the_duplicates(tmp_path, tf):
 def test_the_issue_example_is_refused_by_check_and_repaired_on_the_way_in(tmp_path):
     from conftest import served_predict
 
-    from kfp_tfserving.components.check_signatures.checker import check_model
+    from kfp_tfserving.components.check_signatures.check_step import check_model
     from kfp_tfserving.components.export_savedmodel.exporter import export_model
 
     _, second = build_two_exports(tmp_path / "src")
