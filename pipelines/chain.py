@@ -11,6 +11,7 @@ from collections.abc import Callable
 from contextvars import ContextVar
 from typing import Any
 
+from kfp import dsl
 from kfp.dsl import PipelineTask
 
 from kfp_tfserving.components.check_signatures.component import check_signatures
@@ -82,7 +83,10 @@ def export_check_push_tasks(model: Any, base_path: Any, **settings: Any) -> tupl
     )
     pushed = sized(
         push_to_serving(
-            model=checked.outputs["checked_model"], base_path=base_path, **PUSH_OPTIONS.pick(settings)
+            model=checked.outputs["checked_model"],
+            base_path=base_path,
+            run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER,  # recorded in the manifest, read by `runs`
+            **PUSH_OPTIONS.pick(settings),
         ),
         "push_to_serving",
     )

@@ -89,6 +89,24 @@ def _generated_reference(loaded, specs: list[TensorSpecInfo]) -> tuple[dict, dic
     ) from None
 
 
+def _refuse_random_outputs(export_dir: Path, tags: tuple[str, ...], results) -> None:
+    """A parity failure of an output that draws random numbers on every run is the model's training mode,
+    not the export: say which ops and which switch, and how to bind it."""
+    from kfp_tfserving.components.common.formats.random_ops import random_outputs_problem
+    from kfp_tfserving.components.common.saved_model.proto import meta_graph, read_saved_model_proto
+
+    bad = [r.output for r in results if not r.within_tolerance]
+    if not bad:
+        return
+    meta = meta_graph(read_saved_model_proto(export_dir), export_dir, tags)
+    outputs = meta.signature_def[SERVING_DEFAULT].outputs
+    for name in bad:
+        if name in outputs:
+            problem = random_outputs_problem(meta.graph_def, [outputs[name].name], name)
+            if problem:
+                raise UserError(f"numeric parity failed: {problem[0]}", problem[1])
+
+
 def _layers_named(loaded, err: Exception) -> str:
     """' layer NAME' for the Keras layer of the class an error names, when the model has one such layer."""
     line = specific_line(err)
@@ -232,6 +250,7 @@ def export_model(
         timings_seconds=timings,
     )
     export_metadata.update(exported.to_dict())
+    _refuse_random_outputs(export_dir, options.tags, results)
     require_parity(results, atol, rtol)
     return parity
 

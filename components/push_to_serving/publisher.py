@@ -57,6 +57,7 @@ class PushOptions:
     label: str = PUSH_OPTIONS.default("label")
     serving_url: str = PUSH_OPTIONS.default("serving_url")
     serving_timeout: float = PUSH_OPTIONS.default("serving_timeout")
+    run_id: str = PUSH_OPTIONS.default("run_id")
     sample: Path | None = None  # request for the live check; generated from the signature otherwise
     tags: tuple[str, ...] = ("serve",)  # the tag-set TF Serving loads (its --saved_model_tags)
     stale_after: float = DEFAULT_STALE_AFTER  # object stores: when a silent push counts as dead
@@ -133,6 +134,8 @@ def publish(
     # The check step already computed it in its TensorFlow process; a push on its own computes it here.
     fingerprint = (source or {}).get("model_fingerprint") or _model_fingerprint(model_dir)
     source = {**(source or {}), **({"model_fingerprint": fingerprint} if fingerprint else {})}
+    if options.run_id:  # what `kfp-tfserving runs` reads to tell which version a run published
+        source["pipeline_run_id"] = options.run_id
     may_keep = newest is not None and not options.force and options.version_policy != "explicit"
     same_model = may_keep and bool(fingerprint) and fingerprint == newest.model_fingerprint
     # Versions published before fingerprints (or under another fingerprint scheme) compare by bytes.

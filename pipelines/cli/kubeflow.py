@@ -158,8 +158,9 @@ def _wait(host, run_id, namespace, token, timeout, poll_interval) -> int:
 def runs(host: str, namespace: str | None, token: str | None, limit: int) -> None:
     """List recent runs of this project's pipelines: state and the version each published.
 
-    The version is read from the run's base_path (the one whose manifest was written during the run):
-    '-' when the run published none, '?' when the base path cannot be read from here (e.g. a PVC).
+    The version is read from the run's base_path: the one whose manifest records the run's id (the push
+    step writes it); '-' when the run published none, '?' when the base path cannot be read from here
+    (e.g. a PVC).
     """
     from kfp_tfserving.pipelines.cli.run_watch import published_version, recent_runs
 
