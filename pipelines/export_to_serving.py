@@ -20,6 +20,7 @@ def _export_to_serving(**parameters: Any) -> Model:
             model_format=parameters["model_format"],
             read_deadline=parameters["read_deadline"],
             weights_uri=parameters["weights_uri"],
+            stall_timeout=parameters["stall_timeout"],
         ),
         "load_model",
     )

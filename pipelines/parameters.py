@@ -46,7 +46,7 @@ _WHERE = PUSH_OPTIONS.only("base_path", "model_name")
 EXPORT_TO_SERVING = (
     LOAD_OPTIONS.only("source_uri")
     + _WHERE
-    + LOAD_OPTIONS.only("model_format", "weights_uri", "read_deadline")
+    + LOAD_OPTIONS.only("model_format", "weights_uri", "read_deadline", "stall_timeout")
     + CHAIN
 )
 SERVE_MODEL = _WHERE + CHAIN + KSERVE

@@ -45,7 +45,7 @@ def check_signatures(
     """
     from pathlib import Path
 
-    from kfp_tfserving.components.check_signatures.checker import run_check_step
+    from kfp_tfserving.components.check_signatures.check_step import run_check_step
 
     run_check_step(
         Path(model.path),

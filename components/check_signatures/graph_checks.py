@@ -1,6 +1,6 @@
 """Checks on the graph's ops: denied and XLA-only ops (9) and initializers reading outside assets/ (11).
 
-Whether every op is registered needs a clean TensorFlow process; smoke_run asks its registry, with the op
+Whether every op is registered needs a clean TensorFlow process; runtime_checks.py asks its registry, with the op
 names collected here.
 """
 

@@ -117,6 +117,18 @@ def specific_line(err: BaseException) -> str:
     return ((errors[-1:] or lines[:1]) or [type(err).__name__])[0][:300]
 
 
+def message_line(err: BaseException) -> str:
+    """The first line of an exception's text ("" when it has none)."""
+    text = str(err).strip()
+    return text.splitlines()[0] if text else ""
+
+
+def first_line(err: BaseException) -> str:
+    """What a finding or a one-line report says of an exception: a UserError's own message, else its type
+    and the first line of its text."""
+    return err.what if isinstance(err, UserError) else f"{type(err).__name__}: {message_line(err)}"
+
+
 def most_specific_line(err: BaseException) -> str:
     """`ExceptionType: ` and the exception's specific_line."""
     return f"{type(err).__name__}: {specific_line(err)}"

@@ -282,7 +282,7 @@ class ServedModel:
             requests = read_warmup(path)
         except WarmupError as err:
             raise ServingLoadError(
-                "warmup", f"{path}: {err}", "rewrite the warmup file or delete it"
+                "warmup", f"{WARMUP_FILE}: {err}", "rewrite the warmup file or delete it to regenerate it"
             ) from None
         for request in requests:
             try:
@@ -337,16 +337,18 @@ def _ancestors(graph_def, names: set[str]) -> set[str]:
     return seen
 
 
-def servability_problem(served: ServedModel) -> str | None:
-    """Why the model server would fail every request of a loaded model that loads fine; None if nothing."""
-    missing = served.unrestored_variables()
-    if not missing:
-        return None
+def unrestored_variables_problem(missing: list[str]) -> str:
     more = f" and {len(missing) - 3} more" if len(missing) > 3 else ""
     return (
         f"the signatures read variables the saver_def never restores ({', '.join(missing[:3])}{more}); "
         "TF Serving fails every request with 'Could not find variable'"
     )
+
+
+def servability_problem(served: ServedModel) -> str | None:
+    """Why the model server would fail every request of a loaded model that loads fine; None if nothing."""
+    missing = served.unrestored_variables()
+    return unrestored_variables_problem(missing) if missing else None
 
 
 @contextlib.contextmanager

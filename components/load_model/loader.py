@@ -207,17 +207,19 @@ def load_source(
     max_extract_bytes: int = 0,
     read_deadline: float = 0.0,
     weights_uri: str = "",
+    stall_timeout: float = 0.0,
 ) -> str:
     """Fill the load step's Model artifact; returns the detected format's name.
 
     max_extract_bytes: how far an archive may expand (0: $KFP_TFSERVING_MAX_EXTRACT_BYTES or 20 GiB).
     read_deadline: seconds a remote read may go without an answer (0: $KFP_TFSERVING_READ_DEADLINE or 300).
     weights_uri: the weights of a Keras architecture file given as source_uri (an architecture + weights pair).
+    stall_timeout: seconds a remote read may receive nothing (0: $KFP_TFSERVING_STALL_TIMEOUT or 60).
     """
     artifact_dir.mkdir(parents=True, exist_ok=True)
     if weights_uri and model_format in ("", "auto"):
         model_format = PAIR_FORMAT
-    with deadline_of(read_deadline):
+    with deadline_of(read_deadline, stall_timeout):
         if weights_uri:
             fetched, fetched_info = _fetch_pair(
                 source_uri, weights_uri, artifact_dir, max_extract_bytes or None

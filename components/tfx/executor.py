@@ -108,7 +108,7 @@ def _export_check_publish(
     report_dir: Path,
     report: types.Artifact,
 ):
-    from kfp_tfserving.components.check_signatures.checker import check_step
+    from kfp_tfserving.components.check_signatures.check_step import check_step
     from kfp_tfserving.components.export_savedmodel.exporter import export_model
     from kfp_tfserving.components.push_to_serving.publisher import PushOptions, push_step
 

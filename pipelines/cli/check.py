@@ -47,27 +47,29 @@ def check(
     """
     from kfp_tfserving.components.check_signatures.batching import DEFAULT_BUDGET_SECONDS
     from kfp_tfserving.components.check_signatures.batching_report import print_batching
-    from kfp_tfserving.components.check_signatures.checker import check_model
+    from kfp_tfserving.components.check_signatures.check_session import Batching
+    from kfp_tfserving.components.check_signatures.check_step import check_model
     from kfp_tfserving.components.check_signatures.contract import load_contract
     from kfp_tfserving.components.check_signatures.report import print_table
+    from kfp_tfserving.components.common.saved_model.tags import parse_tags
 
     if not path.is_dir():
         raise UserError(f"{path}: not a directory", "give the path of a SavedModel directory")
     contract = load_contract(contract_uri) if contract_uri else None
-    measure = {"budget_seconds": DEFAULT_BUDGET_SECONDS, "serving_cpus": serving_cpus, "write": False}
+    measure = Batching(DEFAULT_BUDGET_SECONDS, serving_cpus, write=False)
     report = check_model(
         path,
         contract,
         serving_tf_version,
         batching=measure if batching else None,
-        saved_model_tags=saved_model_tags,
+        tags=parse_tags(saved_model_tags),
         sample_uri=sample_uri,
     )
     if as_json:
         click.echo(json.dumps(report.as_dict(), sort_keys=True))
     else:
         print_table(report)
-        if "batching" in report.runtime:
-            print_batching(report.runtime["batching"])
+        if report.runtime.batching is not None:
+            print_batching(report.runtime.batching)
     if not report.passed:
         sys.exit(EXIT_REJECTED)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 from check_builders import (
@@ -16,7 +18,9 @@ from check_builders import (
     tf1_predict,
 )
 
-from kfp_tfserving.components.check_signatures.checker import check_model, check_step
+from kfp_tfserving.components.check_signatures.check_report import WarmupFacts
+from kfp_tfserving.components.check_signatures.check_session import Batching, CheckRequest, CheckSession
+from kfp_tfserving.components.check_signatures.check_step import check_model, check_step
 from kfp_tfserving.components.check_signatures.findings import ERROR
 from kfp_tfserving.components.common.errors import UserError
 from kfp_tfserving.components.common.saved_model.warmup import MAX_RECORDS, WARMUP_FILE
@@ -87,8 +91,8 @@ def test_models_tf_serving_serves_have_no_error(kind, tmp_path, good_model, tf):
     report = check_model(model)
     assert [f for f in report.findings if f.severity == ERROR] == []
     assert report.passed
-    assert report.runtime["load_seconds"] > 0 and report.runtime["median_latency_ms"] > 0
-    assert report.runtime["warmup"] == {"file": WARMUP_FILE, "records": 2, "generated": True}
+    assert report.runtime.load_seconds > 0 and report.runtime.median_latency_ms > 0
+    assert report.runtime.warmup == WarmupFacts(file=WARMUP_FILE, records=2, generated=True)
     assert not (model / "assets.extra").exists()  # the CLI-style check never writes into the model
 
 
@@ -103,7 +107,7 @@ def test_9_op_unknown_to_a_clean_tensorflow_is_an_error(good_model, tmp_path):
     report = check_model(custom)
     assert [(f.code, f.severity) for f in report.findings] == [("unregistered-op", ERROR)]
     assert "KfpTestOnlyOp" in report.findings[0].message
-    assert "load_seconds" not in report.runtime  # the clean process refused before loading
+    assert report.runtime.load_seconds is None  # the clean process refused before loading
 
     # TF Text ops are linked into the model server: not an error, but not load-testable here.
     text = rewrite_proto(copy_model(good_model, tmp_path / "text"), lambda p: rename(p, "CaseFoldUTF8"))
@@ -230,11 +234,7 @@ def test_15_an_existing_classify_warmup_file_is_replayed(tmp_path, tf):
     log = prediction_log_pb2.PredictionLog(classify_log=prediction_log_pb2.ClassifyLog(request=request))
     _write_records(model / WARMUP_FILE, [log.SerializeToString()])
     report = check_model(model)
-    assert report.passed and report.runtime["warmup"] == {
-        "file": WARMUP_FILE,
-        "records": 1,
-        "generated": False,
-    }
+    assert report.passed and report.runtime.warmup == WarmupFacts(WARMUP_FILE, records=1, generated=False)
 
     # The same request without a feature the graph needs fails, as it would on the server.
     del example.features.feature["clicks"]
@@ -253,20 +253,19 @@ def test_12_string_inputs_the_check_cannot_generate_are_a_warning_and_warmup_dec
     model = save_module(tmp_path / "opaque", {"serving_default": serve})
     report = check_model(model)
     assert report.passed and [(f.code, f.severity) for f in report.findings] == [("load-and-run", "warning")]
-    assert "ParseTensor" in report.findings[0].message and "warmup" not in report.runtime
+    assert "ParseTensor" in report.findings[0].message and report.runtime.warmup is None
 
     # With real requests in a warmup file the check replays them; broken ones are an error.
     good = tf.io.serialize_tensor(tf.constant([1.0, 2.0])).numpy()
     _write_records(model / WARMUP_FILE, [_predict_log("tensors", np.array([good], dtype=object))])
     report = check_model(model)
-    assert report.runtime["warmup"] == {"file": WARMUP_FILE, "records": 1, "generated": False}
+    assert report.runtime.warmup == WarmupFacts(WARMUP_FILE, records=1, generated=False)
     assert "warmup" not in codes(report.findings)
     _write_records(model / WARMUP_FILE, [_predict_log("tensors", np.array([b"junk"], dtype=object))])
     assert [f.severity for f in check_model(model).findings if f.code == "warmup"] == [ERROR]
 
 
 def test_one_oracle_load_serves_the_runtime_checks_and_the_sweep(tmp_path, good_model, monkeypatch):
-    from kfp_tfserving.components.check_signatures import fresh_check
     from kfp_tfserving.components.check_signatures.batching_params import BATCHING_PARAMS_FILE
     from kfp_tfserving.components.common import serving_oracle
     from kfp_tfserving.components.common.saved_model.fingerprint import model_fingerprint
@@ -280,27 +279,30 @@ def test_one_oracle_load_serves_the_runtime_checks_and_the_sweep(tmp_path, good_
 
     monkeypatch.setattr(serving_oracle.ServedModel, "__init__", counting)
     staged = copy_model(good_model, tmp_path / "m")
-    report = fresh_check.check_here(staged, staged, None, "", {"budget_seconds": 2.0, "serving_cpus": 1})
-    batch = report.runtime["batching"]
+    outcome = CheckSession(CheckRequest(staged, staged, batching=Batching(2.0, serving_cpus=1))).run()
+    report = outcome.report
+    batch = report.runtime.batching
     # The sweep ran on the runtime checks' session; only the load test's batched copy is loaded besides.
     assert (
         report.passed and loads[0] == staged and len(loads) == 1 + ("verdict" in batch.get("load_test", {}))
     )
     assert [p["batch"] for p in batch["points"]][:2] == [1, 2]
-    assert (staged / BATCHING_PARAMS_FILE).is_file() == batch["publish"] and report.runtime["warmup"][
-        "records"
-    ] >= 1
+    assert (staged / BATCHING_PARAMS_FILE).is_file() == batch[
+        "publish"
+    ] and report.runtime.warmup.records >= 1
     # hashed in a thread beside the load: the same digest as computed on its own
-    assert report.runtime["model_fingerprint"] == model_fingerprint(staged).digest
-    assert set(report.runtime["timings_seconds"]) == {"static_checks", "runtime_checks", "batching_sweep"}
+    assert report.runtime.model_fingerprint == model_fingerprint(staged).digest
+    # where the time went is the step log's business, not the report's (the model's metadata)
+    assert set(outcome.phase_seconds) == {"static_checks", "runtime_checks", "batching_sweep"}
+    assert "phase_seconds" not in json.dumps(report.as_dict()) and "timings" not in json.dumps(
+        report.as_dict()
+    )
 
 
 def test_a_model_that_fails_its_runtime_checks_gets_no_sweep_and_no_fingerprint(tmp_path, good_model):
-    from kfp_tfserving.components.check_signatures import fresh_check
-
     staged = copy_model(good_model, tmp_path / "m")
     data = next((staged / "variables").glob("variables.data-*"))
     data.write_bytes(b"\0" * 8)  # truncated weights: the restore fails as TF Serving's would
-    report = fresh_check.check_here(staged, staged, None, "", {"budget_seconds": 2.0, "serving_cpus": 1})
+    report = CheckSession(CheckRequest(staged, staged, batching=Batching(2.0, serving_cpus=1))).run().report
     assert not report.passed
-    assert "batching" not in report.runtime and "model_fingerprint" not in report.runtime
+    assert report.runtime.batching is None and report.runtime.model_fingerprint == ""

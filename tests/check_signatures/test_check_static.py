@@ -17,7 +17,8 @@ from check_builders import (
     tf1_predict,
 )
 
-from kfp_tfserving.components.check_signatures.checker import check_model
+from kfp_tfserving.components.check_signatures.check_report import RuntimeFacts
+from kfp_tfserving.components.check_signatures.check_step import check_model
 from kfp_tfserving.components.check_signatures.contract import parse_contract
 from kfp_tfserving.components.check_signatures.findings import ERROR, WARNING
 from kfp_tfserving.components.check_signatures.version_check import target_version
@@ -52,7 +53,7 @@ def test_1_damaged_proto_and_missing_variables(linear, tmp_path):
     assert found and found[0].severity == ERROR
     # Without variables/ nothing is run: the finding stands alone, no fresh process is started.
     report = check_model(no_vars)
-    assert report.runtime == {} and "missing-variables" in codes(report.findings)
+    assert report.runtime == RuntimeFacts() and "missing-variables" in codes(report.findings)
 
 
 def test_2_tag_set_must_be_exactly_serve(tmp_path, tf):

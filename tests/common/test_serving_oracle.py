@@ -14,7 +14,7 @@ import pytest
 from check_builders import copy_model, linear_module, rewrite_proto, serve_meta, tf1_builder, tf1_predict
 from conftest import served_predict
 
-from kfp_tfserving.components.check_signatures.checker import check_model
+from kfp_tfserving.components.check_signatures.check_step import check_model
 from kfp_tfserving.components.check_signatures.findings import ERROR
 from kfp_tfserving.components.common.saved_model.warmup import WARMUP_FILE, write_warmup
 from kfp_tfserving.components.common.serving_oracle import (

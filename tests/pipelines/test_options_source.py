@@ -174,7 +174,7 @@ def test_run_accepts_every_push_option_and_hands_it_to_the_pipeline(tmp_path, mo
 
 
 def test_logic_defaults_are_the_options():
-    from kfp_tfserving.components.check_signatures.checker import check_step
+    from kfp_tfserving.components.check_signatures.check_step import check_step
     from kfp_tfserving.components.common.saved_model.tags import parse_tags
     from kfp_tfserving.components.export_savedmodel.exporter import export_model
     from kfp_tfserving.components.push_to_serving.publisher import PushOptions

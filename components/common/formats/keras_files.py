@@ -7,7 +7,7 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
-from kfp_tfserving.components.common.errors import FormatError, specific_line
+from kfp_tfserving.components.common.errors import FormatError, message_line, specific_line
 from kfp_tfserving.components.common.formats.base import ExportOptions, FormatHandler, LoadedModel
 from kfp_tfserving.components.common.formats.custom_objects import (
     import_custom_objects,
@@ -186,7 +186,7 @@ class KerasH5Handler(FormatHandler):
                 version = f.attrs.get("keras_version", "1")
         except OSError as err:
             raise FormatError(
-                f"{entry}: not a readable HDF5 file ({str(err).splitlines()[0]})",
+                f"{entry}: not a readable HDF5 file ({message_line(err)})",
                 "the file is truncated or damaged; copy it again from its source",
             ) from None
         if config is None:

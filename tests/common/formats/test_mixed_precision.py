@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from kfp_tfserving.components.check_signatures.checker import check_model
+from kfp_tfserving.components.check_signatures.check_step import check_model
 from kfp_tfserving.components.common.saved_model.proto import read_signatures
 from kfp_tfserving.components.common.serving_oracle import load_served
 from kfp_tfserving.components.export_savedmodel.exporter import export_model

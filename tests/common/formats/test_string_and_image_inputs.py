@@ -19,7 +19,7 @@ from string_image_models import (
 )
 
 import kfp_tfserving.components.common.formats  # noqa: F401  (the oracle imports the formats package)
-from kfp_tfserving.components.check_signatures.checker import check_model
+from kfp_tfserving.components.check_signatures.check_step import check_model
 from kfp_tfserving.components.check_signatures.rest_json import encode_columnar, round_trip_findings
 from kfp_tfserving.components.common.encoded_images import encoded_images
 from kfp_tfserving.components.common.errors import UserError, specific_line
@@ -189,12 +189,12 @@ def test_check_runs_the_users_sample_before_generated_inputs(tmp_path, tf):
     shutil.copytree(model, staged)
     report = check_model(model, stage_dir=staged, sample_uri=str(sample))
     assert report.passed, [f.one_line() for f in report.findings]
-    assert report.runtime["inputs_from"] == "the sample"
+    assert report.runtime.inputs_from == "the sample"
     (record,) = read_warmup(staged / WARMUP_FILE)
     assert list(record.inputs["image_bytes"]) == jpegs(tf, ((24, 24),) * 2)
     # With that warmup file in place and no sample, the check runs the recorded request, not a guess.
     again = check_model(staged)
-    assert again.passed and again.runtime["inputs_from"] == "the warmup file's first request"
+    assert again.passed and again.runtime.inputs_from == "the warmup file's first request"
 
 
 def test_check_command_takes_a_sample(tmp_path, tf):

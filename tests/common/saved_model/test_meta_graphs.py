@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from conftest import published_versions, run_cli, run_cli_json
 
-from kfp_tfserving.components.check_signatures.checker import check_model
+from kfp_tfserving.components.check_signatures.check_step import check_model
 from kfp_tfserving.components.common.errors import FormatError
 from kfp_tfserving.components.common.saved_model.proto import read_saved_model_proto
 from kfp_tfserving.components.common.serving_oracle import load_served
@@ -91,9 +91,9 @@ def test_check_judges_the_tag_set_tf_serving_loads(tmp_path, tf):
     assert not default.passed
     (finding,) = [f for f in default.findings if f.code == "no-serve-tag"]
     assert "{gpu,serve}" in finding.message and "--saved_model_tags" in finding.fix
-    gpu = check_model(source, saved_model_tags="serve,gpu")
+    gpu = check_model(source, tags=("gpu", "serve"))
     assert gpu.passed, [f.one_line() for f in gpu.findings]
-    assert gpu.runtime["output_shapes"] == {"y": [2, 1]}
+    assert gpu.runtime.output_shapes == {"y": [2, 1]}
 
 
 def test_check_cli_takes_saved_model_tags(tmp_path, tf):

@@ -119,10 +119,10 @@ def test_a_re_export_publishes_nothing_and_force_publishes(exports, tmp_path):
 
 
 def test_the_push_step_takes_the_check_steps_fingerprint_and_needs_no_tensorflow(exports, tmp_path):
-    from kfp_tfserving.components.check_signatures.checker import check_model
+    from kfp_tfserving.components.check_signatures.check_step import check_model
 
     checked = check_model(exports / "keras@1")
-    assert checked.runtime["model_fingerprint"] == model_fingerprint(exports / "keras@1").digest
+    assert checked.runtime.model_fingerprint == model_fingerprint(exports / "keras@1").digest
     child = (
         "import json, sys\n"
         "from pathlib import Path\n"
@@ -133,7 +133,7 @@ def test_the_push_step_takes_the_check_steps_fingerprint_and_needs_no_tensorflow
         "print(json.dumps({'tensorflow': 'tensorflow' in sys.modules, 'fingerprint': meta['model_fingerprint']}))\n"
     )
     base = tmp_path / "m"
-    fingerprint = checked.runtime["model_fingerprint"]
+    fingerprint = checked.runtime.model_fingerprint
     proc = subprocess.run(
         [sys.executable, "-c", child, str(exports / "keras@1"), str(base), fingerprint],
         capture_output=True,
