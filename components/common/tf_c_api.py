@@ -374,7 +374,7 @@ class _ThreadStatus:
         self.ptr = lib.TF_NewStatus()
 
     def __del__(self) -> None:
-        try:
+        try:  # noqa: SIM105 (at interpreter shutdown contextlib may already be gone)
             self._lib.TF_DeleteStatus(self.ptr)
         except Exception:  # interpreter shutdown: the process frees it
             pass
@@ -393,7 +393,7 @@ class _InputSlot:
         self.view = np.frombuffer(buffer, dtype=value.dtype).reshape(value.shape)
 
     def __del__(self) -> None:
-        try:
+        try:  # noqa: SIM105 (at interpreter shutdown contextlib may already be gone)
             self._lib.TF_DeleteTensor(self.tensor)
         except Exception:  # interpreter shutdown: the process frees it
             pass
