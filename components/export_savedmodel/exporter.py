@@ -147,8 +147,7 @@ def export_model(
         # so that generated inputs are what the model accepts.
         batch = _sample_inputs(sample_uri, described_inputs(export_dir, loaded.inputs, tags=options.tags))
         reference = _reference_outputs(loaded, batch, sample_uri)
-        compute = loaded.extras.get("compute_dtype", "float32")
-        repair = loaded.extras.get("repaired", "")
+        compute, repair = loaded.compute_dtype, loaded.repaired
         # The source model is not needed past its reference answer: free it before the serving session
         # loads the export, so a multi-GB model is never held twice.
         del loaded
