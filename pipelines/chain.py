@@ -7,8 +7,11 @@ Memory request = limit: the node reserves all of it, and a pod using more than i
 to be evicted or OOM-killed when the node runs short.
 """
 
+from collections.abc import Callable
+from contextvars import ContextVar
 from typing import Any
 
+from kfp import dsl
 from kfp.dsl import PipelineTask
 
 from kfp_tfserving.components.check_signatures.component import check_signatures
@@ -36,13 +39,23 @@ RETRIES = 3
 BACKOFF = {"backoff_duration": "30s", "backoff_factor": 2.0, "backoff_max_duration": "600s"}
 
 
+# Pod settings for every task a pipeline builds while it is set, after the step's defaults: how
+# `kfp-tfserving compile --pvc/--resources/--image ...` applies kfp-kubernetes and the resources to the
+# tasks themselves (pipelines/cli/kubernetes_options.py); unset for the committed YAMLs.
+POD_SETTINGS: ContextVar[Callable[[PipelineTask, str], Any] | None] = ContextVar("pod_settings", default=None)
+
+
 def sized(task: PipelineTask, step: str) -> PipelineTask:
-    """Give a task its step's resources and, for the storage-only steps, retries with backoff."""
+    """Give a task its step's resources and, for the storage-only steps, retries with backoff; then the
+    POD_SETTINGS in force."""
     cpu_request, cpu_limit, memory = STEP_RESOURCES[step]
     task.set_cpu_request(cpu_request).set_cpu_limit(cpu_limit)
     task.set_memory_request(memory).set_memory_limit(memory)
     if step in RETRIED_STEPS:
         task.set_retry(num_retries=RETRIES, **BACKOFF)
+    configure = POD_SETTINGS.get()
+    if configure is not None:
+        configure(task, step)
     return task
 
 
@@ -70,7 +83,10 @@ def export_check_push_tasks(model: Any, base_path: Any, **settings: Any) -> tupl
     )
     pushed = sized(
         push_to_serving(
-            model=checked.outputs["checked_model"], base_path=base_path, **PUSH_OPTIONS.pick(settings)
+            model=checked.outputs["checked_model"],
+            base_path=base_path,
+            run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER,  # recorded in the manifest, read by `runs`
+            **PUSH_OPTIONS.pick(settings),
         ),
         "push_to_serving",
     )

@@ -26,7 +26,7 @@ from kfp_tfserving.components.train_keras_example.options import TRAIN_OPTIONS
 CHAIN = (
     EXPORT_OPTIONS
     + CHECK_OPTIONS.without("saved_model_tags")
-    + PUSH_OPTIONS.without("base_path", "model_name")
+    + PUSH_OPTIONS.without("base_path", "model_name", "run_id")
 )
 
 
@@ -46,7 +46,7 @@ _WHERE = PUSH_OPTIONS.only("base_path", "model_name")
 EXPORT_TO_SERVING = (
     LOAD_OPTIONS.only("source_uri")
     + _WHERE
-    + LOAD_OPTIONS.only("model_format", "weights_uri", "read_deadline")
+    + LOAD_OPTIONS.only("model_format", "weights_uri", "read_deadline", "stall_timeout")
     + CHAIN
 )
 SERVE_MODEL = _WHERE + CHAIN + KSERVE

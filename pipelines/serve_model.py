@@ -10,6 +10,7 @@ from typing import Any
 
 from kfp import dsl
 from kfp.dsl import Input, Model
+from kfp.dsl.graph_component import GraphComponent
 
 from kfp_tfserving.components.deploy_kserve.component import deploy_kserve
 from kfp_tfserving.pipelines.chain import export_check_push_tasks, sized
@@ -18,13 +19,8 @@ from kfp_tfserving.pipelines.parameters import CHAIN, SERVE_MODEL, taking
 _MODEL = inspect.Parameter("model", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=Input[Model])
 
 
-@dsl.pipeline(
-    name="serve-model",
-    description="Export a trained model as a SavedModel, check it as TF Serving would, and publish it as "
-    "the next version under a model base path.",
-)
 @taking(SERVE_MODEL, leading=(_MODEL,), returns=Model)
-def serve_model(model: Input[Model], **parameters: Any) -> Model:
+def _serve_model(model: Input[Model], **parameters: Any) -> Model:
     """Parameters: pipelines/parameters.py SERVE_MODEL (the chain's, then the KServe deploy's)."""
     checked, pushed = export_check_push_tasks(
         model, parameters["base_path"], model_name=parameters["model_name"], **CHAIN.pick(parameters)
@@ -42,3 +38,15 @@ def serve_model(model: Input[Model], **parameters: Any) -> Model:
         deployed.set_caching_options(False)  # like the push: a scheduled run must roll out every time
         sized(deployed, "deploy_kserve")
     return pushed.outputs["pushed_model"]
+
+
+def build() -> GraphComponent:
+    """The pipeline, its tasks built now (under `chain.POD_SETTINGS`, if set)."""
+    return dsl.pipeline(
+        name="serve-model",
+        description="Export a trained model as a SavedModel, check it as TF Serving would, and publish it "
+        "as the next version under a model base path.",
+    )(_serve_model)
+
+
+serve_model = build()

@@ -33,6 +33,7 @@ from kfp_tfserving.components.check_signatures.findings import ERROR, WARNING, F
 from kfp_tfserving.components.check_signatures.options import CHECK_OPTIONS
 from kfp_tfserving.components.check_signatures.report import markdown_report
 from kfp_tfserving.components.check_signatures.version_check import validate_target
+from kfp_tfserving.components.common.artifacts import CheckedModelMetadata
 from kfp_tfserving.components.common.errors import ModelRejected, reports_errors
 from kfp_tfserving.components.common.saved_model.tags import SERVE, Tags, parse_tags
 from kfp_tfserving.components.common.storage import storage_for
@@ -199,9 +200,8 @@ def check_step(
         raise ModelRejected(
             f"TF Serving would reject the model: {first.one_line()}" + (f" (and {more} more)" if more else "")
         )
-    checked_metadata.update(model_metadata)
-    checked_metadata["check_report"] = report.as_dict()
-    checked_metadata["model_fingerprint"] = runtime.model_fingerprint
+    checked = CheckedModelMetadata.after_check(model_metadata, report.as_dict(), runtime.model_fingerprint)
+    checked_metadata.update(checked.to_dict())
     return report
 
 

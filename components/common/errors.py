@@ -95,11 +95,22 @@ _TF_NOISE = (
 _GRAPH_LOCATION = re.compile(r"\{\{function_node [^}]*\}\}\s*|\s*\[\[\{\{node [^}]*\}\}\]\].*$")
 
 
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+_KERAS_CALL = re.compile(
+    r"\s*Exception encountered when calling (?:layer )?['\"]?([\w.]+?)['\"]?(?:\.call\(\))?[.:]?\s*\n"
+)
+
+
 def specific_line(err: BaseException) -> str:
     """The line of an exception's message that says what went wrong. For TensorFlow's multi-line errors
     ('Graph execution error: … Detected at node … Original stack trace …') that is the op's own message
     ('Unknown image file format', 'Could not find variable …'), or a Python error raised inside it."""
-    text = str(err).split("Original stack trace for")[0]
+    text = _ANSI.sub("", str(err).split("Original stack trace for")[0])
+    keras_call = _KERAS_CALL.match(text)
+    if keras_call:  # Keras 3: "Exception encountered when calling Cropping1D.call().\n\n<the reason>\n\n
+        # Arguments received by ...": the layer's class and the reason (itself perhaps a TF error).
+        reason = text[keras_call.end() :].split("Arguments received by")[0]
+        return f"{keras_call.group(1)}: {specific_line(ValueError(reason))}"[:300]
     lines = [" ".join(_GRAPH_LOCATION.sub("", line).split()) for line in text.splitlines()]
     lines = [line for line in lines if line and not line.startswith(_TF_NOISE)]
     errors = [line for line in lines if "Error" in line.split(":")[0] and ":" in line]
@@ -142,13 +153,13 @@ def bug_line(err: BaseException) -> str:
 
 
 def reports_errors(fn: F) -> F:
-    """Make a step entry point print its failure as one marked line on stderr, then its exit code (for a
-    local run, which sees only the log), and exit with it: EXIT_REJECTED, EXIT_PERMANENT, EXIT_TRANSIENT,
-    or EXIT_BUG with the traceback written to a file the line names."""
+    """Make a step entry point print its exit code (for a local run, which sees only the log), then its
+    failure as one marked line, the last on stderr, and exit with that code: EXIT_REJECTED, EXIT_PERMANENT,
+    EXIT_TRANSIENT, or EXIT_BUG with the traceback written to a file the line names."""
 
     def fail(line: str, code: int) -> SystemExit:
-        print(f"{ERROR_MARKER}{line}", file=sys.stderr, flush=True)
         print(f"{EXIT_CODE_MARKER}{code}", file=sys.stderr, flush=True)
+        print(f"{ERROR_MARKER}{line}", file=sys.stderr, flush=True)
         return SystemExit(code)
 
     @functools.wraps(fn)

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from kfp_tfserving.components.common.artifacts import PushedModelMetadata
 from kfp_tfserving.components.common.errors import PublishError, UserError, reports_errors
 from kfp_tfserving.components.common.storage import storage_for
 from kfp_tfserving.components.deploy_kserve.options import DEPLOY_OPTIONS
@@ -146,12 +147,13 @@ def deploy(
     On any failure the version is removed from the base path again (if this run published it) and the
     InferenceService's predictor is put back as it was, as the push step does with a live TF Serving.
     """
-    version, base = str(pushed.get("pushed_version", "")), str(pushed.get("base_path", ""))
+    pushed_model = PushedModelMetadata.from_dict(pushed)
+    version, base = pushed_model.pushed_version, pushed_model.base_path
     if not version or not base:
         raise PublishError(
             "the pushed model carries no pushed_version/base_path", "connect push_to_serving's output"
         )
-    name = options.name or str(pushed.get("model_name") or "")
+    name = options.name or pushed_model.model_name
     storage_uri = options.storage_uri or base
     if "://" not in storage_uri:
         raise UserError(
@@ -176,7 +178,7 @@ def deploy(
         print(f"{url}: version {version} is AVAILABLE and answers like the export", flush=True)
     except BaseException:
         # Only a version this run wrote is taken back; `pushed` is also 1 for an unchanged model (TFX's rule).
-        if pushed.get("published") in (1, 1.0, "1", True):
+        if pushed_model.published:
             remove_version(storage_for(base), base, int(version))
             print(f"removed version {version} again: it failed verification on KServe", flush=True)
         if previous is not None:

@@ -33,6 +33,14 @@ LOAD_OPTIONS = Options(
         positive=True,
     ),
     Option(
+        "stall_timeout",
+        float,
+        60.0,
+        "Seconds a remote read may receive nothing before the step fails (the read timeout; a stalled read "
+        "is not retried); a download that keeps moving is never cut.",
+        positive=True,
+    ),
+    Option(
         "weights_uri",
         str,
         "",

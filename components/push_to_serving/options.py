@@ -59,4 +59,12 @@ PUSH_OPTIONS = Options(
         "and answer like the export, or it is removed again and the step fails.",
     ),
     Option("serving_timeout", float, 300.0, "Seconds to wait for the version to become AVAILABLE."),
+    Option(
+        "run_id",
+        str,
+        "",
+        "The Kubeflow run that publishes, recorded in the version's manifest as `pipeline_run_id` "
+        "(`kfp-tfserving runs` finds the version a run published by it); the pipelines pass their own "
+        "run's id.",
+    ),
 )

@@ -6,6 +6,6 @@ Serving's base path with Pusher's own output (`PushedModel`, `pushed` / `pushed_
 `pushed_version`).
 """
 
-from kfp_tfserving.components.tfx.component import ServingPusher, ServingReport
+from kfp_tfserving.components.tfx.component import ServingPusher
 
-__all__ = ["ServingPusher", "ServingReport"]
+__all__ = ["ServingPusher"]

@@ -14,15 +14,6 @@ from tfx.types.system_executions import Deploy
 from kfp_tfserving.components.tfx import parameters
 from kfp_tfserving.components.tfx.executor import Executor
 
-SERVING_REPORT_KEY = "serving_report"
-
-
-class ServingReport(types.Artifact):
-    """kfp-tfserving's own verdict on a pushed model: the check report (Markdown and JSON), the measured
-    batching_params.pbtxt and the push report, with the figures as custom properties."""
-
-    TYPE_NAME = "kfp_tfserving.ServingReport"  # `namespace.Type`: the form KFP v2 schema titles take
-
 
 def _spec_parameters() -> dict[str, ExecutionParameter]:
     steps = {
@@ -37,7 +28,8 @@ def _spec_parameters() -> dict[str, ExecutionParameter]:
 
 
 class ServingPusherSpec(types.ComponentSpec):
-    """Pusher's inputs and output, plus the serving report; parameters: the KFP steps' own."""
+    """Pusher's inputs and output plus InfraValidator's (`blessing`, carrying this project's report);
+    parameters: the steps' own options."""
 
     PARAMETERS = _spec_parameters()
     INPUTS = {
@@ -51,7 +43,9 @@ class ServingPusherSpec(types.ComponentSpec):
     }
     OUTPUTS = {
         standard_component_specs.PUSHED_MODEL_KEY: ChannelParameter(type=standard_artifacts.PushedModel),
-        SERVING_REPORT_KEY: ChannelParameter(type=ServingReport),
+        # An InfraBlessing rather than a type of this project's: TFX's KFP v2 container imports a custom
+        # artifact type by its schema title (`module.Class`, one dot), which a package's class cannot be.
+        standard_component_specs.BLESSING_KEY: ChannelParameter(type=standard_artifacts.InfraBlessing),
     }
     TYPE_ANNOTATION = Deploy
 
@@ -64,7 +58,9 @@ class ServingPusher(base_component.BaseComponent):
     or `infra_blessing` that is not blessed skips the push (`pushed: 0`), as Pusher does.
 
     Outputs: `pushed_model` (TFX PushedModel: `pushed` 1 when the version is in place, also when the same
-    model already was the newest version; `pushed_destination`, `pushed_version`), `serving_report`.
+    model already was the newest version; `pushed_destination`, `pushed_version`) and `blessing` (TFX
+    InfraBlessing, `blessed` 1, holding the check report, the measured batching_params.pbtxt and the push
+    report, with the figures as custom properties).
     """
 
     SPEC_CLASS = ServingPusherSpec
@@ -109,7 +105,7 @@ class ServingPusher(base_component.BaseComponent):
             push_destination=push_destination,
             base_path=base_path,
             pushed_model=types.Channel(type=standard_artifacts.PushedModel),
-            serving_report=types.Channel(type=ServingReport),
+            blessing=types.Channel(type=standard_artifacts.InfraBlessing),
             **values,
         )
         super().__init__(spec=spec)

@@ -25,7 +25,7 @@ from tfx.utils import io_utils, proto_utils
 from kfp_tfserving.components.common.errors import ERROR_MARKER, UserError
 from kfp_tfserving.components.tfx import parameters
 
-SERVING_REPORT_KEY = "serving_report"
+BLESSED_FILE = "INFRA_BLESSED"  # what InfraValidator writes into a blessing it grants
 CHECK_REPORT_MD = "check_report.md"
 CHECK_REPORT_JSON = "check_report.json"
 PUSH_REPORT_MD = "push_report.md"
@@ -59,12 +59,13 @@ class Executor(pusher_executor.Executor):
     ) -> None:
         self._log_startup(input_dict, output_dict, exec_properties)
         pushed = artifact_utils.get_single_instance(output_dict[standard_component_specs.PUSHED_MODEL_KEY])
-        report = artifact_utils.get_single_instance(output_dict[SERVING_REPORT_KEY])
+        report = artifact_utils.get_single_instance(output_dict[standard_component_specs.BLESSING_KEY])
         # Pusher warns about a push "without validation" when no blessing comes in; this push validates.
         blessings = (standard_component_specs.MODEL_BLESSING_KEY, standard_component_specs.INFRA_BLESSING_KEY)
         if any(input_dict.get(key) for key in blessings) and not self.CheckBlessing(input_dict):
             self._MarkNotPushed(pushed)
-            report.set_string_custom_property("push_outcome", "not blessed: nothing published")
+            report.set_int_custom_property("blessed", 0)
+            report.set_string_custom_property("push_outcome", "not blessed upstream: nothing published")
             return
         model_uri = self.GetModelPath(input_dict)
         base_path = _base_path(exec_properties)
@@ -84,6 +85,7 @@ class Executor(pusher_executor.Executor):
             # The run ends with the one line (TFX shows the exception), marked for `find_error_line` too.
             print(f"{ERROR_MARKER}{err.one_line()}", file=sys.stderr, flush=True)
             raise
+        report.set_int_custom_property("blessed", 1)
         self._MarkPushed(pushed, pushed_destination=result.destination, pushed_version=str(result.version))
 
 
@@ -137,10 +139,8 @@ def _export_check_publish(
         for name, value in metrics.values.items():
             report.set_float_custom_property(name, float(value))
     (report_dir / CHECK_REPORT_JSON).write_text(json.dumps(checked_metadata["check_report"], indent=1))
-    batching = _batching_params(checked)
-    if batching:
-        shutil.copy2(checked / "batching_params.pbtxt", report_dir / "batching_params.pbtxt")
-        report.set_string_custom_property("batching_params", batching)
+    (report_dir / BLESSED_FILE).touch()
+    _record_batching(checked, checked_metadata["check_report"], report_dir, report)
 
     push_args = dict(args["push_to_serving"])
     push_args.pop("base_path", None)
@@ -158,8 +158,16 @@ def _export_check_publish(
     return checked, result
 
 
-def _batching_params(checked: Path) -> str:
+def _record_batching(checked: Path, check_report: dict, report_dir: Path, report: types.Artifact) -> None:
+    """The batching decision as properties: `batching_params` (the written file's text, '' when none) and
+    `batching_verdict` (what was written, or why nothing was); the file itself beside the reports."""
     from kfp_tfserving.components.check_signatures.batching_params import BATCHING_PARAMS_FILE
+    from kfp_tfserving.components.check_signatures.batching_report import verdict
 
     path = checked / BATCHING_PARAMS_FILE
-    return path.read_text() if path.is_file() else ""
+    report.set_string_custom_property("batching_params", path.read_text() if path.is_file() else "")
+    if path.is_file():
+        shutil.copy2(path, report_dir / BATCHING_PARAMS_FILE)
+    batching = check_report.get("runtime", {}).get("batching")
+    if batching:
+        report.set_string_custom_property("batching_verdict", verdict(batching))

@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from kfp_tfserving.components.common.artifacts import LoadedModelMetadata
 from kfp_tfserving.components.common.errors import FormatError, UserError, reports_errors
 from kfp_tfserving.components.common.storage import storage_for
 from kfp_tfserving.components.train_keras_example.options import TRAIN_OPTIONS
@@ -155,15 +156,13 @@ def train_example(
     artifact_dir.mkdir(parents=True, exist_ok=True)
     model.save(artifact_dir / MODEL_FILE)
     # The same keys the load step writes, so the export step needs no format detection.
-    metadata.update(
-        {
-            "format": "keras",
-            "entry": MODEL_FILE,
-            "source_uri": data_uri or f"generated:rows={generated_rows},seed={seed}",
-            "feature_names": names,
-            **figures,
-        }
+    trained = LoadedModelMetadata(
+        format="keras",
+        entry=MODEL_FILE,
+        source_uri=data_uri or f"generated:rows={generated_rows},seed={seed}",
+        extra={"feature_names": names, **figures},
     )
+    metadata.update(trained.to_dict())
     print(f"trained on {figures['train_rows']} rows: validation MAE {figures['val_mae']:.4f}", flush=True)
     return figures
 

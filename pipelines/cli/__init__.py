@@ -92,13 +92,14 @@ def run(source: str, pipeline_root: Path | None, as_json: bool, verbose: bool, *
 
     from kfp_tfserving.components.common.formats.custom_objects import parse_custom_objects
     from kfp_tfserving.components.common.saved_model.tags import parse_tags
-    from kfp_tfserving.components.common.storage.base import DEADLINE_ENV
+    from kfp_tfserving.components.common.storage.base import DEADLINE_ENV, STALL_ENV
     from kfp_tfserving.pipelines.cli.compile import pipeline_yaml
     from kfp_tfserving.pipelines.cli.local_run import run_pipeline_yaml
     from kfp_tfserving.pipelines.cli.summary import print_run_summary, run_result
 
     arguments = from_command_line(EXPORT_TO_SERVING, {"source_uri": source, **given})
     os.environ[DEADLINE_ENV] = f"{arguments['read_deadline']:g}"  # the local steps inherit it
+    os.environ[STALL_ENV] = f"{arguments['stall_timeout']:g}"
     _preflight(
         source,
         given["base_path"],

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from conftest import run_cli
 
-from kfp_tfserving.components.common.errors import ERROR_MARKER, FormatError, StorageError
+from kfp_tfserving.components.common.errors import ERROR_MARKER, EXIT_CODE_MARKER, FormatError, StorageError
 from kfp_tfserving.components.load_model.loader import load_source, run_load_step
 
 
@@ -103,7 +103,8 @@ def test_the_step_entry_point_reports_one_marked_line_and_exits_2(tmp_path, caps
         run_load_step(str(archive), tmp_path / "artifact", {})
     assert exited.value.code == 2
     lines = capsys.readouterr().err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith(ERROR_MARKER) and "evil.zip" in lines[0]
+    assert len(lines) == 2 and lines[1].startswith(ERROR_MARKER) and "evil.zip" in lines[1]
+    assert lines[0] == f"{EXIT_CODE_MARKER}2"  # what a local run, which sees only the log, exits with
 
 
 def test_the_extraction_limit_is_a_step_argument(tmp_path, tf2_saved_model):

@@ -80,8 +80,8 @@ def test_tensorflow_refusing_to_run_the_model_is_a_rejection(capsys):
 
 
 def test_the_last_failing_step_decides_the_code():
-    log = f"{ERROR_MARKER}first\nkfp-tfserving exit code: 75\nnoise\n{ERROR_MARKER}second\n"
-    log += "kfp-tfserving exit code: 1\n"
+    log = f"kfp-tfserving exit code: 75\n{ERROR_MARKER}first\nnoise\nkfp-tfserving exit code: 1\n"
+    log += f"{ERROR_MARKER}second\n"
     assert (find_error_line(log), find_exit_code(log)) == ("second", 1)
     assert find_exit_code("no marker here") is None
 

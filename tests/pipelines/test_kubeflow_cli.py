@@ -12,6 +12,7 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlparse
 
+import push_models
 import pytest
 import yaml
 from click.testing import CliRunner
@@ -379,12 +380,12 @@ def test_submit_without_wait_does_not_follow_the_run(kfp_server):
     assert not [r for r in kfp_server.requests if r["path"] == f"{API}/runs/run-42"]
 
 
-def _publish_fake_version(base, number: int, published_at: float) -> None:
+def _publish_fake_version(base, number: int, run_id: str) -> None:
     from kfp_tfserving.components.push_to_serving.manifest import MANIFEST_NAME, Manifest
 
     version = base / str(number)
     version.mkdir(parents=True)
-    (version / MANIFEST_NAME).write_text(Manifest({}, {}, published_at).to_json())
+    (version / MANIFEST_NAME).write_text(Manifest({}, {"pipeline_run_id": run_id}, 0).to_json())
 
 
 def test_runs_lists_our_runs_newest_first_with_the_version_each_published(kfp_server, tmp_path):
@@ -392,8 +393,9 @@ def test_runs_lists_our_runs_newest_first_with_the_version_each_published(kfp_se
 
     base = tmp_path / "serving" / "emotion"
     night = dt.datetime(2026, 1, 2, 2, 0, tzinfo=dt.UTC)
-    _publish_fake_version(base, 1, (night - dt.timedelta(days=1, minutes=-3)).timestamp())  # the night before
-    _publish_fake_version(base, 2, (night + dt.timedelta(minutes=3)).timestamp())
+    _publish_fake_version(base, 1, "r1")
+    _publish_fake_version(base, 2, "r2")
+    _publish_fake_version(base, 3, "a-run-of-another-cluster")
 
     def listed(run_id, state, base_path, start, pipeline="export-to-serving"):
         return {
@@ -424,6 +426,31 @@ def test_runs_lists_our_runs_newest_first_with_the_version_each_published(kfp_se
     ]
     (listing,) = [r for r in kfp_server.requests if r["path"] == f"{API}/runs"]
     assert listing["query"]["sort_by"] == ["created_at desc"] and listing["query"]["page_size"] == ["6"]
+
+
+tiny_models = push_models.tiny_models  # session fixtures: tiny SavedModels
+tiny_model = push_models.tiny_model
+
+
+def test_runs_finds_the_version_by_the_run_id_the_push_recorded(kfp_server, tmp_path, tiny_models):
+    """The push step records its run's id in the version's manifest; `runs` reads it back."""
+    from kfp_tfserving.components.push_to_serving.publisher import PushOptions, publish
+
+    base = tmp_path / "m"
+    assert publish(tiny_models[0], str(base), options=PushOptions(run_id="run-a")).version == 1
+    assert publish(tiny_models[1], str(base), options=PushOptions(run_id="run-b")).version == 2
+    kept = publish(tiny_models[1], str(base), options=PushOptions(run_id="run-c"))
+    assert not kept.published  # the same model: version 2 kept, nothing recorded for run-c
+    kfp_server.listed_runs = [
+        {"run_id": run, "display_name": run, "state": "SUCCEEDED",
+         "pipeline_spec": {"pipelineInfo": {"name": "export-to-serving"}},
+         "runtime_config": {"parameters": {"base_path": str(base)}}}
+        for run in ("run-c", "run-b", "run-a")
+    ]  # fmt: skip
+    result = cli("runs", "--host", kfp_server.url)
+    assert result.exit_code == 0, result.output
+    _, *rows = [line.split() for line in result.output.strip().splitlines()]
+    assert [(r[0], r[3]) for r in rows] == [("run-c", "-"), ("run-b", "2"), ("run-a", "1")]
 
 
 def test_runs_with_none_says_so(kfp_server):
