@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import gc
 import tempfile
 import time
 from collections.abc import Iterator
@@ -25,6 +24,7 @@ from kfp_tfserving.components.common.formats.saved_model_io import (
     tag_set_text,
 )
 from kfp_tfserving.components.common.formats.string_inputs import described_inputs
+from kfp_tfserving.components.common.heap import release_freed_memory
 from kfp_tfserving.components.common.samples import generate_inputs, load_sample
 from kfp_tfserving.components.common.serving_oracle import (
     load_served,
@@ -156,10 +156,11 @@ def export_model(
         reference = _reference_outputs(loaded, batch, sample_uri)
         compute = loaded.extras.get("compute_dtype", "float32")
         repair = loaded.extras.get("repaired", "")
-        # The source model is not needed past its reference answer: free it before the serving session
-        # loads the export, so a multi-GB model is never held twice.
+        # The source model (and every function the export traced over its variables) is not needed past
+        # its reference answer: free it, and give its pages back, before the serving session loads the
+        # export, so a multi-GB model is never held twice.
         del loaded
-        gc.collect()
+        release_freed_memory()
         served = _served_outputs(export_dir, batch, options.tags)
         atol, rtol = tolerance_for(compute, parity_atol, parity_rtol)
         results = compare_outputs(reference, served, atol, rtol)
