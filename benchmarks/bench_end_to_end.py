@@ -70,13 +70,19 @@ def export_phases(pipeline_root: Path) -> dict[str, float]:
     return {}
 
 
-def check_phases(pipeline_root: Path) -> dict[str, float]:
-    """static checks / runtime checks / batching sweep seconds of the check step's fresh process."""
-    for executor_output in pipeline_root.rglob("check-signatures/executor_output.json"):
-        doc = json.loads(executor_output.read_text())
-        for artifact in doc.get("artifacts", {}).get("checked_model", {}).get("artifacts", []):
-            report = artifact.get("metadata", {}).get("check_report", {})
-            return report.get("runtime", {}).get("timings_seconds", {})
+_CHECK_PHASES = re.compile(r"check phases \(s\): (.*)$")
+
+
+def check_phases(log_text: str) -> dict[str, float]:
+    """static checks / runtime checks / batching sweep seconds of the check step's fresh process, from the
+    line the check step logs (check_step.check_in_fresh_process)."""
+    for raw in log_text.splitlines():
+        match = _CHECK_PHASES.search(_ANSI.sub("", raw).strip())
+        if match:
+            return {
+                name: float(seconds)
+                for name, seconds in (p.rsplit(" ", 1) for p in match.group(1).split(", "))
+            }
     return {}
 
 
@@ -101,7 +107,7 @@ def end_to_end(model: Path, scratch: Path, pairs: int) -> dict:
         )  # fmt: skip
         steps.append(step_seconds((root / "run.log").read_text()))
         phases.append(export_phases(root))
-        checks.append(check_phases(root))
+        checks.append(check_phases((root / "run.log").read_text()))
         shutil.rmtree(root, ignore_errors=True)
         shutil.rmtree(scratch / f"base{i}", ignore_errors=True)
         return run.seconds

@@ -2,7 +2,10 @@
 # Build the component runtime image kfp-tfserving-runtime:<package version> with whatever Docker engine
 # DOCKER_HOST (or the default socket) points at.
 #
-#   containers/build_image.sh [--base IMAGE]     (default base: python:3.11-slim-bookworm)
+#   containers/build_image.sh [--base IMAGE] [--tfx]     (default base: python:3.11-slim-bookworm)
+#
+# --tfx also builds kfp-tfserving-tfx:<package version> on top of it (containers/tfx/Dockerfile): the image
+# the TFX component ServingPusher runs in on Kubeflow.
 #
 # pip inside the build uses this machine's package index settings (PIP_INDEX_URL / PIP_EXTRA_INDEX_URL /
 # PIP_TRUSTED_HOST or `pip config`), passed as build arguments; only http(s) indexes are passed, since
@@ -11,10 +14,12 @@
 set -euo pipefail
 REPO="$(cd "$(dirname "$0")/.." && pwd)"
 BASE_IMAGE="python:3.11-slim-bookworm"
+WITH_TFX=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --base) BASE_IMAGE="$2"; shift 2 ;;
-    *) echo "usage: $0 [--base IMAGE]" >&2; exit 2 ;;
+    --tfx) WITH_TFX=1; shift ;;
+    *) echo "usage: $0 [--base IMAGE] [--tfx]" >&2; exit 2 ;;
   esac
 done
 
@@ -67,3 +72,17 @@ docker build --network=host \
   --build-arg "TRUSTED_HOSTS=$TRUSTED_HOSTS" \
   -t "$IMAGE" "$CONTEXT" >"$LOG" 2>&1 || { tail -n 40 "$LOG" >&2; echo "image build failed; log: $LOG" >&2; exit 1; }
 echo "built $IMAGE"
+
+[ -n "$WITH_TFX" ] || exit 0
+TFX_IMAGE="kfp-tfserving-tfx:$VERSION"
+TFX_CONTEXT="$(mktemp -d)"
+trap 'rm -rf "$CONTEXT" "$TFX_CONTEXT"' EXIT
+cp "$REPO"/containers/tfx/Dockerfile "$REPO"/containers/tfx/requirements*.txt "$TFX_CONTEXT/"
+echo "building $TFX_IMAGE from $IMAGE (log: $LOG)"
+docker build --network=host \
+  --build-arg "RUNTIME_IMAGE=$IMAGE" \
+  --build-arg "INDEX_URL=$INDEX_URL" \
+  --build-arg "EXTRA_INDEX_URLS=$EXTRA_INDEX_URLS" \
+  --build-arg "TRUSTED_HOSTS=$TRUSTED_HOSTS" \
+  -t "$TFX_IMAGE" "$TFX_CONTEXT" >>"$LOG" 2>&1 || { tail -n 40 "$LOG" >&2; echo "image build failed; log: $LOG" >&2; exit 1; }
+echo "built $TFX_IMAGE"

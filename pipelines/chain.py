@@ -7,13 +7,20 @@ Memory request = limit: the node reserves all of it, and a pod using more than i
 to be evicted or OOM-killed when the node runs short.
 """
 
+from collections.abc import Callable
+from contextvars import ContextVar
 from typing import Any
 
+from kfp import dsl
 from kfp.dsl import PipelineTask
 
 from kfp_tfserving.components.check_signatures.component import check_signatures
+from kfp_tfserving.components.check_signatures.options import CHECK_OPTIONS
 from kfp_tfserving.components.export_savedmodel.component import export_savedmodel
+from kfp_tfserving.components.export_savedmodel.options import EXPORT_OPTIONS
 from kfp_tfserving.components.push_to_serving.component import push_to_serving
+from kfp_tfserving.components.push_to_serving.options import PUSH_OPTIONS
+from kfp_tfserving.pipelines.parameters import CHAIN
 
 # step -> (cpu request, cpu limit, memory request = limit)
 STEP_RESOURCES: dict[str, tuple[str, str, str]] = {
@@ -32,13 +39,23 @@ RETRIES = 3
 BACKOFF = {"backoff_duration": "30s", "backoff_factor": 2.0, "backoff_max_duration": "600s"}
 
 
+# Pod settings for every task a pipeline builds while it is set, after the step's defaults: how
+# `kfp-tfserving compile --pvc/--resources/--image ...` applies kfp-kubernetes and the resources to the
+# tasks themselves (pipelines/cli/kubernetes_options.py); unset for the committed YAMLs.
+POD_SETTINGS: ContextVar[Callable[[PipelineTask, str], Any] | None] = ContextVar("pod_settings", default=None)
+
+
 def sized(task: PipelineTask, step: str) -> PipelineTask:
-    """Give a task its step's resources and, for the storage-only steps, retries with backoff."""
+    """Give a task its step's resources and, for the storage-only steps, retries with backoff; then the
+    POD_SETTINGS in force."""
     cpu_request, cpu_limit, memory = STEP_RESOURCES[step]
     task.set_cpu_request(cpu_request).set_cpu_limit(cpu_limit)
     task.set_memory_request(memory).set_memory_limit(memory)
     if step in RETRIED_STEPS:
         task.set_retry(num_retries=RETRIES, **BACKOFF)
+    configure = POD_SETTINGS.get()
+    if configure is not None:
+        configure(task, step)
     return task
 
 
@@ -50,31 +67,27 @@ def export_check_push(model: Any, base_path: Any, **settings: Any) -> PipelineTa
 def export_check_push_tasks(model: Any, base_path: Any, **settings: Any) -> tuple[PipelineTask, PipelineTask]:
     """The same chain; returns (check task, push task), for a step that needs the checked model too.
 
-    `settings` are the steps' own parameters by name (signature, contract_uri, version_policy, ...), each
-    handed to the step that declares it; `tags` (the tag-set TF Serving loads) goes to the export step and,
-    as `saved_model_tags`, to the check step, so the check judges the graph the export serves.
+    `settings` are the chain's parameters (pipelines/parameters.py CHAIN, and `model_name`); each step takes
+    the ones its options declare. `tags` (the tag-set TF Serving loads) goes to the export step and, as
+    `saved_model_tags`, to the check step, so the check judges the graph the export serves.
     """
-    if "tags" in settings:
-        settings["saved_model_tags"] = settings["tags"]
-
-    def own(component) -> dict[str, Any]:
-        names = component.component_spec.inputs or {}
-        return {k: v for k, v in settings.items() if k in names}
-
-    unknown = set(settings) - {
-        name
-        for c in (export_savedmodel, check_signatures, push_to_serving)
-        for name in c.component_spec.inputs
-    }
+    unknown = set(settings) - set(CHAIN) - {"model_name"}
     if unknown:
         raise TypeError(f"no step takes {', '.join(sorted(unknown))}")
-    exported = sized(export_savedmodel(model=model, **own(export_savedmodel)), "export_savedmodel")
+    check_settings = CHECK_OPTIONS.pick(settings)
+    if "tags" in settings:
+        check_settings["saved_model_tags"] = settings["tags"]
+    exported = sized(export_savedmodel(model=model, **EXPORT_OPTIONS.pick(settings)), "export_savedmodel")
     checked = sized(
-        check_signatures(model=exported.outputs["exported_model"], **own(check_signatures)),
-        "check_signatures",
+        check_signatures(model=exported.outputs["exported_model"], **check_settings), "check_signatures"
     )
     pushed = sized(
-        push_to_serving(model=checked.outputs["checked_model"], base_path=base_path, **own(push_to_serving)),
+        push_to_serving(
+            model=checked.outputs["checked_model"],
+            base_path=base_path,
+            run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER,  # recorded in the manifest, read by `runs`
+            **PUSH_OPTIONS.pick(settings),
+        ),
         "push_to_serving",
     )
     # A scheduled run must publish every time: a cache hit would silently skip the push.

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from kfp_tfserving.components.check_signatures.static_checks import STATIC_CHECKS, ModelView
-from kfp_tfserving.components.common.formats.saved_model_io import read_saved_model_proto
+from kfp_tfserving.components.common.saved_model.proto import read_saved_model_proto
 from kfp_tfserving.components.common.tfenv import import_tensorflow
 
 

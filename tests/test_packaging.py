@@ -48,6 +48,9 @@ def test_wheel_carries_every_step_with_its_compiled_yaml_and_the_pipeline(wheel_
         assert f"kfp_tfserving/components/{step}/component.py" in wheel_names
         assert f"kfp_tfserving/components/{step}/component.yaml" in wheel_names
     assert "kfp_tfserving/pipelines/export_to_serving.yaml" in wheel_names
+    assert "kfp_tfserving/pipelines/tfx_serving.json" in wheel_names  # the TFX pipeline's KFP spec
+    for module in ("component", "executor", "parameters"):
+        assert f"kfp_tfserving/components/tfx/{module}.py" in wheel_names
     assert not any("/tests/" in n or n.startswith("tests/") for n in wheel_names)
 
 
@@ -62,6 +65,8 @@ def test_the_command_line_installs_as_its_own_subpackage_beside_the_pipelines(wh
         "export_to_serving.py",
         "serve_model.py",
         "retrain_and_export.py",
+        "parameters.py",
+        "tfx_serving.py",
     }
 
 

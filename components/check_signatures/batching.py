@@ -1,107 +1,106 @@
-"""Measure the model's throughput/latency curve through the serving oracle and derive TF Serving's batching.
+"""The batching measurement: sweep the batch sizes, decide, prove the decision under concurrent load.
 
-The sweep runs `serving_default` as TF Serving runs it (the serving oracle: a TF1 session over the {serve}
-graph, fed by the signature's tensor names) at batch sizes 1, 2, 4, ... up to 256, until the time budget
-is spent, or up to the first doubling that no longer buys 10 % (nothing past it can be chosen). Each size
-is timed until two consecutive calls agree within 5 % (time_batch). From the curve:
+The entry point is `measure_and_write` (the check step, after its verdict) or `measure` (the CLI's
+`check --batching`, which publishes nothing). Both run `serving_default` through the serving oracle.
 
-- max_batch_size: the largest size reached while each doubling still bought >= 10 % more throughput;
-  beyond it, a bigger batch only makes every request in it wait longer.
-- allowed_batch_sizes: the swept sizes up to it (TF Serving pads a batch up to the next one).
-- batch_timeout_micros: the latency of one batch at that size: a request waits at most about one batch's
-  compute time for others to join, so batching costs at worst one more batch of latency.
-- num_batch_threads: the serving machine's CPU count (batches run in parallel on the cores).
-- max_enqueued_batches: enough queued batches to hold about one second of work; beyond that TF Serving
-  answers UNAVAILABLE at once instead of letting requests time out in the queue.
-- pad_variable_length_inputs: when an input has a variable non-batch dimension, requests of different
-  lengths can only be batched if TF Serving pads them.
+The sweep (`sweep`) first probes 1, 2, 4, ... up to 256: two calls per size (the first pays for
+allocations at the new shape), stopping two doublings after throughput last rose by 5 %, or when a call
+no longer fits the budget. It then times every probed size in ROUNDS interleaved rounds (ascending, then
+descending, so a slow spell of the machine falls on every size alike), each visit long enough to hold
+several calls of a small size. `batching_rule.decide` turns the per-round samples into parameters or into
+"batching does not pay". `batching_load.prove` then replays concurrent single-example clients against the
+model with TensorFlow's own batch scheduler in front of it and against the model alone; the file is
+written only when the scheduler wins.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-import statistics
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from kfp_tfserving.components.check_signatures.batching_params import BatchingConfig, write_batching_params
+from kfp_tfserving.components.check_signatures.batching_params import write_batching_params
+from kfp_tfserving.components.check_signatures.batching_rule import Decision, decide
 from kfp_tfserving.components.common.formats.base import TensorSpecInfo
 
 if TYPE_CHECKING:  # the oracle imports TensorFlow's protos: only where the sweep runs
     from kfp_tfserving.components.common.serving_oracle import ServedModel
 
 DEFAULT_BUDGET_SECONDS = 15.0
+SWEEP_SHARE = 0.55  # of the budget; the load test has the rest
 MAX_BATCH = 256
-WORTH_DOUBLING = 1.10  # a doubling must buy at least 10 % more throughput
-QUEUE_SECONDS = 1.0
-STABLE = 0.05  # two consecutive calls within 5 % of each other: the latency at this size is known
-# When calls keep disagreeing (a busy machine), stop after this many calls or seconds at one size and take
-# the median of all but the first call (which may have paid for allocating at the new shape).
-_MAX_CALLS, _MAX_SECONDS = 8, 1.0
+ROUNDS = 5
+PROBE_RISE = 1.05  # the probe goes on while throughput keeps rising by 5 % ...
+PROBE_PATIENCE = 3  # ... or for this many doublings after it last did
+
+
+def probe(
+    run_batch: Callable[[int], Any],
+    seconds: float,
+    max_batch: int = MAX_BATCH,
+    clock: Callable[[], float] = time.perf_counter,
+    cpu_clock: Callable[[], float] = time.process_time,
+) -> dict[int, float]:
+    """{batch: wall seconds of one warm call} for the sizes worth sweeping (see the module's docstring)."""
+    per_call: dict[int, float] = {}
+    started, best, flat = clock(), 0.0, 0
+    batch = 1
+    while batch <= max_batch:
+        run_batch(batch)  # allocations at the new shape
+        t0, c0 = clock(), cpu_clock()
+        run_batch(batch)
+        per_call[batch] = took = max(clock() - t0, 1e-9)
+        cost = max(cpu_clock() - c0, 1e-9)
+        if batch / cost > best * PROBE_RISE:
+            best, flat = batch / cost, 0
+        else:
+            flat += 1
+        # Stop past the knee, or when the next size (about twice as long a call) in every round would not fit.
+        if flat >= PROBE_PATIENCE or clock() - started + 2 * took * (2 + ROUNDS) > seconds:
+            break
+        batch *= 2
+    return per_call
 
 
 @dataclass
-class SweepPoint:
-    batch: int
-    latency_ms: float  # one call at this batch size (time_batch: two agreeing calls, else a median)
-    calls: int  # calls timed at this size
+class Samples:
+    """Per batch size, one figure per round: a visit's CPU seconds (`cost`) and wall seconds (`wall`) per
+    call. (Not the visit's cheapest call: a small size makes many more calls per visit than a large one,
+    and the minimum of more calls is lower, which would bias the curve toward small sizes.)"""
 
-    @property
-    def throughput(self) -> float:
-        """Examples per second."""
-        return self.batch / (self.latency_ms / 1000) if self.latency_ms > 0 else float("inf")
-
-
-def time_batch(
-    run_batch: Callable[[int], Any],
-    batch: int,
-    clock: Callable[[], float] = time.perf_counter,
-    deadline: float = float("inf"),
-) -> SweepPoint:
-    """Time run_batch(batch) until two consecutive calls agree within STABLE; their mean is the latency.
-
-    The first call at a new shape may pay for allocations: it then disagrees with the second, and the third
-    settles it. On a quiet machine two calls suffice, which is what makes the sweep cheap at large sizes.
-    """
-    samples: list[float] = []
-    started = clock()
-    while True:
-        t0 = clock()
-        run_batch(batch)
-        samples.append(clock() - t0)
-        if len(samples) >= 2 and abs(samples[-1] - samples[-2]) <= STABLE * min(samples[-2:]):
-            return SweepPoint(batch, (samples[-1] + samples[-2]) / 2 * 1000, len(samples))
-        now = clock()
-        if len(samples) >= _MAX_CALLS or now - started >= _MAX_SECONDS or now > deadline:
-            return SweepPoint(batch, statistics.median(samples[1:] or samples) * 1000, len(samples))
+    cost: dict[int, list[float]]
+    wall: dict[int, list[float]]
 
 
 def sweep(
     run_batch: Callable[[int], Any],
-    budget_seconds: float = DEFAULT_BUDGET_SECONDS,
+    budget_seconds: float = DEFAULT_BUDGET_SECONDS * SWEEP_SHARE,
     max_batch: int = MAX_BATCH,
     clock: Callable[[], float] = time.perf_counter,
-) -> list[SweepPoint]:
-    """Time run_batch(n) for n = 1, 2, 4, ...; stops at max_batch, past the throughput's knee, or when the
-    budget would be overrun."""
-    points: list[SweepPoint] = []
+    rounds: int = ROUNDS,
+    cpu_clock: Callable[[], float] = time.process_time,
+) -> Samples:
+    """The probed sizes timed in interleaved rounds, on both clocks."""
     deadline = clock() + budget_seconds
-    batch = 1
-    while batch <= max_batch:
-        started = clock()
-        points.append(time_batch(run_batch, batch, clock, deadline))
-        if len(points) > 1 and points[-1].throughput < points[-2].throughput * WORTH_DOUBLING:
-            break  # the knee: derive() chooses nothing past it, so bigger (slower) sizes are not measured
-        # The next size takes roughly twice as long per call: stop if it cannot fit in what is left.
-        spent_here = clock() - started
-        if clock() + 2 * spent_here > deadline:
+    per_call = probe(run_batch, budget_seconds / 3, max_batch, clock, cpu_clock)
+    sizes = sorted(per_call)
+    visit = max(0.0, deadline - clock()) / (rounds * len(sizes))  # seconds per size per round
+    calls = {b: max(1, int(visit / per_call[b])) for b in sizes}
+    out = Samples({b: [] for b in sizes}, {b: [] for b in sizes})
+    for done in range(rounds):
+        if done >= 3 and clock() > deadline:  # a machine busier than the probe saw: three rounds will do
             break
-        batch *= 2
-    return points
+        for batch in sizes if done % 2 == 0 else reversed(sizes):
+            t0, c0 = clock(), cpu_clock()
+            for _ in range(calls[batch]):
+                run_batch(batch)
+            out.cost[batch].append((cpu_clock() - c0) / calls[batch])
+            out.wall[batch].append((clock() - t0) / calls[batch])
+    return out
 
 
 def has_variable_length(specs: list[TensorSpecInfo]) -> bool:
@@ -117,22 +116,61 @@ def batchable(specs: list[TensorSpecInfo]) -> str:
     return ""
 
 
-def derive(points: list[SweepPoint], serving_cpus: int, variable_length: bool) -> BatchingConfig:
-    chosen = points[0]
-    for bigger in points[1:]:
-        if bigger.throughput < chosen.throughput * WORTH_DOUBLING:
-            break
-        chosen = bigger
-    threads = max(1, serving_cpus)
-    per_batch_seconds = max(chosen.latency_ms / 1000, 1e-6)
-    return BatchingConfig(
-        max_batch_size=chosen.batch,
-        batch_timeout_micros=max(1, round(chosen.latency_ms * 1000)),
-        num_batch_threads=threads,
-        max_enqueued_batches=max(threads, min(1000, round(QUEUE_SECONDS / per_batch_seconds) * threads)),
-        allowed_batch_sizes=[p.batch for p in points if p.batch <= chosen.batch],
-        pad_variable_length_inputs=variable_length,
-    )
+def _curve(decision: Decision) -> list[dict[str, Any]]:
+    return [{**asdict(s), "throughput": s.throughput} for s in decision.curve]
+
+
+def measure(
+    served: ServedModel,
+    budget_seconds: float = DEFAULT_BUDGET_SECONDS,
+    serving_cpus: int = 0,
+    signature: str = "serving_default",
+    tags: tuple[str, ...] = ("serve",),
+) -> tuple[dict[str, Any], Decision | None]:
+    """Sweep, decide and prove on a loaded model; (what the report shows, the decision if there is one).
+
+    The result's `publish` says whether the parameters earned a file: the sweep chose a size above 1 and
+    the load test found the batch scheduler faster than the model alone (or could not run: then the
+    sweep's verdict stands and the report says it was not load-tested).
+    """
+    from kfp_tfserving.components.check_signatures import batching_load
+    from kfp_tfserving.components.common.samples import generate_inputs
+
+    started = time.perf_counter()
+    info = served.signatures.get(signature)
+    if info is None:
+        return {"skipped": f"no '{signature}' signature", "publish": False}, None
+    reason = batchable(info.inputs)
+    if reason:
+        return {"skipped": f"not batchable: {reason}", "publish": False}, None
+    feeds: dict[int, Any] = {}
+
+    def run_batch(batch: int) -> None:
+        if batch not in feeds:
+            feeds[batch] = generate_inputs(info.inputs, batch=batch)
+        served.predict(feeds[batch], signature=signature)
+
+    samples = sweep(run_batch, budget_seconds * SWEEP_SHARE)
+    feeds.clear()
+    cpus = serving_cpus or os.cpu_count() or 1
+    decision = decide(samples.cost, cpus, has_variable_length(info.inputs), samples.wall)
+    result: dict[str, Any] = {
+        "points": _curve(decision),
+        "serving_cpus": cpus,
+        "decision": decision.reason,
+        "throughput_batch_1": decision.curve[0].throughput,
+        "throughput_chosen": decision.chosen.throughput,
+        "publish": decision.config is not None,
+    }
+    if decision.config is None:
+        return result, decision
+    result["parameters"] = asdict(decision.config)
+    remaining = budget_seconds - (time.perf_counter() - started)
+    load = batching_load.prove(served, decision.config, signature, max(remaining, 2.0), tags)
+    result["load_test"] = load
+    if "verdict" in load:
+        result["publish"] = load["pays"]
+    return result, decision
 
 
 def measure_and_write(
@@ -142,42 +180,19 @@ def measure_and_write(
     signature: str = "serving_default",
     tags: tuple[str, ...] = ("serve",),
     served: ServedModel | None = None,
+    write: bool = True,
 ) -> dict[str, Any]:
-    """Sweep the model in `staged` through the serving oracle and write batching_params.pbtxt next to it.
+    """Measure the model in `staged` and write batching_params.pbtxt next to it when batching pays.
 
+    `write=False` (`check --batching`) measures and reports only.
     `served`: the oracle's session over `staged` when the caller has one loaded already (the runtime checks'
-    session: loading 500 MB of variables a second time would only repeat the restore). Returns what the
-    report shows: the curve, the parameters, or why nothing was written.
+    session: loading 500 MB of variables a second time would only repeat the restore).
     """
-    from kfp_tfserving.components.common.samples import generate_inputs
     from kfp_tfserving.components.common.serving_oracle import load_served
 
     loaded = contextlib.nullcontext(served) if served else load_served(staged, tags=tags, replay_warmup=False)
-    with loaded as served:
-        info = served.signatures.get(signature)
-        if info is None:
-            return {"skipped": f"no '{signature}' signature"}
-        reason = batchable(info.inputs)
-        if reason:
-            return {"skipped": f"not batchable: {reason}"}
-        feeds: dict[int, Any] = {}
-
-        def run_batch(batch: int) -> None:
-            if batch not in feeds:
-                feeds.clear()  # one batch's inputs in memory at a time
-                feeds[batch] = generate_inputs(info.inputs, batch=batch)
-            served.predict(feeds[batch], signature=signature)
-
-        points = sweep(run_batch, budget_seconds)
-    cpus = serving_cpus or os.cpu_count() or 1
-    config = derive(points, cpus, has_variable_length(info.inputs))
-    path = write_batching_params(config, staged)
-    chosen = next(p for p in points if p.batch == config.max_batch_size)
-    return {
-        "file": path.name,
-        "points": [{**asdict(p), "throughput": p.throughput} for p in points],
-        "parameters": asdict(config),
-        "serving_cpus": cpus,
-        "throughput_batch_1": points[0].throughput,
-        "throughput_chosen": chosen.throughput,
-    }
+    with loaded as model:
+        result, decision = measure(model, budget_seconds, serving_cpus, signature, tags)
+    if write and result["publish"] and decision is not None and decision.config is not None:
+        result["file"] = write_batching_params(decision.config, staged).name
+    return result

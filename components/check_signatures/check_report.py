@@ -1,14 +1,50 @@
-"""The check's result: signatures, findings, runtime figures; crosses the process boundary as JSON."""
+"""The check's result: signatures, findings, runtime facts; crosses the process boundary as JSON."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 from kfp_tfserving.components.check_signatures.findings import ERROR, WARNING, Finding, errors
-from kfp_tfserving.components.common.formats.base import TensorSpecInfo
-from kfp_tfserving.components.common.formats.saved_model_io import SignatureInfo
+from kfp_tfserving.components.common.saved_model.proto import SignatureInfo
+from kfp_tfserving.components.common.saved_model.tensor_spec import TensorSpecInfo
+
+
+@dataclass(frozen=True)
+class WarmupFacts:
+    file: str  # relative to the version: assets.extra/tf_serving_warmup_requests
+    records: int
+    generated: bool  # written by this check (the model had none)
+
+
+@dataclass
+class RuntimeFacts:
+    """What the runtime checks measured; every field unset when the model was not loaded."""
+
+    load_seconds: float | None = None
+    median_latency_ms: float | None = None
+    inputs_from: str = ""  # the sample, the warmup file's first request, or generated inputs
+    output_shapes: dict[str, list[int]] | None = None
+    warmup: WarmupFacts | None = None
+    # batching.measure_and_write's result (curve, parameters, or why no file was written); a model that
+    # passed only.
+    batching: dict[str, Any] | None = None
+    model_fingerprint: str = ""  # the push step's "same model?" hash; a model that passed only
+
+    def as_dict(self) -> dict[str, Any]:
+        """The set fields only (the report's JSON, as before the fields were typed)."""
+        out = {f.name: getattr(self, f.name) for f in fields(self) if getattr(self, f.name) not in (None, "")}
+        if self.warmup is not None:
+            out["warmup"] = asdict(self.warmup)
+        return out
+
+    @classmethod
+    def from_dict(cls, doc: dict[str, Any]) -> RuntimeFacts:
+        known = {f.name for f in fields(cls)}
+        facts = cls(**{k: v for k, v in doc.items() if k in known and k != "warmup"})
+        facts.warmup = WarmupFacts(**doc["warmup"]) if doc.get("warmup") else None
+        return facts
 
 
 @dataclass
@@ -16,8 +52,8 @@ class CheckReport:
     model_dir: Path
     signatures: dict[str, SignatureInfo]
     findings: list[Finding]
-    runtime: dict = field(default_factory=dict)
-    versions: dict = field(default_factory=dict)
+    runtime: RuntimeFacts = field(default_factory=RuntimeFacts)
+    versions: dict[str, str] = field(default_factory=dict)  # serving: the server's TF; model: the writer's
 
     @property
     def passed(self) -> bool:
@@ -33,7 +69,7 @@ class CheckReport:
             "signatures": {n: s.as_dict() for n, s in self.signatures.items()},
             "findings": [f.as_dict() for f in self.findings],
             "counts": self.counts(),
-            "runtime": self.runtime,
+            "runtime": self.runtime.as_dict(),
             "versions": self.versions,
         }
 
@@ -55,5 +91,9 @@ class CheckReport:
         }
         findings = [Finding(**f) for f in doc["findings"]]
         return cls(
-            Path(doc["model_dir"]), signatures, findings, doc.get("runtime", {}), doc.get("versions", {})
+            Path(doc["model_dir"]),
+            signatures,
+            findings,
+            RuntimeFacts.from_dict(doc.get("runtime", {})),
+            doc.get("versions", {}),
         )

@@ -28,13 +28,15 @@ def check_signatures(
         checked_model: The same SavedModel plus its warmup file, passed on only when no error-level
             finding stands; metadata `check_report` holds the full report as JSON.
         report: Markdown: the signatures table and every finding.
-        metrics: Finding counts, load seconds and the median latency of `serving_default`.
+        metrics: Finding counts, load seconds, the median latency of `serving_default`, and the
+            batching sweep's and load test's throughput and latency.
         contract_uri: Optional expected-signature file (YAML or JSON, path or URI); any difference fails.
         serving_tf_version: TensorFlow version of the model server; a model written by a newer one fails
             (default: the TensorFlow in the step's image).
-        batching_params: Sweep batch sizes through the serving oracle and write the measured
-            batching_params.pbtxt into the version (read by TF Serving started with --enable_batching
-            --enable_per_model_batching_parameters); the report shows the curve, the metrics the throughput.
+        batching_params: Sweep batch sizes through the serving oracle, load-test the chosen parameters
+            with TensorFlow's batch scheduler against the unbatched model, and write batching_params.pbtxt
+            into the version only when batching pays (read by TF Serving started with --enable_batching
+            --enable_per_model_batching_parameters); the report shows both, the metrics the figures.
         serving_cpus: CPUs of the model server, for num_batch_threads (0: as many as the check step has).
         saved_model_tags: The tag-set TF Serving loads (its `--saved_model_tags`, comma-separated): the
             meta graph judged, loaded and run.
@@ -43,7 +45,7 @@ def check_signatures(
     """
     from pathlib import Path
 
-    from kfp_tfserving.components.check_signatures.checker import run_check_step
+    from kfp_tfserving.components.check_signatures.check_step import run_check_step
 
     run_check_step(
         Path(model.path),

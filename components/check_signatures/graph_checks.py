@@ -1,6 +1,6 @@
 """Checks on the graph's ops: denied and XLA-only ops (9) and initializers reading outside assets/ (11).
 
-Whether every op is registered needs a clean TensorFlow process; smoke_run asks its registry, with the op
+Whether every op is registered needs a clean TensorFlow process; runtime_checks.py asks its registry, with the op
 names collected here.
 """
 
@@ -16,7 +16,7 @@ from kfp_tfserving.components.common.formats.graph_vetting import (  # one op li
     is_linked_op,
     node_lists,
 )
-from kfp_tfserving.components.common.formats.saved_model_io import asset_file_defs
+from kfp_tfserving.components.common.saved_model.proto import asset_file_defs
 
 # Ops that read a file when the model loads or runs -> which of their inputs is the file's path.
 FILE_READING_OPS = {

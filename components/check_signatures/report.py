@@ -16,18 +16,17 @@ def _where(f) -> str:
 def runtime_lines(report: Any) -> list[str]:
     """One sentence each: load time and latency, warmup file, TensorFlow versions."""
     rt, lines = report.runtime, []
-    if "load_seconds" in rt:
+    if rt.load_seconds is not None:
         latency = (
-            f"; serving_default median latency {rt['median_latency_ms']:.2f} ms on "
-            f"{rt.get('inputs_from', 'generated inputs')}"
-            if "median_latency_ms" in rt
+            f"; serving_default median latency {rt.median_latency_ms:.2f} ms on "
+            f"{rt.inputs_from or 'generated inputs'}"
+            if rt.median_latency_ms is not None
             else ""
         )
-        lines.append(f"Loaded in a fresh process in {rt['load_seconds']:.2f} s{latency}.")
-    if "warmup" in rt:
-        w = rt["warmup"]
-        how = "written and replayed" if w["generated"] else "replayed"
-        lines.append(f"Warmup file `{w['file']}`: {w['records']} record(s) {how}.")
+        lines.append(f"Loaded in a fresh process in {rt.load_seconds:.2f} s{latency}.")
+    if rt.warmup is not None:
+        how = "written and replayed" if rt.warmup.generated else "replayed"
+        lines.append(f"Warmup file `{rt.warmup.file}`: {rt.warmup.records} record(s) {how}.")
     if report.versions.get("serving"):
         lines.append(
             f"Written by TensorFlow {report.versions.get('model') or 'unknown'}; "

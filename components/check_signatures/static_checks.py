@@ -14,12 +14,16 @@ from kfp_tfserving.components.check_signatures.findings import ERROR, WARNING, F
 from kfp_tfserving.components.check_signatures.graph_checks import check_initializer_files, check_ops
 from kfp_tfserving.components.check_signatures.signature_rules import check_signature_rules
 from kfp_tfserving.components.check_signatures.version_check import check_version
-from kfp_tfserving.components.common.formats.saved_model_io import (
-    SERVE_TAG,
+from kfp_tfserving.components.common.saved_model.proto import (
+    INIT_OP_COLLECTIONS,
+    INIT_OP_SIGNATURE,
     SERVING_DEFAULT,
+    NoMetaGraph,
+    has_variables,
+    meta_graph,
     signatures_of,
-    tag_set_text,
 )
+from kfp_tfserving.components.common.saved_model.tags import SERVE, Tags, tag_set_text
 
 # dtypes TF Serving's REST API encodes to and from JSON.
 REST_DTYPES = {
@@ -50,29 +54,25 @@ class ModelView:
         proto,
         contract: dict | None = None,
         serving_tf_version: str = "",
-        tags: tuple[str, ...] = (SERVE_TAG,),
+        tags: Tags = SERVE,
     ):
         self.model_dir = model_dir
         self.proto = proto
         self.contract = contract
         self.serving_tf_version = serving_tf_version
         self.tags = tuple(tags)
-        self.serve = next((m for m in proto.meta_graphs if set(m.meta_info_def.tags) == set(tags)), None)
+        try:
+            self.serve = meta_graph(proto, model_dir, self.tags)
+        except NoMetaGraph:
+            self.serve = None  # check_tags reports it
         self.signatures = signatures_of(self.serve) if self.serve is not None else {}
 
 
 def check_variables(view: ModelView) -> list[Finding]:
     if view.serve is None:
         return []
-    graph_has_variables = any(
-        node.op in ("VarHandleOp", "VariableV2", "Variable") for node in view.serve.graph_def.node
-    ) or any(
-        node.op in ("VarHandleOp", "VariableV2")
-        for fn in view.serve.graph_def.library.function
-        for node in fn.node_def
-    )
     index = view.model_dir / "variables" / "variables.index"
-    if graph_has_variables and not index.is_file():
+    if has_variables(view.serve) and not index.is_file():
         return [
             Finding(
                 "missing-variables",
@@ -82,10 +82,6 @@ def check_variables(view: ModelView) -> list[Finding]:
             )
         ]
     return []
-
-
-INIT_OP_SIGNATURE = "__saved_model_init_op"
-INIT_OP_COLLECTIONS = ("saved_model_main_op", "legacy_init_op")
 
 
 def _graph_lacks(graph_def, tensor_name: str) -> bool:
@@ -136,7 +132,7 @@ def check_tags(view: ModelView) -> list[Finding]:
     fix = (
         "re-export with tags=['serve'] (tf.saved_model.save does this), or, if TF Serving runs with "
         "--saved_model_tags naming one of those tag-sets, check with the same --saved_model_tags"
-        if view.tags == (SERVE_TAG,)
+        if view.tags == SERVE
         else "check with the --saved_model_tags TF Serving runs with, or export with --tags naming that tag-set"
     )
     return [

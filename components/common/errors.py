@@ -12,11 +12,14 @@ from typing import TypeVar
 
 from kfp_tfserving.components.common.redaction import redact
 
-# The CLI finds a failed step's reason in the captured step logs by this prefix.
+# The CLI finds a failed step's reason, and its exit code, in the captured step logs by these prefixes.
 ERROR_MARKER = "kfp-tfserving error: "
-# Exit codes of a failed step or command. KFP's retry policy retries a failed pod whatever its code; the
-# codes tell a person (and `submit --wait`) whether running it again can help.
-EXIT_PERMANENT = 2  # the input or the settings are wrong: the same run fails the same way again
+EXIT_CODE_MARKER = "kfp-tfserving exit code: "
+# Exit codes of a failed step or command (README "The command line"). KFP's retry policy retries a failed
+# pod whatever its code; the codes tell a person (and a wrapper script) whether running it again can help.
+EXIT_REJECTED = 1  # the model was judged and rejected (parity, TF Serving's verdict): fix the model
+EXIT_PERMANENT = 2  # bad usage or input (settings, paths, files): the same run fails the same way again
+EXIT_BUG = 3  # a bug in kfp-tfserving; the error line names the file holding the traceback
 EXIT_TRANSIENT = 75  # EX_TEMPFAIL (sysexits.h): storage said "try again" or went away; a retry may succeed
 
 F = TypeVar("F", bound=Callable)
@@ -25,9 +28,13 @@ F = TypeVar("F", bound=Callable)
 class UserError(Exception):
     """A problem the user can fix; its message is shown as-is, on one line."""
 
-    def __init__(self, what: str, fix: str | None = None):
+    exit_code = EXIT_PERMANENT
+
+    def __init__(self, what: str, fix: str | None = None, *, exit_code: int | None = None):
         self.what = what
         self.fix = fix
+        if exit_code is not None:  # a failure reported by a step run elsewhere, with the step's code
+            self.exit_code = exit_code
         super().__init__(self.one_line())
 
     def one_line(self) -> str:
@@ -46,9 +53,17 @@ class StorageError(UserError):
 class TransientStorageError(StorageError):
     """Storage is unavailable for now (5xx, throttling, timeouts, dropped connections), not wrong."""
 
+    exit_code = EXIT_TRANSIENT
+
+
+class ModelRejected(UserError):
+    """The model was judged and failed: parity with its source, or TF Serving's predicted verdict."""
+
+    exit_code = EXIT_REJECTED
+
 
 def exit_code_for(err: UserError) -> int:
-    return EXIT_TRANSIENT if isinstance(err, TransientStorageError) else EXIT_PERMANENT
+    return err.exit_code
 
 
 class PublishError(UserError):
@@ -80,15 +95,38 @@ _TF_NOISE = (
 _GRAPH_LOCATION = re.compile(r"\{\{function_node [^}]*\}\}\s*|\s*\[\[\{\{node [^}]*\}\}\]\].*$")
 
 
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+_KERAS_CALL = re.compile(
+    r"\s*Exception encountered when calling (?:layer )?['\"]?([\w.]+?)['\"]?(?:\.call\(\))?[.:]?\s*\n"
+)
+
+
 def specific_line(err: BaseException) -> str:
     """The line of an exception's message that says what went wrong. For TensorFlow's multi-line errors
     ('Graph execution error: … Detected at node … Original stack trace …') that is the op's own message
     ('Unknown image file format', 'Could not find variable …'), or a Python error raised inside it."""
-    text = str(err).split("Original stack trace for")[0]
+    text = _ANSI.sub("", str(err).split("Original stack trace for")[0])
+    keras_call = _KERAS_CALL.match(text)
+    if keras_call:  # Keras 3: "Exception encountered when calling Cropping1D.call().\n\n<the reason>\n\n
+        # Arguments received by ...": the layer's class and the reason (itself perhaps a TF error).
+        reason = text[keras_call.end() :].split("Arguments received by")[0]
+        return f"{keras_call.group(1)}: {specific_line(ValueError(reason))}"[:300]
     lines = [" ".join(_GRAPH_LOCATION.sub("", line).split()) for line in text.splitlines()]
     lines = [line for line in lines if line and not line.startswith(_TF_NOISE)]
     errors = [line for line in lines if "Error" in line.split(":")[0] and ":" in line]
     return ((errors[-1:] or lines[:1]) or [type(err).__name__])[0][:300]
+
+
+def message_line(err: BaseException) -> str:
+    """The first line of an exception's text ("" when it has none)."""
+    text = str(err).strip()
+    return text.splitlines()[0] if text else ""
+
+
+def first_line(err: BaseException) -> str:
+    """What a finding or a one-line report says of an exception: a UserError's own message, else its type
+    and the first line of its text."""
+    return err.what if isinstance(err, UserError) else f"{type(err).__name__}: {message_line(err)}"
 
 
 def most_specific_line(err: BaseException) -> str:
@@ -115,28 +153,41 @@ def bug_line(err: BaseException) -> str:
 
 
 def reports_errors(fn: F) -> F:
-    """Make a step entry point print its failure as one marked line on stderr and exit non-zero:
-    EXIT_TRANSIENT for storage that may answer on a retry, EXIT_PERMANENT for the rest."""
+    """Make a step entry point print its exit code (for a local run, which sees only the log), then its
+    failure as one marked line, the last on stderr, and exit with that code: EXIT_REJECTED, EXIT_PERMANENT,
+    EXIT_TRANSIENT, or EXIT_BUG with the traceback written to a file the line names."""
+
+    def fail(line: str, code: int) -> SystemExit:
+        print(f"{EXIT_CODE_MARKER}{code}", file=sys.stderr, flush=True)
+        print(f"{ERROR_MARKER}{line}", file=sys.stderr, flush=True)
+        return SystemExit(code)
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         try:
             return fn(*args, **kwargs)
         except UserError as err:
-            print(f"{ERROR_MARKER}{err.one_line()}", file=sys.stderr, flush=True)
-            raise SystemExit(exit_code_for(err)) from None
+            raise fail(err.one_line(), exit_code_for(err)) from None
         except Exception as err:
             if _is_model_failure(err):
-                line = UserError(
+                rejected = ModelRejected(
                     f"TensorFlow cannot run the model: {most_specific_line(err)}",
                     "run the model in TensorFlow on inputs like its signature's and fix what fails",
-                ).one_line()
-            else:
-                line = bug_line(err)
-            print(f"{ERROR_MARKER}{line}", file=sys.stderr, flush=True)
-            raise SystemExit(EXIT_PERMANENT if _is_model_failure(err) else 1) from None
+                )
+                raise fail(rejected.one_line(), EXIT_REJECTED) from None
+            raise fail(bug_line(err), EXIT_BUG) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+def find_exit_code(log_text: str) -> int | None:
+    """The exit code the last failing step reported in its log."""
+    found = None
+    for line in log_text.splitlines():
+        at = line.find(EXIT_CODE_MARKER)
+        if at >= 0 and line[at + len(EXIT_CODE_MARKER) :].strip().isdigit():
+            found = int(line[at + len(EXIT_CODE_MARKER) :].strip())
+    return found
 
 
 def find_error_line(log_text: str) -> str | None:

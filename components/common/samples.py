@@ -15,15 +15,46 @@ from kfp_tfserving.components.common.tf_serving_json import decode_request
 
 # Unknown non-batch dimensions get this size: small enough to be quick, big enough to exercise reductions.
 UNKNOWN_DIM = 4
+# When the model refuses that (a Cropping1D, a strided stack or a fixed window needs more steps), these
+# lengths are tried in turn, as far as the generated batch stays within the budget.
+LENGTH_LADDER = (UNKNOWN_DIM, 16, 64, 256, 1024, 4096, 16384)
+GENERATED_BYTES_BUDGET = 256 * 2**20
 
 
-def _concrete_shape(spec: TensorSpecInfo, batch: int) -> tuple[int, ...]:
+def _concrete_shape(spec: TensorSpecInfo, batch: int, unknown_dim: int = UNKNOWN_DIM) -> tuple[int, ...]:
     if spec.shape is None:
         return (batch,)
     dims = list(spec.shape)
     if dims and dims[0] is None:
         dims[0] = batch
-    return tuple(UNKNOWN_DIM if d is None else d for d in dims)
+    return tuple(unknown_dim if d is None else d for d in dims)
+
+
+def has_unknown_dims(specs: list[TensorSpecInfo]) -> bool:
+    """True when some input has an unknown dimension past the batch one (its length is ours to pick)."""
+    return any(spec.shape is not None and None in spec.shape[1:] for spec in specs)
+
+
+def length_ladder(specs: list[TensorSpecInfo], batch: int = 2) -> list[int]:
+    """The lengths to try for unknown dimensions: UNKNOWN_DIM alone when there are none, else the ladder as
+    far as every generated input stays within GENERATED_BYTES_BUDGET in all."""
+    if not has_unknown_dims(specs):
+        return [UNKNOWN_DIM]
+    fitting = []
+    for length in LENGTH_LADDER:
+        size = sum(
+            int(np.prod(_concrete_shape(spec, batch, length))) * _item_bytes(spec.dtype) for spec in specs
+        )
+        if fitting and size > GENERATED_BYTES_BUDGET:
+            break
+        fitting.append(length)
+    return fitting
+
+
+def _item_bytes(dtype: str) -> int:
+    if dtype == "string":
+        return 16
+    return 2 if dtype == "bfloat16" else np.dtype(dtype).itemsize
 
 
 def _serialized_examples(spec: TensorSpecInfo, shape: tuple[int, ...], rng) -> np.ndarray:
@@ -37,7 +68,9 @@ def _serialized_examples(spec: TensorSpecInfo, shape: tuple[int, ...], rng) -> n
     for i in range(int(np.prod(shape))):
         example = example_pb2.Example()
         for feature in spec.example_features or ():
-            size = int(np.prod(feature.shape)) if feature.shape is not None else 2
+            # FixedLen: exactly its declared shape. VarLen (sparse, ragged, FixedLenSequence): one value, as
+            # graphs commonly densify a categorical feature to [batch, 1] and a second value breaks them.
+            size = int(np.prod(feature.shape)) if feature.shape is not None else 1
             slot = example.features.feature[feature.name]
             if feature.dtype == "string":
                 slot.bytes_list.value.extend(f"{feature.name}-{i}-{j}".encode() for j in range(size))
@@ -62,12 +95,14 @@ def _strings(spec: TensorSpecInfo, count: int, seed: int) -> np.ndarray:
     return array
 
 
-def generate_inputs(specs: list[TensorSpecInfo], batch: int = 2, seed: int = 0) -> Tensors:
-    """Deterministic inputs matching each spec's dtype and shape."""
+def generate_inputs(
+    specs: list[TensorSpecInfo], batch: int = 2, seed: int = 0, unknown_dim: int = UNKNOWN_DIM
+) -> Tensors:
+    """Deterministic inputs matching each spec's dtype and shape (unknown dimensions: `unknown_dim`)."""
     rng = np.random.default_rng(seed)
     out: Tensors = {}
     for spec in specs:
-        shape = _concrete_shape(spec, batch)
+        shape = _concrete_shape(spec, batch, unknown_dim)
         dtype = np.dtype(spec.dtype) if spec.dtype not in ("string", "bfloat16") else None
         if spec.dtype == "string" and spec.example_features:
             out[spec.name] = _serialized_examples(spec, shape, rng)

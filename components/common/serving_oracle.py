@@ -19,16 +19,24 @@ from pathlib import Path
 import numpy as np
 
 from kfp_tfserving.components.common.errors import UserError, specific_line
-from kfp_tfserving.components.common.formats.base import Tensors
-from kfp_tfserving.components.common.formats.saved_model_io import (
-    SERVE_TAG,
+from kfp_tfserving.components.common.saved_model.proto import (
     SERVING_DEFAULT,
+    VARIABLE_OPS,
+    NoMetaGraph,
     SignatureInfo,
+    meta_graph,
     read_saved_model_proto,
     signatures_of,
 )
+from kfp_tfserving.components.common.saved_model.tags import SERVE, Tags
+from kfp_tfserving.components.common.saved_model.tensor_spec import Tensors
+from kfp_tfserving.components.common.saved_model.warmup import (
+    WARMUP_FILE,
+    WarmupError,
+    WarmupRequest,
+    read_warmup,
+)
 from kfp_tfserving.components.common.tfenv import import_tensorflow, native_logging_off, silenced_stderr
-from kfp_tfserving.components.common.warmup import WARMUP_FILE, WarmupError, WarmupRequest, read_warmup
 
 REPAIR_FIX = "kfp-tfserving run repairs such a SavedModel; or export Keras models with model.export()"
 
@@ -45,16 +53,12 @@ class ServingRunError(UserError):
     """The model server loads the version but fails this request."""
 
 
-def _meta_graph(proto, tags: tuple[str, ...], model_dir: Path):
-    for meta in proto.meta_graphs:
-        if set(meta.meta_info_def.tags) == set(tags):
-            return meta
-    found = [sorted(m.meta_info_def.tags) for m in proto.meta_graphs]
-    raise ServingLoadError(
-        "import",
-        f"{model_dir}: no meta graph with the tag-set {sorted(tags)} (found {found})",
-        "export the model with tag-set {serve}, or name its tag-set with --tags",
-    )
+def _meta_graph(model_dir: Path, tags: Tags):
+    """The meta graph the server imports; failing to find it fails the load's import stage."""
+    try:
+        return meta_graph(read_saved_model_proto(model_dir), model_dir, tags)
+    except NoMetaGraph as err:
+        raise ServingLoadError("import", err.what, err.fix) from None
 
 
 @dataclass(frozen=True)
@@ -120,12 +124,12 @@ def _static_shape(graph, name: str) -> tuple[int | None, ...] | None:
 class ServedModel:
     """One loaded version: a TF1 Session over the chosen meta graph, as the model server holds it."""
 
-    def __init__(self, model_dir: Path, tags: tuple[str, ...] = (SERVE_TAG,)):
+    def __init__(self, model_dir: Path, tags: Tags = SERVE):
         tf = import_tensorflow()
         from tensorflow.python.saved_model import loader_impl
 
         self.model_dir = Path(model_dir)
-        self.meta = _meta_graph(read_saved_model_proto(self.model_dir), tags, self.model_dir)
+        self.meta = _meta_graph(self.model_dir, tags)
         self.signatures: dict[str, SignatureInfo] = signatures_of(self.meta)
         self._plans: dict[str, _RequestPlan] = {}
         self.graph = tf.Graph()
@@ -278,7 +282,7 @@ class ServedModel:
             requests = read_warmup(path)
         except WarmupError as err:
             raise ServingLoadError(
-                "warmup", f"{path}: {err}", "rewrite the warmup file or delete it"
+                "warmup", f"{WARMUP_FILE}: {err}", "rewrite the warmup file or delete it to regenerate it"
             ) from None
         for request in requests:
             try:
@@ -303,11 +307,7 @@ class ServedModel:
             for t in self.meta.signature_def[name].outputs.values()
         }
         reachable = _ancestors(self.meta.graph_def, wanted)
-        handles = [
-            n
-            for n in self.meta.graph_def.node
-            if n.op in ("VarHandleOp", "VariableV2") and n.name in reachable
-        ]
+        handles = [n for n in self.meta.graph_def.node if n.op in VARIABLE_OPS and n.name in reachable]
         if not handles:
             return []
         with self.graph.as_default():
@@ -337,11 +337,7 @@ def _ancestors(graph_def, names: set[str]) -> set[str]:
     return seen
 
 
-def servability_problem(served: ServedModel) -> str | None:
-    """Why the model server would fail every request of a loaded model that loads fine; None if nothing."""
-    missing = served.unrestored_variables()
-    if not missing:
-        return None
+def unrestored_variables_problem(missing: list[str]) -> str:
     more = f" and {len(missing) - 3} more" if len(missing) > 3 else ""
     return (
         f"the signatures read variables the saver_def never restores ({', '.join(missing[:3])}{more}); "
@@ -349,10 +345,14 @@ def servability_problem(served: ServedModel) -> str | None:
     )
 
 
+def servability_problem(served: ServedModel) -> str | None:
+    """Why the model server would fail every request of a loaded model that loads fine; None if nothing."""
+    missing = served.unrestored_variables()
+    return unrestored_variables_problem(missing) if missing else None
+
+
 @contextlib.contextmanager
-def load_served(
-    model_dir: Path, tags: tuple[str, ...] = (SERVE_TAG,), replay_warmup: bool = True
-) -> Iterator[ServedModel]:
+def load_served(model_dir: Path, tags: Tags = SERVE, replay_warmup: bool = True) -> Iterator[ServedModel]:
     """Load `model_dir` as tensorflow_model_server loads a version (warmup replay included)."""
     with ServedModel(Path(model_dir), tuple(tags)) as served:
         if replay_warmup:

@@ -16,15 +16,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from kfp_tfserving.components.common.artifacts import PushedModelMetadata
 from kfp_tfserving.components.common.errors import PublishError, UserError, reports_errors
 from kfp_tfserving.components.common.storage import storage_for
+from kfp_tfserving.components.deploy_kserve.options import DEPLOY_OPTIONS
 from kfp_tfserving.components.push_to_serving.live_server import verify_live
 from kfp_tfserving.components.push_to_serving.versions import remove_version
 
 GROUP, API_VERSION, PLURAL = "serving.kserve.io", "v1beta1", "inferenceservices"
 VERSION_ANNOTATION = "kfp-tfserving/model-version"
 # The TF Serving release of containers/serving's tensorflow/serving image: the same server, two ways.
-DEFAULT_RUNTIME_VERSION = "2.20.0"
+DEFAULT_RUNTIME_VERSION = DEPLOY_OPTIONS.default("runtime_version")
 POLL_SECONDS = 1.0
 _RBAC_FIX = "bind the Role in components/deploy_kserve/README.md to the pipeline's service account"
 
@@ -32,10 +34,10 @@ _RBAC_FIX = "bind the Role in components/deploy_kserve/README.md to the pipeline
 @dataclass
 class KServeOptions:
     namespace: str
-    name: str = ""  # default: the pushed model's name
-    storage_uri: str = ""  # default: the base path (gs://, s3://; a PVC is pvc://CLAIM/PATH)
-    runtime_version: str = DEFAULT_RUNTIME_VERSION
-    timeout: float = 600.0  # for Ready, then for the version to become AVAILABLE
+    name: str = DEPLOY_OPTIONS.default("name")  # meanings and defaults: deploy_kserve/options.py
+    storage_uri: str = DEPLOY_OPTIONS.default("storage_uri")
+    runtime_version: str = DEPLOY_OPTIONS.default("runtime_version")
+    timeout: float = DEPLOY_OPTIONS.default("timeout")
     sample: Path | None = None
 
 
@@ -145,12 +147,13 @@ def deploy(
     On any failure the version is removed from the base path again (if this run published it) and the
     InferenceService's predictor is put back as it was, as the push step does with a live TF Serving.
     """
-    version, base = str(pushed.get("pushed_version", "")), str(pushed.get("base_path", ""))
+    pushed_model = PushedModelMetadata.from_dict(pushed)
+    version, base = pushed_model.pushed_version, pushed_model.base_path
     if not version or not base:
         raise PublishError(
             "the pushed model carries no pushed_version/base_path", "connect push_to_serving's output"
         )
-    name = options.name or str(pushed.get("model_name") or "")
+    name = options.name or pushed_model.model_name
     storage_uri = options.storage_uri or base
     if "://" not in storage_uri:
         raise UserError(
@@ -174,7 +177,8 @@ def deploy(
         verify_live(url, name, int(version), model_dir, timeout=options.timeout, sample=options.sample)
         print(f"{url}: version {version} is AVAILABLE and answers like the export", flush=True)
     except BaseException:
-        if pushed.get("pushed") in (1, "1", True):
+        # Only a version this run wrote is taken back; `pushed` is also 1 for an unchanged model (TFX's rule).
+        if pushed_model.published:
             remove_version(storage_for(base), base, int(version))
             print(f"removed version {version} again: it failed verification on KServe", flush=True)
         if previous is not None:

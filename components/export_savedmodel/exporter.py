@@ -11,27 +11,27 @@ from typing import Any
 
 import numpy as np
 
-from kfp_tfserving.components.common.errors import UserError, naming_the_source, reports_errors
+from kfp_tfserving.components.common.artifacts import ExportedModelMetadata, LoadedModelMetadata
+from kfp_tfserving.components.common.errors import UserError, naming_the_source, reports_errors, specific_line
 from kfp_tfserving.components.common.formats import ExportOptions, detect_format, handler_named
 from kfp_tfserving.components.common.formats.base import TensorSpecInfo
 from kfp_tfserving.components.common.formats.graph_vetting import vet_source
 from kfp_tfserving.components.common.formats.keras_precision import HALF_DTYPES
-from kfp_tfserving.components.common.formats.saved_model_edit import serve_under
-from kfp_tfserving.components.common.formats.saved_model_io import (
-    SERVING_DEFAULT,
-    parse_tags,
-    read_signatures,
-    tag_set_text,
-)
 from kfp_tfserving.components.common.formats.string_inputs import described_inputs
 from kfp_tfserving.components.common.heap import release_freed_memory
-from kfp_tfserving.components.common.samples import generate_inputs, load_sample
-from kfp_tfserving.components.common.serving_oracle import (
-    load_served,
-    servability_problem,
-    specific_line,
+from kfp_tfserving.components.common.samples import (
+    UNKNOWN_DIM,
+    generate_inputs,
+    length_ladder,
+    load_sample,
 )
+from kfp_tfserving.components.common.saved_model.edit import serve_under
+from kfp_tfserving.components.common.saved_model.proto import SERVING_DEFAULT, read_signatures
+from kfp_tfserving.components.common.saved_model.tags import parse_tags, tag_set_text
+from kfp_tfserving.components.common.saved_model.warmup import WARMUP_FILE, write_warmup
+from kfp_tfserving.components.common.serving_oracle import load_served, servability_problem
 from kfp_tfserving.components.common.storage import storage_for
+from kfp_tfserving.components.export_savedmodel.options import EXPORT_OPTIONS
 from kfp_tfserving.components.export_savedmodel.parity import (
     as_metadata,
     compare_outputs,
@@ -51,8 +51,6 @@ def parse_feeds(feeds: list[str] | None) -> dict[str, str]:
 
 
 def _sample_inputs(sample_uri: str, specs: list[TensorSpecInfo]) -> dict:
-    if not sample_uri:
-        return generate_inputs(specs)
     with tempfile.TemporaryDirectory() as tmp:
         local = storage_for(sample_uri).download(sample_uri, Path(tmp) / Path(sample_uri).name)
         return load_sample(local, specs, label=sample_uri)
@@ -62,6 +60,61 @@ def _input_fix(sample_uri: str) -> str:
     if sample_uri:
         return f"check that the sample {sample_uri} holds inputs the model accepts (--sample)"
     return "pass --sample with a real request (an .npz or TF Serving JSON) the model accepts"
+
+
+def _generated_reference(loaded, specs: list[TensorSpecInfo]) -> tuple[dict, dict, int]:
+    """(batch, the source model's answer, the length used): unknown dimensions are tried on a ladder of
+    lengths, shortest first, until the model accepts one; when none works, the error says which lengths
+    were tried and the model's own refusal at the longest (the layer that needs more)."""
+    lengths = length_ladder(specs)
+    last: Exception | None = None
+    for length in lengths:
+        batch = generate_inputs(specs, unknown_dim=length)
+        try:
+            return batch, loaded.reference(batch), length
+        except UserError:
+            raise
+        except Exception as err:
+            last = err
+            if len(lengths) > 1:
+                print(f"generated inputs of length {length} refused: {specific_line(err)}", flush=True)
+    if len(lengths) == 1:
+        raise UserError(
+            f"the source model fails on generated inputs: {specific_line(last)}", _input_fix("")
+        ) from None
+    raise UserError(
+        "the source model fails on generated inputs at every length tried for their unknown dimensions "
+        f"({', '.join(map(str, lengths))}); at {lengths[-1]}{_layers_named(loaded, last)}: {specific_line(last)}",
+        "pass --sample with a request of a length the model accepts (an .npz or TF Serving JSON)",
+    ) from None
+
+
+def _refuse_random_outputs(export_dir: Path, tags: tuple[str, ...], results) -> None:
+    """A parity failure of an output that draws random numbers on every run is the model's training mode,
+    not the export: say which ops and which switch, and how to bind it."""
+    from kfp_tfserving.components.common.formats.random_ops import random_outputs_problem
+    from kfp_tfserving.components.common.saved_model.proto import meta_graph, read_saved_model_proto
+
+    bad = [r.output for r in results if not r.within_tolerance]
+    if not bad:
+        return
+    meta = meta_graph(read_saved_model_proto(export_dir), export_dir, tags)
+    outputs = meta.signature_def[SERVING_DEFAULT].outputs
+    for name in bad:
+        if name in outputs:
+            problem = random_outputs_problem(meta.graph_def, [outputs[name].name], name)
+            if problem:
+                raise UserError(f"numeric parity failed: {problem[0]}", problem[1])
+
+
+def _layers_named(loaded, err: Exception) -> str:
+    """' layer NAME' for the Keras layer of the class an error names, when the model has one such layer."""
+    line = specific_line(err)
+    cls = line.split(":")[0]
+    names = [
+        layer.name for layer in getattr(loaded.model, "layers", None) or [] if type(layer).__name__ == cls
+    ]
+    return f" layer '{names[0]}'" if len(names) == 1 else ""
 
 
 def _reference_outputs(loaded, batch: dict, sample_uri: str) -> dict:
@@ -107,9 +160,9 @@ def export_model(
     feeds: list[str] | None = None,
     allow_unsafe_deserialization: bool = False,
     sample_uri: str = "",
-    parity_atol: float = 1e-4,
-    parity_rtol: float = 1e-4,
-    tags: str = "serve",
+    parity_atol: float = EXPORT_OPTIONS.default("parity_atol"),
+    parity_rtol: float = EXPORT_OPTIONS.default("parity_rtol"),
+    tags: str = EXPORT_OPTIONS.default("tags"),
     custom_objects: list[str] | None = None,
 ) -> dict[str, Any]:
     """Fill the export step's Model artifact; returns the parity figures per output.
@@ -126,16 +179,17 @@ def export_model(
         tags=parse_tags(tags),
         custom_objects=[c for c in custom_objects or [] if c.strip()],
     )
-    if model_metadata.get("format") and model_metadata.get("entry"):
-        handler = handler_named(model_metadata["format"])
-        entry = model_dir / model_metadata["entry"]
+    source = LoadedModelMetadata.from_dict(model_metadata)
+    if source.format and source.entry:
+        handler = handler_named(source.format)
+        entry = model_dir / source.entry
     else:  # a Model artifact from outside this project: detect it here
         handler, entry = detect_format(model_dir)
     timings: dict[str, float] = {}
     # The load step put the source at model_dir/<first part of entry>.
-    entry_parts = Path(model_metadata.get("entry", "")).parts
+    entry_parts = Path(source.entry).parts
     copy = model_dir / entry_parts[0] if entry_parts else model_dir
-    with _timed("load", timings), naming_the_source(copy, model_metadata.get("source_uri", "")):
+    with _timed("load", timings), naming_the_source(copy, source.source_uri):
         vet_source(entry)  # before any of the source's graph runs: loading runs restore and init ops
         print(f"loading {entry.name} as {handler.description}", flush=True)
         loaded = handler.load(entry, options)
@@ -152,8 +206,16 @@ def export_model(
     with _timed("parity", timings):
         # String inputs are described from the export's graph (images it decodes, words its tables hold)
         # so that generated inputs are what the model accepts.
-        batch = _sample_inputs(sample_uri, described_inputs(export_dir, loaded.inputs, tags=options.tags))
-        reference = _reference_outputs(loaded, batch, sample_uri)
+        specs = described_inputs(export_dir, loaded.inputs, tags=options.tags)
+        if sample_uri:
+            batch = _sample_inputs(sample_uri, specs)
+            reference = _reference_outputs(loaded, batch, sample_uri)
+        else:
+            batch, reference, length = _generated_reference(loaded, specs)
+            if length != UNKNOWN_DIM and not (export_dir / WARMUP_FILE).exists():
+                # The check step and TF Serving's warmup then run a length the model accepts.
+                write_warmup(export_dir / WARMUP_FILE, SERVING_DEFAULT, [batch])
+                print(f"unknown dimensions generated at length {length}; written as the warmup request")
         compute = loaded.extras.get("compute_dtype", "float32")
         repair = loaded.extras.get("repaired", "")
         # The source model (and every function the export traced over its variables) is not needed past
@@ -176,20 +238,20 @@ def export_model(
     parity = as_metadata(results)
     if repair:
         print(f"repaired: {repair}", flush=True)
-    export_metadata.update(
-        {
-            "source_format": handler.name,
-            "repaired": repair,
-            "source_uri": model_metadata.get("source_uri", ""),
-            "saved_model_tags": list(options.tags),
-            "signatures": {name: sig.as_dict() for name, sig in signatures.items()},
-            "parity": parity,
-            "parity_tolerance": {"atol": atol, "rtol": rtol, "compute_dtype": compute},
-            "parity_passed": all(r.within_tolerance for r in results),
-            "widened_outputs": widened,
-            "timings_seconds": timings,
-        }
+    exported = ExportedModelMetadata(
+        source_format=handler.name,
+        repaired=repair,
+        source_uri=source.source_uri,
+        saved_model_tags=list(options.tags),
+        signatures={name: sig.as_dict() for name, sig in signatures.items()},
+        parity=parity,
+        parity_tolerance={"atol": atol, "rtol": rtol, "compute_dtype": compute},
+        parity_passed=all(r.within_tolerance for r in results),
+        widened_outputs=widened,
+        timings_seconds=timings,
     )
+    export_metadata.update(exported.to_dict())
+    _refuse_random_outputs(export_dir, options.tags, results)
     require_parity(results, atol, rtol)
     return parity
 

@@ -6,7 +6,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from kfp_tfserving.components.common.errors import UserError
+from kfp_tfserving.components.common.errors import ModelRejected, UserError
 from kfp_tfserving.components.common.formats.base import Tensors
 
 # Machine epsilon of the half-precision compute dtypes (float16: 10 stored mantissa bits; bfloat16: 7).
@@ -69,7 +69,7 @@ def require_parity(results: list[OutputParity], atol: float, rtol: float) -> Non
     bad = [r for r in results if not r.within_tolerance]
     if bad:
         worst = max(bad, key=lambda r: r.max_abs_diff)
-        raise UserError(
+        raise ModelRejected(
             f"numeric parity failed: output '{worst.output}' differs from the source model by up to "
             f"{worst.max_abs_diff:.3g} (tolerance {atol:g} + {rtol:g}*|value|)",
             "check the export of this format, or raise --parity-atol/--parity-rtol if the difference is expected",

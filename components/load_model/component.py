@@ -13,6 +13,8 @@ def load_model(
     model_format: str = "auto",
     max_extract_bytes: int = 0,
     read_deadline: float = 300.0,
+    stall_timeout: float = 60.0,
+    weights_uri: str = "",
 ):
     """Fetch a pretrained TensorFlow model and detect its format.
 
@@ -25,11 +27,23 @@ def load_model(
         max_extract_bytes: Refuse archives expanding past this many bytes (0: the default limit, 20 GiB).
         read_deadline: Seconds a remote read may go without an answer (connecting, retrying, stalled)
             before the step fails with "timed out after N s"; receiving data restarts it.
+        stall_timeout: Seconds a remote read may receive nothing before the step fails (the read
+            timeout; a stalled read is not retried); a download that keeps moving is never cut.
+        weights_uri: The weights file (HDF5, any name) of a Keras architecture file given as
+            `source_uri` (`model.to_json()`/`to_yaml()`, Keras 3 `config.json`); both are fetched side by
+            side and loaded as format `keras_architecture_weights`.
     """
     from pathlib import Path
 
     from kfp_tfserving.components.load_model.loader import run_load_step
 
     run_load_step(
-        source_uri, Path(model.path), model.metadata, model_format, max_extract_bytes, read_deadline
+        source_uri,
+        Path(model.path),
+        model.metadata,
+        model_format,
+        max_extract_bytes,
+        read_deadline,
+        weights_uri,
+        stall_timeout,
     )

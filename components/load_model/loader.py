@@ -17,6 +17,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from kfp_tfserving.components.common.archives import archive_kind, archive_stem, extract_archive
+from kfp_tfserving.components.common.artifacts import LoadedModelMetadata
 from kfp_tfserving.components.common.errors import StorageError, naming_the_source, reports_errors
 from kfp_tfserving.components.common.formats import detect_format
 from kfp_tfserving.components.common.progress import TransferProgress, human_bytes
@@ -167,6 +168,37 @@ def fetch(
     return target, info
 
 
+PAIR_FORMAT = "keras_architecture_weights"
+
+
+def _fetch_pair(
+    source_uri: str, weights_uri: str, artifact_dir: Path, max_extract_bytes: int | None
+) -> tuple[Path, dict[str, Any]]:
+    """An architecture file and its weights, fetched side by side into one folder of the artifact."""
+    arch_name, weights_name = _source_name(source_uri), _source_name(weights_uri)
+    if arch_name == weights_name:
+        raise StorageError(
+            f"{weights_uri}: the weights have the architecture's file name ({arch_name})",
+            "give the weights file its own name",
+        )
+    folder = artifact_dir / (PurePosixPath(arch_name).stem or "model")
+    arch, info = fetch(source_uri, folder, max_extract_bytes)
+    weights, weights_info = fetch(weights_uri, folder, max_extract_bytes)
+    if not arch.is_file() or not weights.is_file():
+        raise StorageError(
+            f"{source_uri if not arch.is_file() else weights_uri}: expected a file, not a directory or archive",
+            "give the architecture (.json/.yaml) and the weights file themselves",
+        )
+    info.update(
+        {
+            "weights_uri": redact(weights_uri),
+            "weights_sha256": weights_info["source_sha256"],
+            "weights_bytes": weights_info["source_bytes"],
+        }
+    )
+    return folder, info
+
+
 def load_source(
     source_uri: str,
     artifact_dir: Path,
@@ -174,26 +206,34 @@ def load_source(
     model_format: str = "auto",
     max_extract_bytes: int = 0,
     read_deadline: float = 0.0,
+    weights_uri: str = "",
+    stall_timeout: float = 0.0,
 ) -> str:
     """Fill the load step's Model artifact; returns the detected format's name.
 
     max_extract_bytes: how far an archive may expand (0: $KFP_TFSERVING_MAX_EXTRACT_BYTES or 20 GiB).
     read_deadline: seconds a remote read may go without an answer (0: $KFP_TFSERVING_READ_DEADLINE or 300).
+    weights_uri: the weights of a Keras architecture file given as source_uri (an architecture + weights pair).
+    stall_timeout: seconds a remote read may receive nothing (0: $KFP_TFSERVING_STALL_TIMEOUT or 60).
     """
     artifact_dir.mkdir(parents=True, exist_ok=True)
-    with deadline_of(read_deadline):
-        fetched, fetched_info = fetch(source_uri, artifact_dir, max_extract_bytes or None)
+    if weights_uri and model_format in ("", "auto"):
+        model_format = PAIR_FORMAT
+    with deadline_of(read_deadline, stall_timeout):
+        if weights_uri:
+            fetched, fetched_info = _fetch_pair(
+                source_uri, weights_uri, artifact_dir, max_extract_bytes or None
+            )
+        else:
+            fetched, fetched_info = fetch(source_uri, artifact_dir, max_extract_bytes or None)
     with naming_the_source(fetched, source_uri):
         handler, entry = detect_format(fetched, model_format)
-    metadata.update(
-        {
-            "format": handler.name,
-            "format_description": handler.description,
-            "entry": entry.relative_to(artifact_dir).as_posix(),
-            "source_uri": redact(source_uri),  # metadata is shown in the KFP UI and copied into manifests
-            **fetched_info,
-        }
-    )
+    loaded = LoadedModelMetadata.from_dict(fetched_info)
+    loaded.format = handler.name
+    loaded.format_description = handler.description
+    loaded.entry = entry.relative_to(artifact_dir).as_posix()
+    loaded.source_uri = redact(source_uri)  # metadata is shown in the KFP UI and copied into manifests
+    metadata.update(loaded.to_dict())
     print(f"{redact(source_uri)}: {handler.description} (format '{handler.name}')", flush=True)
     return handler.name
 

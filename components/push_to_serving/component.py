@@ -21,14 +21,17 @@ def push_to_serving(
     label: str = "",
     serving_url: str = "",
     serving_timeout: float = 300.0,
+    run_id: str = "",
 ):
     """Publish a checked SavedModel atomically as `<base_path>/<version>/` (a local path, gs:// or s3://).
 
     Args:
         model: A checked SavedModel.
         base_path: TF Serving's `model_base_path`: the directory holding the numeric version directories.
-        pushed_model: Metadata with TFX Pusher's keys `pushed`, `pushed_destination`, `pushed_version`,
-            plus `push_outcome` (`published version N` or `unchanged: version N kept`), `model_fingerprint`,
+        pushed_model: Metadata with TFX Pusher's keys `pushed` (1: the version is in place, also when it
+            already was this model, as Pusher reports), `pushed_destination`, `pushed_version`, plus
+            `published` (1: this run wrote the version, 0: unchanged) and `push_outcome` (`published
+            version N` or `unchanged: version N kept`), `model_fingerprint`,
             `content_digest`, `manifest_sha256`, `removed_versions`, `version_labels` and the signature.
         push_report: Markdown: what was published (or kept, and why), where, and the model fingerprint.
         model_name: The model's name in TF Serving (default: the last segment of `base_path`).
@@ -41,6 +44,9 @@ def push_to_serving(
         serving_url: `http://host:8501` of a TF Serving watching `base_path`: the new version must become
             AVAILABLE and answer like the export, or it is removed again and the step fails.
         serving_timeout: Seconds to wait for the version to become AVAILABLE.
+        run_id: The Kubeflow run that publishes, recorded in the version's manifest as `pipeline_run_id`
+            (`kfp-tfserving runs` finds the version a run published by it); the pipelines pass their own
+            run's id.
     """
     from pathlib import Path
 
@@ -56,6 +62,7 @@ def push_to_serving(
         label=label,
         serving_url=serving_url,
         serving_timeout=serving_timeout,
+        run_id=run_id,
     )
     run_push_step(
         Path(model.path), model.metadata, pushed_model.metadata, base_path, options, Path(push_report.path)

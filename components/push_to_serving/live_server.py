@@ -104,9 +104,9 @@ def verify_live(
     tags: tuple[str, ...] = ("serve",),
 ) -> None:
     """Wait for the version, send a request, compare with the SavedModel's own answer; PublishError if not."""
-    from kfp_tfserving.components.common.formats.saved_model_io import SERVING_DEFAULT, read_signatures
     from kfp_tfserving.components.common.formats.string_inputs import described_inputs
     from kfp_tfserving.components.common.samples import generate_inputs, load_sample
+    from kfp_tfserving.components.common.saved_model.proto import SERVING_DEFAULT, read_signatures
     from kfp_tfserving.components.common.serving_oracle import load_served
 
     url = url.rstrip("/")

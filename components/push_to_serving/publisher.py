@@ -17,11 +17,13 @@ from pathlib import Path
 from typing import Any
 
 from kfp_tfserving.components.common.arguments import check_publish_arguments
+from kfp_tfserving.components.common.artifacts import CheckedModelMetadata, PushedModelMetadata
 from kfp_tfserving.components.common.errors import PublishError, UserError, reports_errors
 from kfp_tfserving.components.common.storage import join_uri, storage_for
 from kfp_tfserving.components.common.storage.local import local_path
 from kfp_tfserving.components.common.tree_walk import check_tree
 from kfp_tfserving.components.push_to_serving.manifest import MANIFEST_NAME, build_manifest
+from kfp_tfserving.components.push_to_serving.options import PUSH_OPTIONS, VERSION_POLICIES
 from kfp_tfserving.components.push_to_serving.publishable import check_publishable
 from kfp_tfserving.components.push_to_serving.versions import (
     DEFAULT_STALE_AFTER,
@@ -31,8 +33,6 @@ from kfp_tfserving.components.push_to_serving.versions import (
     version_uri,
     versions_to_remove,
 )
-
-VERSION_POLICIES = ("next", "timestamp", "explicit")
 
 
 def _mc():
@@ -45,15 +45,19 @@ def _mc():
 
 @dataclass
 class PushOptions:
-    model_name: str = ""  # default: the base path's last segment
-    version_policy: str = "next"
-    version: int = 0
-    force: bool = False
-    keep: int = 0  # 0 keeps every version
-    models_config: str = ""  # path or URI of a ModelServerConfig text proto to create or update
-    label: str = ""  # version label pointed at the pushed version (needs models_config)
-    serving_url: str = ""  # http://host:8501 of a TF Serving watching the base path
-    serving_timeout: float = 300.0
+    """The push step's parameters (their defaults and meaning: push_to_serving/options.py) and the settings
+    only the command line and the tests give."""
+
+    model_name: str = PUSH_OPTIONS.default("model_name")
+    version_policy: str = PUSH_OPTIONS.default("version_policy")
+    version: int = PUSH_OPTIONS.default("version")
+    force: bool = PUSH_OPTIONS.default("force")
+    keep: int = PUSH_OPTIONS.default("keep")
+    models_config: str = PUSH_OPTIONS.default("models_config")
+    label: str = PUSH_OPTIONS.default("label")
+    serving_url: str = PUSH_OPTIONS.default("serving_url")
+    serving_timeout: float = PUSH_OPTIONS.default("serving_timeout")
+    run_id: str = PUSH_OPTIONS.default("run_id")
     sample: Path | None = None  # request for the live check; generated from the signature otherwise
     tags: tuple[str, ...] = ("serve",)  # the tag-set TF Serving loads (its --saved_model_tags)
     stale_after: float = DEFAULT_STALE_AFTER  # object stores: when a silent push counts as dead
@@ -130,6 +134,8 @@ def publish(
     # The check step already computed it in its TensorFlow process; a push on its own computes it here.
     fingerprint = (source or {}).get("model_fingerprint") or _model_fingerprint(model_dir)
     source = {**(source or {}), **({"model_fingerprint": fingerprint} if fingerprint else {})}
+    if options.run_id:  # what `kfp-tfserving runs` reads to tell which version a run published
+        source["pipeline_run_id"] = options.run_id
     may_keep = newest is not None and not options.force and options.version_policy != "explicit"
     same_model = may_keep and bool(fingerprint) and fingerprint == newest.model_fingerprint
     # Versions published before fingerprints (or under another fingerprint scheme) compare by bytes.
@@ -188,7 +194,7 @@ def publish(
 def _model_fingerprint(model_dir: Path) -> str:
     """The model fingerprint, or "" when it cannot be computed: it only decides whether to skip a push, and
     without it the push compares file bytes as before."""
-    from kfp_tfserving.components.common.model_fingerprint import model_fingerprint
+    from kfp_tfserving.components.common.saved_model.fingerprint import model_fingerprint
 
     try:
         return model_fingerprint(model_dir).digest
@@ -262,28 +268,37 @@ def push_step(
     options: PushOptions,
     report_path: Path | None = None,
 ) -> PushResult:
-    """Publish, fill the pushed-model artifact's metadata with TFX Pusher's keys, write the Markdown report."""
-    source = {k: model_metadata.get(k, "") for k in ("source_uri", "source_format", "model_fingerprint")}
-    if model_metadata.get("saved_model_tags"):  # the tag-set the export served its graph under
-        options = dataclasses.replace(options, tags=tuple(model_metadata["saved_model_tags"]))
+    """Publish, fill the pushed-model artifact's metadata with TFX Pusher's keys, write the Markdown report.
+
+    `pushed` follows TFX's Pusher: 1 once the version is in place, also when the newest version already was
+    this model (Pusher skips the copy when the version directory exists and still reports 1). Whether this
+    push wrote a new version is this project's own `published` (1 or 0), with `push_outcome` saying which."""
+    checked = CheckedModelMetadata.from_dict(model_metadata)
+    source = {
+        "source_uri": checked.source_uri,
+        "source_format": checked.source_format,
+        "model_fingerprint": checked.model_fingerprint,
+    }
+    if checked.saved_model_tags:  # the tag-set the export served its graph under
+        options = dataclasses.replace(options, tags=tuple(checked.saved_model_tags))
     result = publish(model_dir, base_path, source=source, options=options)
-    pushed_metadata.update(
-        {
-            "pushed": 1 if result.published else 0,
-            "pushed_destination": result.destination,
-            "pushed_version": str(result.version),
-            "model_name": options.model_name or model_name_from_base_path(base_path),
-            "base_path": base_path,
-            "push_outcome": result.outcome,
-            "model_fingerprint": result.model_fingerprint,
-            "content_digest": result.content_digest,
-            "manifest_sha256": result.manifest_sha256,
-            "removed_versions": result.removed,
-            "version_labels": result.labels,
-            "serving_signature": model_metadata.get("signatures", {}).get("serving_default", {}),
-            "repaired": model_metadata.get("repaired", ""),
-        }
+    pushed = PushedModelMetadata(
+        pushed=1,
+        published=1 if result.published else 0,
+        pushed_destination=result.destination,
+        pushed_version=str(result.version),
+        model_name=options.model_name or model_name_from_base_path(base_path),
+        base_path=base_path,
+        push_outcome=result.outcome,
+        model_fingerprint=result.model_fingerprint,
+        content_digest=result.content_digest,
+        manifest_sha256=result.manifest_sha256,
+        removed_versions=result.removed,
+        version_labels=result.labels,
+        serving_signature=checked.serving_default,
+        repaired=checked.repaired,
     )
+    pushed_metadata.update(pushed.to_dict())
     if report_path is not None:
         report_path.write_text(push_report_markdown(result))
     return result

@@ -12,8 +12,10 @@ from typing import Any
 
 import numpy as np
 
+from kfp_tfserving.components.common.artifacts import LoadedModelMetadata
 from kfp_tfserving.components.common.errors import FormatError, UserError, reports_errors
 from kfp_tfserving.components.common.storage import storage_for
+from kfp_tfserving.components.train_keras_example.options import TRAIN_OPTIONS
 
 MODEL_FILE = "model.keras"
 # The generated data set: y = x · weights + bias + noise, so a trained model can be judged against it.
@@ -122,14 +124,14 @@ def train_example(
     artifact_dir: Path,
     metadata: dict[str, Any],
     *,
-    data_uri: str = "",
-    label_column: str = "label",
-    epochs: int = 30,
-    batch_size: int = 32,
-    learning_rate: float = 0.01,
-    seed: int = 0,
-    generated_rows: int = 512,
-    validation_fraction: float = 0.2,
+    data_uri: str = TRAIN_OPTIONS.default("data_uri"),
+    label_column: str = TRAIN_OPTIONS.default("label_column"),
+    epochs: int = TRAIN_OPTIONS.default("epochs"),
+    batch_size: int = TRAIN_OPTIONS.default("batch_size"),
+    learning_rate: float = TRAIN_OPTIONS.default("learning_rate"),
+    seed: int = TRAIN_OPTIONS.default("seed"),
+    generated_rows: int = TRAIN_OPTIONS.default("generated_rows"),
+    validation_fraction: float = TRAIN_OPTIONS.default("validation_fraction"),
 ) -> dict[str, float]:
     """Fill the training step's Model artifact (a `.keras` file); returns the figures to log as metrics."""
     if epochs < 1 or batch_size < 1:
@@ -154,15 +156,13 @@ def train_example(
     artifact_dir.mkdir(parents=True, exist_ok=True)
     model.save(artifact_dir / MODEL_FILE)
     # The same keys the load step writes, so the export step needs no format detection.
-    metadata.update(
-        {
-            "format": "keras",
-            "entry": MODEL_FILE,
-            "source_uri": data_uri or f"generated:rows={generated_rows},seed={seed}",
-            "feature_names": names,
-            **figures,
-        }
+    trained = LoadedModelMetadata(
+        format="keras",
+        entry=MODEL_FILE,
+        source_uri=data_uri or f"generated:rows={generated_rows},seed={seed}",
+        extra={"feature_names": names, **figures},
     )
+    metadata.update(trained.to_dict())
     print(f"trained on {figures['train_rows']} rows: validation MAE {figures['val_mae']:.4f}", flush=True)
     return figures
 

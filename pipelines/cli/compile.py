@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import re
 from pathlib import Path
 
@@ -40,7 +41,8 @@ def _targets() -> list[tuple[object, Path]]:
 
 
 def compile_all(output_root: Path | None = None) -> list[Path]:
-    """Write every YAML; into `output_root/<file name's parent folder>/` instead when given (for tests)."""
+    """Write every YAML; into `output_root/<file name's parent folder>/` instead when given (for tests).
+    With TFX installed (`make tfx`) the TFX pipeline's KFP spec too (pipelines/tfx_serving.json)."""
     written = []
     for func, target in _targets():
         if output_root is not None:
@@ -48,6 +50,13 @@ def compile_all(output_root: Path | None = None) -> list[Path]:
             target.parent.mkdir(parents=True, exist_ok=True)
         compiler.Compiler().compile(func, str(target))
         written.append(target)
+    if importlib.util.find_spec("tfx") is not None:
+        from kfp_tfserving.pipelines.tfx_serving import compile_for_kubeflow, compiled_spec_path
+
+        target = compiled_spec_path()
+        written.append(
+            compile_for_kubeflow(output_root / target.parent.name / target.name if output_root else None)
+        )
     return written
 
 

@@ -158,8 +158,9 @@ def _wait(host, run_id, namespace, token, timeout, poll_interval) -> int:
 def runs(host: str, namespace: str | None, token: str | None, limit: int) -> None:
     """List recent runs of this project's pipelines: state and the version each published.
 
-    The version is read from the run's base_path (the one whose manifest was written during the run):
-    '-' when the run published none, '?' when the base path cannot be read from here (e.g. a PVC).
+    The version is read from the run's base_path: the one whose manifest records the run's id (the push
+    step writes it); '-' when the run published none, '?' when the base path cannot be read from here
+    (e.g. a PVC).
     """
     from kfp_tfserving.pipelines.cli.run_watch import published_version, recent_runs
 
@@ -285,11 +286,7 @@ def compile_command(
     """
     from kfp_tfserving.components.common.errors import UserError
     from kfp_tfserving.pipelines.cli.compile import compile_all
-    from kfp_tfserving.pipelines.cli.kubernetes_options import (
-        committed_pipeline,
-        compile_with_options,
-        options_from_cli,
-    )
+    from kfp_tfserving.pipelines.cli.kubernetes_options import compile_with_options, options_from_cli
 
     options = options_from_cli(pvcs, secret_envs, node_selectors, resources, image)
     if options.is_empty() and pipeline_name is None and output is None:
@@ -300,5 +297,5 @@ def compile_command(
         raise UserError(
             "--pipeline and --output go together", "give both, e.g. --pipeline export_to_serving -o k8s.yaml"
         )
-    written = compile_with_options(committed_pipeline(pipeline_name), options, output)
+    written = compile_with_options(pipeline_name, options, output)
     click.echo(f"wrote {written}")

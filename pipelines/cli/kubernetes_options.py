@@ -1,9 +1,11 @@
 """Kubernetes settings for the pipelines' pods, applied at compile time through kfp-kubernetes.
 
 Two ways in:
-- in your own pipeline, call `options.apply(task, push=...)` on each task;
-- for a committed pipeline, `compile_with_options` (the CLI's `kfp-tfserving compile --pvc ...`) writes a
-  copy whose Kubernetes platform document carries the settings; the committed YAMLs stay option-free.
+- in your own pipeline, call `options.configure(task, step)` (or `options.apply(task, push=...)` for the pod
+  options alone) on each task;
+- for a committed pipeline, `compile_with_options` (the CLI's `kfp-tfserving compile --pvc ...`) builds it
+  afresh with the options applied to each task as it is created (through `chain.POD_SETTINGS`), and compiles
+  that; the committed YAMLs stay option-free.
 
 Which step gets what: the push step (and deploy_kserve, which removes a version that fails on KServe)
 mounts the PVC TF Serving reads (they write the versions there); secrets
@@ -15,17 +17,18 @@ pipeline document's executors, the rest in the platform document.
 
 from __future__ import annotations
 
-import copy
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from kfp import compiler, dsl, kubernetes
+from kfp import compiler, kubernetes
 from kfp.dsl import PipelineTask
+from kfp.dsl.graph_component import GraphComponent
 
 from kfp_tfserving.components.common.errors import UserError
+from kfp_tfserving.pipelines.chain import POD_SETTINGS
 
-# The functions whose containers write the base path (the last container arg of their executor).
+# The steps that write the base path: they mount the PVC TF Serving reads.
 BASE_PATH_WRITERS = ("push_to_serving", "deploy_kserve")
 _K8S_NAME = re.compile(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -80,8 +83,17 @@ class KubernetesOptions:
     def is_empty(self) -> bool:
         return not (self.pvcs or self.secret_envs or self.node_selectors or self.resources or self.image)
 
+    def configure(self, task: PipelineTask, step: str) -> PipelineTask:
+        """Everything for one task of `step`: its resources, the image, and the pod options."""
+        for resources in self.resources:
+            if resources.step == step:
+                resources.apply(task)
+        if self.image:
+            task.set_container_image(self.image)
+        return self.apply(task, push=step in BASE_PATH_WRITERS)
+
     def apply(self, task: PipelineTask, *, push: bool) -> PipelineTask:
-        """Set this task's pod options; the PVC only on the push step."""
+        """Set this task's pod options; the PVC only on the steps that write the base path."""
         if push:
             for pvc in self.pvcs:
                 kubernetes.mount_pvc(task, pvc_name=pvc.claim, mount_path=pvc.mount_path)
@@ -189,94 +201,32 @@ def options_from_cli(
     )
 
 
-@dsl.container_component
-def _probe():
-    return dsl.ContainerSpec(image="probe")
+def with_options(name: str, options: KubernetesOptions) -> GraphComponent:
+    """The committed pipeline `name` built afresh with `options` applied to each of its tasks (and its
+    sub-pipeline's) as `chain.sized` creates them: kfp-kubernetes and kfp's own task settings write the
+    spec, nothing is patched afterwards."""
+    module = _pipeline_module(name)
+    steps: list[str] = []
 
+    def configure(task: PipelineTask, step: str) -> None:
+        steps.append(step)
+        options.configure(task, step)
 
-def executor_config(options: KubernetesOptions, *, push: bool) -> dict:
-    """The Kubernetes executor config kfp-kubernetes writes for one task with these options."""
-    from google.protobuf import json_format
-
-    @dsl.pipeline(name="kubernetes-options-probe")
-    def probe():
-        options.apply(_probe(), push=push)
-
-    spec = json_format.MessageToDict(probe.platform_spec)
-    executors = spec.get("platforms", {}).get("kubernetes", {}).get("deploymentSpec", {}).get("executors", {})
-    return next(iter(executors.values()), {})
-
-
-def container_resources(resources: StepResources) -> dict:
-    """The executor `resources` fields kfp's compiler writes for these settings (only the ones given)."""
-    from google.protobuf import json_format
-
-    @dsl.pipeline(name="resources-probe")
-    def probe():
-        resources.apply(_probe())
-
-    deployment = json_format.MessageToDict(probe.pipeline_spec.deployment_spec)
-    return next(iter(deployment["executors"].values()))["container"].get("resources", {})
-
-
-def _edit_executors(pipeline, resources: tuple[StepResources, ...], image: str) -> None:
-    """In the pipeline document: replace the named steps' resource fields (keeping the ones not given) and,
-    with `image`, every step's image."""
-    from google.protobuf import json_format
-
-    deployment = json_format.MessageToDict(pipeline.pipeline_spec.deployment_spec)
-    containers = {
-        executor["container"]["args"][-1]: executor["container"]
-        for executor in deployment["executors"].values()
-        if "container" in executor
-    }
-    if image:
-        for container in containers.values():
-            container["image"] = image
-    for item in resources:
-        if item.step not in containers:
-            raise UserError(
-                f"--resources {item.step}: {pipeline.name} has no such step",
-                f"its steps: {', '.join(sorted(containers))}",
-            )
-        given = container_resources(item)
-        current = containers[item.step].setdefault("resources", {})
-        for kind in ("cpu", "memory"):
-            if any(kind in key.lower() for key in given):  # a new request and limit replace both old ones
-                for key in [k for k in current if kind in k.lower()]:
-                    del current[key]
-        current.update(given)
-    pipeline.pipeline_spec.deployment_spec.Clear()
-    pipeline.pipeline_spec.deployment_spec.update(deployment)
-
-
-def with_options(pipeline: dsl.graph_component.GraphComponent, options: KubernetesOptions):
-    """A copy of a compiled pipeline with `options`: resources in its executors, the rest in its platform
-    spec, applied to every container step."""
-    from google.protobuf import struct_pb2
-
-    configured = copy.deepcopy(pipeline)
-    if options.resources or options.image:
-        _edit_executors(configured, options.resources, options.image)
-    if not (options.pvcs or options.secret_envs or options.node_selectors):
-        return configured
-    executors = configured.pipeline_spec.deployment_spec["executors"]
-    deployment = configured.platform_spec.platforms["kubernetes"].deployment_spec
-    configs = {push: executor_config(options, push=push) for push in (False, True)}
-    for label, executor in executors.items():
-        config = (
-            configs[executor["container"]["args"][-1] in BASE_PATH_WRITERS] if "container" in executor else {}
+    token = POD_SETTINGS.set(configure)
+    try:
+        pipeline = module.build()
+    finally:
+        POD_SETTINGS.reset(token)
+    unknown = [r.step for r in options.resources if r.step not in steps]
+    if unknown:
+        raise UserError(
+            f"--resources {unknown[0]}: {pipeline.name} has no such step",
+            f"its steps: {', '.join(sorted(set(steps)))}",
         )
-        if not config:
-            continue
-        body = deployment.executors[label] if label in deployment.executors else struct_pb2.Struct()
-        body.update(config)
-        deployment.executors[label].CopyFrom(body)
-    return configured
+    return pipeline
 
 
-def committed_pipeline(name: str) -> dsl.graph_component.GraphComponent:
-    """The pipeline object of a committed pipeline module, by name (export_to_serving, ...)."""
+def _pipeline_module(name: str):
     import importlib
 
     from kfp_tfserving.pipelines.cli.compile import PIPELINE_MODULES
@@ -284,10 +234,11 @@ def committed_pipeline(name: str) -> dsl.graph_component.GraphComponent:
     modules = {module.rsplit(".", 1)[1]: module for module in PIPELINE_MODULES}
     if name not in modules:
         raise UserError(f"--pipeline {name}: no such pipeline", f"use one of {', '.join(modules)}")
-    return getattr(importlib.import_module(modules[name]), name)
+    return importlib.import_module(modules[name])
 
 
-def compile_with_options(pipeline, options: KubernetesOptions, output: Path) -> Path:
+def compile_with_options(name: str, options: KubernetesOptions, output: Path) -> Path:
+    pipeline = with_options(name, options)
     output.parent.mkdir(parents=True, exist_ok=True)
-    compiler.Compiler().compile(with_options(pipeline, options), str(output))
+    compiler.Compiler().compile(pipeline, str(output))
     return output

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from kfp_tfserving.components.common.errors import UserError, find_error_line
+from kfp_tfserving.components.common.errors import EXIT_BUG, UserError, find_error_line, find_exit_code
 from kfp_tfserving.components.common.redaction import redact
 from kfp_tfserving.components.common.tfenv import QUIET_ENV
 
@@ -141,11 +141,13 @@ def run_pipeline_yaml(
             task = pipeline(**arguments)
     except Exception as err:
         reason = find_error_line(buffer.getvalue())
-        if reason is None:
+        code = find_exit_code(buffer.getvalue())
+        if reason is None:  # no step said why: kfp.local itself, or a step killed before it could
             reason = f"the pipeline failed ({' '.join(str(err).split())[:200]})"
+            code = EXIT_BUG
         if scratch:
             _keep_only(root, log_path if not verbose else None)
-        raise UserError(reason, None if verbose else f"full log: {log_path}") from None
+        raise UserError(reason, None if verbose else f"full log: {log_path}", exit_code=code) from None
     metadata = dict(task.output.metadata)
     if scratch:
         shutil.rmtree(root, ignore_errors=True)

@@ -5,66 +5,33 @@ from __future__ import annotations
 import json
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 import click
 
 from kfp_tfserving.components.common.errors import UserError
-
-
-def _absolute(uri: str) -> str:
-    return uri if "://" in uri else str(Path(uri).expanduser().resolve())
+from kfp_tfserving.components.push_to_serving.options import PUSH_OPTIONS
+from kfp_tfserving.pipelines.cli.options import absolute as _absolute
+from kfp_tfserving.pipelines.cli.options import cli_options, from_command_line
 
 
 @click.command()
 @click.argument("savedmodel", type=click.Path(path_type=Path))
-@click.option(
-    "--base-path", required=True, help="TF Serving's model_base_path: a local path, gs://… or s3://…."
-)
-@click.option(
-    "--model-name", default="", help="Model name in TF Serving (default: last segment of --base-path)."
-)
-@click.option(
-    "--version-policy",
-    type=click.Choice(["next", "timestamp", "explicit"]),
-    default="next",
-    show_default=True,
-)
-@click.option("--version", "version", default=0, type=int, help="The version with --version-policy explicit.")
-@click.option(
-    "--keep", default=0, type=int, help="Keep N versions; never removes the newest or a labelled one."
-)
-@click.option("--models-config", default="", help="TF Serving models.config to create or update.")
-@click.option("--label", default="", help="Point this version label (e.g. canary, stable) at the version.")
-@click.option("--serving-url", default="", help="http://host:8501 of a TF Serving watching --base-path.")
-@click.option("--serving-timeout", default=300.0, show_default=True, type=float)
+@cli_options(PUSH_OPTIONS)
 @click.option(
     "--sample", type=click.Path(path_type=Path, exists=True), default=None, help="Request for --serving-url."
 )
-@click.option("--force", is_flag=True, help="Publish even if the newest version is the same model.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
-def push(savedmodel: Path, base_path: str, model_name: str, version_policy: str, version: int, keep: int,
-         models_config: str, label: str, serving_url: str, serving_timeout: float, sample: Path | None,
-         force: bool, as_json: bool) -> None:  # fmt: skip
+def push(savedmodel: Path, sample: Path | None, as_json: bool, **given: Any) -> None:
     """Publish the SavedModel directory SAVEDMODEL as a new version under --base-path."""
     from kfp_tfserving.components.push_to_serving.publisher import PushOptions, publish
 
     if not savedmodel.is_dir():
         raise UserError(f"{savedmodel}: not a directory", "give the path of a SavedModel directory")
-    options = PushOptions(
-        model_name=model_name,
-        version_policy=version_policy,
-        version=version,
-        force=force,
-        keep=keep,
-        models_config=_absolute(models_config) if models_config else "",
-        label=label,
-        serving_url=serving_url,
-        serving_timeout=serving_timeout,
-        sample=sample,
-    )
-    result = publish(
-        savedmodel, _absolute(base_path), source={"source_uri": str(savedmodel)}, options=options
-    )
+    settings = from_command_line(PUSH_OPTIONS, given)
+    base_path = settings.pop("base_path")
+    options = PushOptions(**settings, sample=sample)
+    result = publish(savedmodel, base_path, source={"source_uri": str(savedmodel)}, options=options)
     if as_json:
         click.echo(
             json.dumps(

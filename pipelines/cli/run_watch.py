@@ -18,6 +18,8 @@ from kfp_tfserving.pipelines.cli.kubeflow_client import _client, _talking_to
 DONE = {"SUCCEEDED", "FAILED", "SKIPPED", "CANCELED"}
 # The pipelines this project compiles; `runs` lists only theirs (and runs whose spec it cannot see).
 OUR_PIPELINES = {"export-to-serving", "serve-model", "retrain-and-export"}
+# How many of the newest versions `runs` reads to find the one a run published.
+RECENT_VERSIONS = 50
 # Task details the backend keeps for its own bookkeeping, not steps a user wrote.
 _NOT_STEPS = {"root", "root-driver", "executor"}
 
@@ -132,9 +134,9 @@ def recent_runs(
 
 
 def published_version(view: RunView) -> str:
-    """The version this run published, read from its base path: the version whose manifest's publish time
-    falls within the run. '-' when none did (failed, or unchanged content), '?' when the base path cannot
-    be read from here (e.g. a PVC path)."""
+    """The version this run published: the one whose manifest records the run's id as `pipeline_run_id`
+    (the push step writes it, from the pipeline's run id). '-' when the run published none (failed, or
+    the model was unchanged), '?' when the base path cannot be read from here (e.g. a PVC path)."""
     from pathlib import Path
 
     from kfp_tfserving.components.common.storage import storage_for
@@ -143,14 +145,13 @@ def published_version(view: RunView) -> str:
     base = str(view.parameters.get("base_path", ""))
     if view.state != "SUCCEEDED" or not base:
         return "-"
-    if not view.created_at or not view.finished_at or ("://" not in base and not Path(base).is_dir()):
+    if "://" not in base and not Path(base).is_dir():
         return "?"
-    start, end = view.created_at.timestamp(), view.finished_at.timestamp()
     try:
         storage = storage_for(base)
-        for number in reversed(numeric_versions(storage, base)[-50:]):
+        for number in reversed(numeric_versions(storage, base)[-RECENT_VERSIONS:]):
             manifest = read_manifest(storage, base, number)
-            if manifest is not None and start <= manifest.published_at <= end:
+            if manifest is not None and manifest.source.get("pipeline_run_id") == view.run_id:
                 return str(number)
     except UserError:
         return "?"

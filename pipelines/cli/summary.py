@@ -5,30 +5,22 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-
-def _integral(value: Any) -> Any:
-    """Metadata passes through protobuf Struct, which turns every number into a float."""
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    if isinstance(value, list):
-        return [_integral(v) for v in value]
-    if isinstance(value, dict):
-        return {k: _integral(v) for k, v in value.items()}
-    return value
+from kfp_tfserving.components.common.artifacts import PushedModelMetadata
 
 
 def run_result(metadata: dict[str, Any]) -> dict[str, Any]:
-    metadata = _integral(metadata)
+    """What `run --json` prints, from the pushed model's metadata."""
+    pushed = PushedModelMetadata.from_dict(metadata)
     return {
-        "model_name": metadata.get("model_name", ""),
-        "version": int(metadata["pushed_version"]),
-        "path": metadata["pushed_destination"],
-        "base_path": metadata.get("base_path", ""),
-        "published": bool(metadata.get("pushed")),
-        "outcome": metadata.get("push_outcome", ""),
-        "content_digest": metadata.get("content_digest", ""),
-        "signature": metadata.get("serving_signature", {}),
-        "repaired": metadata.get("repaired", ""),
+        "model_name": pushed.model_name,
+        "version": pushed.version,
+        "path": pushed.pushed_destination,
+        "base_path": pushed.base_path,
+        "published": bool(pushed.published),
+        "outcome": pushed.push_outcome,
+        "content_digest": pushed.content_digest,
+        "signature": pushed.serving_signature,
+        "repaired": pushed.repaired,
     }
 
 

@@ -8,42 +8,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-Tensors = dict[str, np.ndarray]
-
-
-@dataclass(frozen=True)
-class ExampleFeature:
-    """One feature a serialized tf.Example input is parsed into (read from the graph's ParseExample op)."""
-
-    name: str
-    dtype: str  # float32, int64 or string
-    shape: tuple[int, ...] | None  # dense features: the fixed shape; None: sparse or ragged (any length)
-
-
-@dataclass(frozen=True)
-class TensorSpecInfo:
-    """A named tensor of a signature: dtype name as numpy spells it, shape with None for unknown dims."""
-
-    name: str
-    dtype: str
-    shape: tuple[int | None, ...] | None  # None: unknown rank
-    # Set for string inputs the model parses as tf.Example protos (Estimator classify/regress signatures):
-    # sample inputs must then be serialized examples carrying these features.
-    example_features: tuple[ExampleFeature, ...] | None = None
-    # Set for string inputs that reach an image decoder: the encoding samples must have (jpeg, png, ...).
-    image_format: str | None = None
-    # Keys of the model's own lookup tables, for string inputs samples should draw words from.
-    vocabulary: tuple[str, ...] | None = None
-
-    def describe(self) -> str:
-        dims = (
-            "?"
-            if self.shape is None
-            else "[" + ",".join("-1" if d is None else str(d) for d in self.shape) + "]"
-        )
-        return f"{self.name}: {self.dtype}{dims}"
+from kfp_tfserving.components.common.saved_model.tensor_spec import (  # noqa: F401 - re-exported
+    ExampleFeature,
+    Tensors,
+    TensorSpecInfo,
+)
 
 
 @dataclass

@@ -9,8 +9,8 @@ import numpy as np
 
 from kfp_tfserving.components.common.errors import FormatError
 from kfp_tfserving.components.common.formats.base import LoadedModel, TensorSpecInfo
-from kfp_tfserving.components.common.formats.saved_model_io import SERVING_DEFAULT
 from kfp_tfserving.components.common.formats.tf1_graph import unique_keys
+from kfp_tfserving.components.common.saved_model.proto import SERVING_DEFAULT
 from kfp_tfserving.components.common.tfenv import import_tensorflow, silenced_stderr
 
 

@@ -6,7 +6,7 @@ import glob
 import re
 from pathlib import Path
 
-from kfp_tfserving.components.common.errors import FormatError
+from kfp_tfserving.components.common.errors import FormatError, message_line
 from kfp_tfserving.components.common.formats.base import ExportOptions, FormatHandler, LoadedModel
 from kfp_tfserving.components.common.formats.tf1_graph import node_name, strip_output_shapes
 from kfp_tfserving.components.common.formats.tf1_plan import (
@@ -111,7 +111,7 @@ class CheckpointHandler(FormatHandler):
                 saver.restore(session, _prefix(entry))
         except Exception as err:
             raise FormatError(
-                f"{entry}: cannot restore the checkpoint: {str(err).strip().splitlines()[0]}",
+                f"{entry}: cannot restore the checkpoint: {message_line(err)}",
                 WHOLE_CHECKPOINT,
             ) from None
         outputs = requested_outputs(meta.graph_def, options, entry)

@@ -16,7 +16,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from kfp_tfserving.components.common.errors import FormatError, UserError
+from kfp_tfserving.components.common.errors import FormatError, UserError, message_line
 
 _MODULE = re.compile(r"^[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*$")
 _NAME = re.compile(r"^[A-Za-z_][\w]*$")
@@ -56,7 +56,7 @@ def import_custom_objects(items: list[str]) -> dict[str, Any]:
         except Exception as err:  # ImportError, or the module's own code failing
             raise UserError(
                 f"--custom-objects {module_name}: cannot import it ({type(err).__name__}: "
-                f"{str(err).strip().splitlines()[0] if str(err).strip() else ''})",
+                f"{message_line(err)})",
                 IMPORTABLE,
             ) from None
         print(f"imported {module_name} for its Keras classes", flush=True)

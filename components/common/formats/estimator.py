@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from kfp_tfserving.components.common.formats.saved_model import is_saved_model_dir
-from kfp_tfserving.components.common.formats.saved_model_edit import PREDICT_FALLBACK, is_tf1_meta_graph
-from kfp_tfserving.components.common.formats.saved_model_io import (
-    read_saved_model_proto,
-    serve_meta_graph,
-)
+from kfp_tfserving.components.common.formats.saved_model import PREDICT_FALLBACK, is_saved_model_dir
 from kfp_tfserving.components.common.formats.signature_copy import SignatureCopyHandler
+from kfp_tfserving.components.common.saved_model.proto import (
+    is_tf1_meta_graph,
+    meta_graph,
+    read_saved_model_proto,
+)
 
 # Method names only TF1 exports (Estimators) write; TF2's tf.saved_model.save makes every signature predict.
 _TF1_METHODS = (b"tensorflow/serving/classify", b"tensorflow/serving/regress")
@@ -52,4 +52,4 @@ class EstimatorHandler(SignatureCopyHandler):
 
     def is_tf1(self, entry: Path, tags: tuple[str, ...]) -> bool:
         # Timestamped TF2 SavedModels (a serving base path, say): the TF2 handler re-saves them properly.
-        return is_tf1_meta_graph(serve_meta_graph(read_saved_model_proto(entry), entry, tags))
+        return is_tf1_meta_graph(meta_graph(read_saved_model_proto(entry), entry, tags))

@@ -82,7 +82,7 @@ def graph_op_names(graph_def) -> set[str]:
 def _source_graph_defs(entry: Path) -> Iterator:
     """Every GraphDef in the source at `entry` (a SavedModel's meta graphs, a .meta, a frozen graph)."""
     from kfp_tfserving.components.common.formats.frozen_graph import GRAPH_SUFFIXES
-    from kfp_tfserving.components.common.formats.saved_model_io import read_saved_model_proto
+    from kfp_tfserving.components.common.saved_model.proto import read_saved_model_proto
 
     if entry.is_dir():
         if (entry / "saved_model.pb").is_file() or (entry / "saved_model.pbtxt").is_file():

@@ -11,7 +11,7 @@ import numpy as np
 from kfp_tfserving.components.common.errors import FormatError
 from kfp_tfserving.components.common.formats.base import Tensors, TensorSpecInfo
 from kfp_tfserving.components.common.formats.keras_precision import widen_half
-from kfp_tfserving.components.common.formats.saved_model_io import SERVING_DEFAULT
+from kfp_tfserving.components.common.saved_model.proto import SERVING_DEFAULT
 from kfp_tfserving.components.common.tfenv import import_tensorflow, silenced_stderr
 
 _INVALID_NAME_CHARS = re.compile(r"[^A-Za-z0-9_.\-/]")

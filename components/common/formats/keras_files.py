@@ -10,15 +10,15 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from kfp_tfserving.components.common import serving_oracle
 from kfp_tfserving.components.common.archives import extract_archive
-from kfp_tfserving.components.common.errors import FormatError
+from kfp_tfserving.components.common.errors import FormatError, message_line, specific_line
 from kfp_tfserving.components.common.formats.base import ExportOptions, FormatHandler, LoadedModel
 from kfp_tfserving.components.common.formats.custom_objects import (
     import_custom_objects,
     missing_class_error,
     missing_classes,
 )
+from kfp_tfserving.components.common.formats.keras_eras import era_changes, era_config_json
 from kfp_tfserving.components.common.formats.keras_export import (
     export_keras,
     keras_input_specs,
@@ -80,6 +80,45 @@ def _keras_config(entry: Path) -> str:
         return ""
 
 
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def load_with_era_defaults(
+    label: Path,
+    config: str,
+    keras_version: str,
+    weights: Path,
+    custom: dict,
+    changes: list[str],
+    options: ExportOptions,
+) -> Any:
+    """A Keras 1/2 model rebuilt by tf_keras from its config completed with its era's defaults, then its
+    weights loaded (tf_keras converts Keras 1 and cuDNN weight layouts)."""
+    import_tensorflow()
+    import tf_keras
+
+    if changes:
+        print(
+            f"{label.name}: Keras {keras_version} model, read with its era's defaults: {', '.join(changes)}"
+        )
+    try:
+        with silenced_stderr():
+            model = tf_keras.models.model_from_json(
+                era_config_json(config, keras_version), custom_objects=custom or None
+            )
+            model.load_weights(str(weights))
+    except Exception as err:
+        names = missing_classes(str(err))
+        if names:
+            raise missing_class_error(label, names, config, options.custom_objects) from None
+        raise FormatError(
+            f"{label}: tf_keras cannot rebuild this Keras {keras_version} model: {specific_line(err)}",
+            "load it with the Keras version that saved it to check the file; re-save it with model.save()",
+        ) from None
+    return model
+
+
 def _load_failure(entry: Path, err: BaseException, config: str, options: ExportOptions) -> FormatError:
     """Keras's error as one line: the missing class and --custom-objects, Lambda and the unsafe flag, or its
     most specific line."""
@@ -90,7 +129,7 @@ def _load_failure(entry: Path, err: BaseException, config: str, options: ExportO
     if "safe_mode" in text or "unsafe" in text.lower():
         return FormatError(f"{entry}: the model contains Python code (a Lambda layer)", UNSAFE_FIX)
     return FormatError(
-        f"{entry}: Keras cannot load it: {serving_oracle.specific_line(err)}",
+        f"{entry}: Keras cannot load it: {specific_line(err)}",
         "load it with the Keras version that saved it to check the file; re-save it with model.save()",
     )
 
@@ -153,15 +192,18 @@ class KerasH5Handler(FormatHandler):
         with open(path, "rb") as f:
             return path if f.read(8) == HDF5_MAGIC else None
 
-    def _model_config(self, entry: Path) -> str:
+    def _model_config(self, entry: Path) -> tuple[str, str]:
+        """The file's model config (JSON text) and the Keras version that wrote it ('1' when unsaid, as
+        Keras 1 wrote none)."""
         import h5py
 
         try:
             with h5py.File(entry, "r") as f:
                 config = f.attrs.get("model_config")
+                version = f.attrs.get("keras_version", "1")
         except OSError as err:
             raise FormatError(
-                f"{entry}: not a readable HDF5 file ({str(err).splitlines()[0]})",
+                f"{entry}: not a readable HDF5 file ({message_line(err)})",
                 "the file is truncated or damaged; copy it again from its source",
             ) from None
         if config is None:
@@ -169,16 +211,22 @@ class KerasH5Handler(FormatHandler):
                 f"{entry}: the HDF5 file holds weights only (no model_config)",
                 "save the whole model with model.save(), not save_weights()",
             )
-        return config.decode() if isinstance(config, bytes) else str(config)
+        return _text(config), _text(version)
 
     def load(self, entry: Path, options: ExportOptions) -> LoadedModel:
-        config = self._model_config(entry)
+        config, keras_version = self._model_config(entry)
         code_layers = _code_layers_in(config)
         if code_layers and not options.allow_unsafe_deserialization:
             raise FormatError(
                 f"{entry}: the model contains Python code (Lambda layer {code_layers[0]})", UNSAFE_FIX
             )
         custom = import_custom_objects(options.custom_objects)
+        changes = era_changes(json.loads(config), keras_version)
+        if changes:
+            model = load_with_era_defaults(entry, config, keras_version, entry, custom, changes, options)
+            loaded = _loaded(self.name, model)
+            loaded.extras["loaded_with"] = "tf_keras"
+            return loaded
         # Keras 3 reads most Keras 2 files; tf_keras reads the rest (older layer configs).
         try:
             keras = _keras3()
@@ -202,7 +250,7 @@ class KerasH5Handler(FormatHandler):
             if names:
                 raise missing_class_error(entry, names, config, options.custom_objects) from None
             raise FormatError(
-                f"{entry}: neither Keras 3 ({serving_oracle.specific_line(first_error)}) nor tf_keras ({serving_oracle.specific_line(err)}) "
+                f"{entry}: neither Keras 3 ({specific_line(first_error)}) nor tf_keras ({specific_line(err)}) "
                 "can load it",
                 "load it with the Keras version that saved it to check the file; re-save it with model.save()",
             ) from None

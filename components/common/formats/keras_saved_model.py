@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from kfp_tfserving.components.common import serving_oracle
-from kfp_tfserving.components.common.errors import FormatError
+from kfp_tfserving.components.common.errors import FormatError, specific_line
 from kfp_tfserving.components.common.formats.base import ExportOptions, FormatHandler, LoadedModel
 from kfp_tfserving.components.common.formats.custom_objects import (
     import_custom_objects,
@@ -19,7 +18,7 @@ from kfp_tfserving.components.common.formats.keras_export import (
     keras_reference,
 )
 from kfp_tfserving.components.common.formats.saved_model import SavedModelHandler, is_saved_model_dir
-from kfp_tfserving.components.common.formats.saved_model_io import read_signatures
+from kfp_tfserving.components.common.saved_model.proto import read_signatures
 from kfp_tfserving.components.common.tfenv import import_tensorflow, silenced_stderr
 
 KERAS_MARKER = "keras_metadata.pb"
@@ -45,7 +44,7 @@ class KerasSavedModelHandler(FormatHandler):
             if names:
                 raise missing_class_error(entry, names, "", options.custom_objects) from None
             raise FormatError(
-                f"{entry}: tf_keras cannot load the Keras SavedModel: {serving_oracle.specific_line(err)}",
+                f"{entry}: tf_keras cannot load the Keras SavedModel: {specific_line(err)}",
                 "re-save it with the tf_keras version that wrote it, or give its saved_model.pb with --format saved_model",
             ) from None
         signatures = read_signatures(entry, options.tags)

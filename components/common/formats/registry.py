@@ -11,6 +11,7 @@ from kfp_tfserving.components.common.formats.estimator import EstimatorHandler
 from kfp_tfserving.components.common.formats.frozen_graph import FrozenGraphHandler
 from kfp_tfserving.components.common.formats.hub import HubHandler
 from kfp_tfserving.components.common.formats.keras_files import KerasH5Handler, KerasV3Handler
+from kfp_tfserving.components.common.formats.keras_pairs import KerasPairHandler
 from kfp_tfserving.components.common.formats.keras_saved_model import KerasSavedModelHandler
 from kfp_tfserving.components.common.formats.saved_model import SavedModelHandler
 from kfp_tfserving.components.common.formats.tfx_trainer import TfxTrainerHandler
@@ -26,6 +27,7 @@ HANDLERS: list[FormatHandler] = [
     CheckpointHandler(),
     KerasV3Handler(),
     KerasH5Handler(),
+    KerasPairHandler(),
     FrozenGraphHandler(),
 ]
 

@@ -1,28 +1,91 @@
-"""TF2 SavedModel directories."""
+"""TF2 SavedModel directories, and what every SavedModel-shaped handler shares: picking the signature to
+serve, loading the source with TensorFlow's loader, and running it as the parity reference."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
-from kfp_tfserving.components.common import serving_oracle
-from kfp_tfserving.components.common.errors import FormatError
-from kfp_tfserving.components.common.formats.base import ExportOptions, FormatHandler, LoadedModel
+import numpy as np
+
+from kfp_tfserving.components.common.errors import FormatError, specific_line
+from kfp_tfserving.components.common.formats.base import ExportOptions, FormatHandler, LoadedModel, Tensors
 from kfp_tfserving.components.common.formats.callable_saved_model import export_callable, load_callable
-from kfp_tfserving.components.common.formats.saved_model_edit import (
-    copy_with_serving_default,
-    is_tf1_meta_graph,
-    pick_serving_signature,
-)
-from kfp_tfserving.components.common.formats.saved_model_io import (
+from kfp_tfserving.components.common.saved_model.edit import copy_with_serving_default
+from kfp_tfserving.components.common.saved_model.proto import (
     SERVING_DEFAULT,
+    is_tf1_meta_graph,
+    meta_graph,
     read_saved_model_proto,
-    run_signature,
-    serve_meta_graph,
     signatures_of,
-    tag_set_text,
 )
-from kfp_tfserving.components.common.formats.saved_model_repair import resave, serving_problem
+from kfp_tfserving.components.common.saved_model.repair import resave, serving_problem
+from kfp_tfserving.components.common.saved_model.tags import Tags, tag_set_text
 from kfp_tfserving.components.common.tfenv import import_tensorflow, silenced_stderr
+
+PREDICT_FALLBACK = "predict"
+
+
+def pick_serving_signature(names: list[str], wanted: str, where: Path, fallback: str = "") -> str:
+    """serving_default if present; else --signature, the only signature, or `fallback` when present."""
+    if wanted:
+        if wanted not in names:
+            raise FormatError(
+                f"{where}: no signature '{wanted}' (it has {names})", "pass one of those to --signature"
+            )
+        return wanted
+    if SERVING_DEFAULT in names:
+        return SERVING_DEFAULT
+    if len(names) == 1:
+        return names[0]
+    if fallback in names:
+        return fallback
+    raise FormatError(
+        f"{where}: no serving_default signature and several others {names}",
+        "name the one to serve with --signature",
+    )
+
+
+def load_with_tensorflow(entry: Path, tags: Tags) -> Any:
+    """The SavedModel's `tags` graph loaded by TF2's loader (several meta graphs: TF2 needs the tags)."""
+    tf = import_tensorflow()
+    try:
+        with silenced_stderr():
+            return tf.saved_model.load(str(entry), tags=list(tags))
+    except Exception as err:
+        raise FormatError(
+            f"{entry}: TensorFlow cannot load its {tag_set_text(tags)} graph: {specific_line(err)}",
+            "check that the SavedModel directory is complete (variables/, assets/)",
+        ) from None
+
+
+def run_signature(loaded: Any, inputs: Tensors, signature: str = SERVING_DEFAULT) -> Tensors:
+    """Call one signature of a TF2-loaded SavedModel on numpy inputs."""
+    tf = import_tensorflow()
+    result = loaded.signatures[signature](**{k: tf.constant(v) for k, v in inputs.items()})
+    return {k: np.asarray(v.numpy()) for k, v in result.items()}
+
+
+def load_signature_model(
+    handler_name: str, entry: Path, tags: Tags, wanted: str, fallback: str = ""
+) -> LoadedModel:
+    """Load a SavedModel's meta graph with `tags`; the reference runs the chosen signature of the source."""
+    signatures = signatures_of(meta_graph(read_saved_model_proto(entry), entry, tags))
+    if not signatures:
+        raise FormatError(f"{entry}: the SavedModel has no signatures", "re-export it with signatures")
+    serving = pick_serving_signature(sorted(signatures), wanted, entry, fallback)
+    source = load_with_tensorflow(entry, tags)
+
+    def reference(inputs):
+        return run_signature(source, inputs, serving)
+
+    return LoadedModel(
+        handler_name,
+        source,
+        signatures[serving].inputs,
+        reference,
+        extras={"entry": entry, "serving_signature": serving, "tags": tuple(sorted(tags))},
+    )
 
 
 def is_saved_model_dir(path: Path) -> bool:
@@ -39,25 +102,16 @@ class SavedModelHandler(FormatHandler):
         return path if is_saved_model_dir(path) else None
 
     def load(self, entry: Path, options: ExportOptions) -> LoadedModel:
-        proto = read_saved_model_proto(entry)
-        meta = serve_meta_graph(proto, entry, options.tags)
+        meta = meta_graph(read_saved_model_proto(entry), entry, options.tags)
         signatures = signatures_of(meta)
         if signatures:
             serving = pick_serving_signature(sorted(signatures), options.signature, entry)
-        tf = import_tensorflow()
-        try:
-            with silenced_stderr():  # several meta graphs ({train} + {serve}, ...): TF2 needs the tags
-                source = tf.saved_model.load(str(entry), tags=list(options.tags))
-        except Exception as err:
-            raise FormatError(
-                f"{entry}: TensorFlow cannot load its {tag_set_text(options.tags)} graph: {serving_oracle.specific_line(err)}",
-                "check that the SavedModel directory is complete (variables/, assets/)",
-            ) from None
+        source = load_with_tensorflow(entry, options.tags)
         if not signatures:  # a TF2 hub-style module: serve its __call__
             return load_callable(self.name, entry, source)
 
         def reference(inputs):
-            return run_signature(entry, inputs, serving, loaded=source)
+            return run_signature(source, inputs, serving)
 
         tf1 = is_tf1_meta_graph(meta)
         problem = None if tf1 else serving_problem(entry, options.tags)
@@ -84,7 +138,7 @@ class SavedModelHandler(FormatHandler):
         if not loaded.extras["repaired"]:
             # Servable as it is: keep the original bytes, adding serving_default to the proto when absent.
             # Other meta graphs ({train}, {serve,gpu}, ...) stay as they are.
-            tags = set(loaded.extras["tags"])
+            tags = loaded.extras["tags"]
             copy_with_serving_default(entry, export_dir, loaded.extras["serving_signature"], tags, tags)
             return
         signatures = {name: name for name in loaded.extras["signatures"]}

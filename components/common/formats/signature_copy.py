@@ -11,11 +11,9 @@ import abc
 from pathlib import Path
 
 from kfp_tfserving.components.common.formats.base import ExportOptions, FormatHandler, LoadedModel
-from kfp_tfserving.components.common.formats.saved_model import SavedModelHandler
-from kfp_tfserving.components.common.formats.saved_model_edit import (
-    copy_with_serving_default,
-    load_signature_model,
-)
+from kfp_tfserving.components.common.formats.saved_model import SavedModelHandler, load_signature_model
+from kfp_tfserving.components.common.saved_model.edit import copy_with_serving_default
+from kfp_tfserving.components.common.saved_model.tags import Tags
 
 
 class SignatureCopyHandler(FormatHandler):
@@ -27,8 +25,8 @@ class SignatureCopyHandler(FormatHandler):
     def is_tf1(self, entry: Path, tags: tuple[str, ...]) -> bool:
         """True when entry is written the TF1 way (copied and edited); False sends it to the TF2 handler."""
 
-    def _source_tags(self, options: ExportOptions) -> set[str]:
-        return set(options.tags if self.source_tags is None else self.source_tags)
+    def _source_tags(self, options: ExportOptions) -> Tags:
+        return options.tags if self.source_tags is None else tuple(sorted(self.source_tags))
 
     def load(self, entry: Path, options: ExportOptions) -> LoadedModel:
         if not self.is_tf1(entry, options.tags):
@@ -39,7 +37,7 @@ class SignatureCopyHandler(FormatHandler):
         loaded = load_signature_model(
             self.name, entry, self._source_tags(options), options.signature, self.fallback_signature
         )
-        loaded.extras["served_tags"] = sorted(options.tags)
+        loaded.extras["served_tags"] = options.tags
         print(f"{entry.name}: serving signature '{loaded.extras['serving_signature']}'", flush=True)
         return loaded
 
@@ -51,6 +49,6 @@ class SignatureCopyHandler(FormatHandler):
             loaded.extras["entry"],
             export_dir,
             loaded.extras["serving_signature"],
-            set(loaded.extras["tags"]),
-            set(loaded.extras["served_tags"]),
+            loaded.extras["tags"],
+            loaded.extras["served_tags"],
         )

@@ -15,8 +15,8 @@ from types import SimpleNamespace
 from typing import Any
 
 from kfp_tfserving.components.common.formats.base import ExampleFeature, TensorSpecInfo
-from kfp_tfserving.components.common.formats.example_parsing import example_features
-from kfp_tfserving.components.common.formats.saved_model_io import asset_file_defs
+from kfp_tfserving.components.common.saved_model.example_parsing import example_features
+from kfp_tfserving.components.common.saved_model.proto import asset_file_defs
 
 PARSE_OPS = ("ParseExample", "ParseExampleV2")
 # Image decoders -> the encoding generated for them (DecodeImage takes any; JPEG is what clients send).
@@ -229,13 +229,13 @@ def described_inputs(
     tags: tuple[str, ...] = ("serve",),
 ) -> list[TensorSpecInfo]:
     """The inputs of a signature of the SavedModel's `tags` graph (or `specs`, by name), described as above."""
-    from kfp_tfserving.components.common.formats.saved_model_io import (
+    from kfp_tfserving.components.common.saved_model.proto import (
+        meta_graph,
         read_saved_model_proto,
-        serve_meta_graph,
         signatures_of,
     )
 
-    meta = serve_meta_graph(read_saved_model_proto(model_dir), model_dir, tags)
+    meta = meta_graph(read_saved_model_proto(model_dir), model_dir, tags)
     if specs is None:
         specs = signatures_of(meta)[signature].inputs
     return describe_string_inputs(meta, signature, specs, model_dir)

@@ -6,7 +6,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from kfp_tfserving.components.common.errors import FormatError
+from kfp_tfserving.components.common.errors import FormatError, message_line
 from kfp_tfserving.components.common.tfenv import import_tensorflow, silenced_stderr
 
 _INVALID_KEY_CHARS = re.compile(r"[^A-Za-z0-9_.\-/]")
@@ -113,7 +113,7 @@ def import_graph(graph_def, where: Path):
             tf.compat.v1.import_graph_def(graph_def, name="")
     except Exception as err:
         raise FormatError(
-            f"{where}: TensorFlow cannot import the graph: {str(err).strip().splitlines()[0]}",
+            f"{where}: TensorFlow cannot import the graph: {message_line(err)}",
             "the file is damaged, or needs custom ops this TensorFlow lacks",
         ) from None
     return graph

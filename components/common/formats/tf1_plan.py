@@ -11,8 +11,7 @@ import numpy as np
 
 from kfp_tfserving.components.common.errors import FormatError
 from kfp_tfserving.components.common.formats.base import ExportOptions, Tensors, TensorSpecInfo
-from kfp_tfserving.components.common.formats.example_parsing import example_features
-from kfp_tfserving.components.common.formats.saved_model_io import SERVE_TAG, SERVING_DEFAULT
+from kfp_tfserving.components.common.formats.random_ops import training_mode_warning
 from kfp_tfserving.components.common.formats.tf1_graph import (
     default_outputs,
     import_graph,
@@ -20,6 +19,9 @@ from kfp_tfserving.components.common.formats.tf1_graph import (
     unique_keys,
     upstream,
 )
+from kfp_tfserving.components.common.saved_model.example_parsing import example_features
+from kfp_tfserving.components.common.saved_model.proto import SERVING_DEFAULT
+from kfp_tfserving.components.common.saved_model.tags import SERVE_TAG
 from kfp_tfserving.components.common.tfenv import import_tensorflow, silenced_stderr
 
 
@@ -147,6 +149,9 @@ def plan_graph(graph_def, outputs: list[str], options: ExportOptions, where: Pat
             f"{where}: the outputs depend on no placeholder", "name the inputs with --inputs A,B"
         )
     pruned = _rewrite(tf, graph_def, kept, fed, in_tensors)
+    warning = training_mode_warning(pruned, [t.op.name for t in out_tensors])
+    if warning:
+        print(f"{where.name}: {warning}", flush=True)
     in_keys, out_keys = unique_keys([t.name for t in in_tensors]), unique_keys([t.name for t in out_tensors])
     return GraphPlan(
         pruned,

@@ -13,36 +13,65 @@ UPLOAD_WORKERS = 8  # files (and, on S3, parts of a large file) in flight at onc
 
 DEADLINE_ENV = "KFP_TFSERVING_READ_DEADLINE"
 DEFAULT_DEADLINE = 300.0
+# A read that receives nothing for this long fails (the read timeout boto3 and most clients default to);
+# the read deadline above still bounds connecting and retrying, and never cuts a download that moves.
+STALL_ENV = "KFP_TFSERVING_STALL_TIMEOUT"
+DEFAULT_STALL = 60.0
 
 
 @contextlib.contextmanager
-def deadline_of(seconds: float) -> Iterator[None]:
-    """Within the block, remote reads use `seconds` as their deadline (0: leave it as configured)."""
+def _env_set(name: str, seconds: float) -> Iterator[None]:
     if seconds <= 0:
         yield
         return
-    saved = os.environ.get(DEADLINE_ENV)
-    os.environ[DEADLINE_ENV] = f"{seconds:g}"  # every backend reads it when it builds a request
+    saved = os.environ.get(name)
+    os.environ[name] = f"{seconds:g}"  # every backend reads it when it builds a request
     try:
         yield
     finally:
         if saved is None:
-            os.environ.pop(DEADLINE_ENV, None)
+            os.environ.pop(name, None)
         else:
-            os.environ[DEADLINE_ENV] = saved
+            os.environ[name] = saved
+
+
+@contextlib.contextmanager
+def deadline_of(seconds: float, stall: float = 0.0) -> Iterator[None]:
+    """Within the block, remote reads use `seconds` as their deadline and `stall` as their read timeout
+    (0: leave it as configured)."""
+    with _env_set(DEADLINE_ENV, seconds), _env_set(STALL_ENV, stall):
+        yield
+
+
+def _seconds_from(name: str, default: float) -> float:
+    raw = os.environ.get(name, "").strip()
+    try:
+        value = float(raw) if raw else default
+    except ValueError:
+        value = default
+    return value if value > 0 else default
+
+
+def stall_timeout() -> float:
+    """Seconds a read may receive nothing before it fails: $KFP_TFSERVING_STALL_TIMEOUT or 60."""
+    return _seconds_from(STALL_ENV, DEFAULT_STALL)
+
+
+def stalled(uri: str, client: str = ""):
+    """The failure of a read that received nothing for stall_timeout() seconds."""
+    from kfp_tfserving.components.common.errors import TransientStorageError
+
+    by = f" ({client})" if client else ""
+    return TransientStorageError(
+        f"{uri}: the server sent nothing for {stall_timeout():g} s{by}: the read timed out",
+        f"check the server is answering, or raise ${STALL_ENV} (load step stall_timeout, --stall-timeout)",
+    )
 
 
 def read_deadline() -> float:
     """Seconds a remote read may wait in total (connecting, retrying, stalled): $KFP_TFSERVING_READ_DEADLINE
     or 300. Time spent receiving data does not count: a large download that keeps moving is never cut."""
-    import os
-
-    raw = os.environ.get(DEADLINE_ENV, "").strip()
-    try:
-        value = float(raw) if raw else DEFAULT_DEADLINE
-    except ValueError:
-        value = DEFAULT_DEADLINE
-    return value if value > 0 else DEFAULT_DEADLINE
+    return _seconds_from(DEADLINE_ENV, DEFAULT_DEADLINE)
 
 
 class Deadline:

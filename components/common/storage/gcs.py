@@ -10,11 +10,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import requests
 from google.api_core import exceptions as gexc
 from google.auth.exceptions import DefaultCredentialsError
 from google.cloud import storage as gcs
 from google.cloud.storage import transfer_manager
-from google.cloud.storage.retry import DEFAULT_RETRY
+from google.cloud.storage.retry import DEFAULT_RETRY, _should_retry
 
 from kfp_tfserving.components.common.errors import StorageError, TransientStorageError
 from kfp_tfserving.components.common.storage.base import (
@@ -25,6 +26,8 @@ from kfp_tfserving.components.common.storage.base import (
     is_refused,
     key_prefix,
     read_deadline,
+    stall_timeout,
+    stalled,
 )
 
 _CHUNK = 8 * 1024 * 1024
@@ -61,21 +64,56 @@ _TRANSIENT = (
 )
 
 
+_CONNECT_TIMEOUT = 15
+# The client raises requests' own exceptions when its retry policy does not retry them (a stalled read).
+_ERRORS = (gexc.GoogleAPIError, requests.exceptions.RequestException)
+
+
+def _retry_timeout() -> float:
+    """The client's own retry deadline (120 s), shortened by a shorter read deadline."""
+    return min(DEFAULT_RETRY.timeout or 120.0, read_deadline())
+
+
+def _is_stall(err: BaseException | None) -> bool:
+    """A read timeout: connected, and the server sent nothing for the stall timeout."""
+    seen = 0
+    while err is not None and seen < 10:
+        if isinstance(err, requests.exceptions.ReadTimeout) or "Read timed out" in str(err):
+            return True
+        err = err.__cause__ or err.__context__
+        seen += 1
+    return False
+
+
 def _retry():
-    """The client's retry policy, giving up once the read deadline has passed."""
-    return DEFAULT_RETRY.with_timeout(read_deadline())
+    """The client's retry policy, except for stalled reads, which fail at once."""
+    return DEFAULT_RETRY.with_timeout(_retry_timeout()).with_predicate(
+        lambda err: not _is_stall(err) and _should_retry(err)
+    )
+
+
+def _timeout() -> tuple[float, float]:
+    """(connect, read) timeouts of one request: a read receiving nothing for the stall timeout fails."""
+    return (_CONNECT_TIMEOUT, stall_timeout())
 
 
 def _fail(uri: str, err: Exception) -> StorageError:
     reason = getattr(err, "message", None) or type(err).__name__
+    if _is_stall(err):
+        return stalled(uri, "google-cloud-storage read timeout")
     if is_refused(err):
+        gave_up = (
+            f"; google-cloud-storage's retry policy gave up after {_retry_timeout():g} s"
+            if isinstance(err, gexc.RetryError)
+            else ""
+        )
         return TransientStorageError(
-            f"{uri}: cannot connect (connection refused)",
+            f"{uri}: cannot connect (connection refused{gave_up})",
             "check the endpoint ($STORAGE_EMULATOR_HOST) and retry",
         )
     if isinstance(err, gexc.RetryError):
         return TransientStorageError(
-            f"{uri}: timed out after {read_deadline():g} s of retries ({type(err.cause).__name__})",
+            f"{uri}: timed out after {_retry_timeout():g} s of retries ({type(err.cause).__name__})",
             "check the endpoint and the network, or raise $KFP_TFSERVING_READ_DEADLINE (--read-deadline)",
         )
     if isinstance(err, _TRANSIENT):
@@ -117,14 +155,16 @@ class GCSStorage(Storage):
     def _list(self, uri: str, prefix: str, delimiter: str | None = None):
         bucket, _ = _bucket_key(uri)
         try:
-            return self.client.list_blobs(bucket, prefix=prefix, delimiter=delimiter, retry=_retry())
-        except gexc.GoogleAPIError as err:
+            return self.client.list_blobs(
+                bucket, prefix=prefix, delimiter=delimiter, retry=_retry(), timeout=_timeout()
+            )
+        except _ERRORS as err:
             raise _fail(uri, err) from None
 
     def _blobs(self, uri: str, prefix: str) -> list[gcs.Blob]:
         try:
             return list(self._list(uri, prefix))
-        except gexc.GoogleAPIError as err:
+        except _ERRORS as err:
             raise _fail(uri, err) from None
 
     def _is_object(self, uri: str) -> bool:
@@ -132,8 +172,8 @@ class GCSStorage(Storage):
         if not key or key.endswith("/"):
             return False
         try:
-            return self._blob(uri).exists(retry=_retry())
-        except gexc.GoogleAPIError as err:
+            return self._blob(uri).exists(retry=_retry(), timeout=_timeout())
+        except _ERRORS as err:
             raise _fail(uri, err) from None
 
     def exists(self, uri: str) -> bool:
@@ -143,7 +183,7 @@ class GCSStorage(Storage):
         _, key = _bucket_key(uri)
         try:
             return any(True for _ in self._list(uri, key_prefix(key)))
-        except gexc.GoogleAPIError as err:
+        except _ERRORS as err:
             raise _fail(uri, err) from None
 
     def list_dir(self, uri: str) -> list[str]:
@@ -155,7 +195,7 @@ class GCSStorage(Storage):
             for blob in pages:
                 names.add(blob.name[len(prefix) :])
             names.update(p[len(prefix) :].rstrip("/") for p in pages.prefixes)
-        except gexc.GoogleAPIError as err:
+        except _ERRORS as err:
             raise _fail(uri, err) from None
         return sorted(n for n in names if n)
 
@@ -163,7 +203,7 @@ class GCSStorage(Storage):
         _, key = _bucket_key(uri)
         if self._is_object(uri):
             blob = self._blob(uri)
-            blob.reload(retry=_retry())
+            blob.reload(retry=_retry(), timeout=_timeout())
             return [(key.rsplit("/", 1)[-1], int(blob.size or 0))]
         prefix = key_prefix(key)
         # Zero-byte "folder" placeholders some tools write are not files.
@@ -185,7 +225,10 @@ class GCSStorage(Storage):
 
     def _download_one(self, blob: gcs.Blob, dest: Path, progress: ProgressCallback | None) -> None:
         dest.parent.mkdir(parents=True, exist_ok=True)
-        with blob.open("rb", chunk_size=_CHUNK, retry=_retry()) as fin, open(dest, "wb") as fout:
+        with (
+            blob.open("rb", chunk_size=_CHUNK, retry=_retry(), timeout=_timeout()) as fin,
+            open(dest, "wb") as fout,
+        ):
             while chunk := fin.read(_CHUNK):
                 fout.write(chunk)
                 if progress:
@@ -203,7 +246,7 @@ class GCSStorage(Storage):
                 raise StorageError(f"{uri}: no such object or prefix", "check the bucket and path")
             for blob in blobs:
                 self._download_one(blob, dest / blob.name[len(prefix) :], progress)
-        except gexc.GoogleAPIError as err:
+        except _ERRORS as err:
             raise _fail(uri, err) from None
         dest.mkdir(parents=True, exist_ok=True)
         return dest
@@ -219,7 +262,7 @@ class GCSStorage(Storage):
             return True
         except gexc.PreconditionFailed:
             return False
-        except gexc.GoogleAPIError as err:
+        except _ERRORS as err:
             raise _fail(uri, err) from None
 
     def upload_files(self, pairs: list[tuple[Path, str]], *, workers: int = UPLOAD_WORKERS) -> None:
@@ -238,13 +281,13 @@ class GCSStorage(Storage):
                 max_workers=workers,
                 raise_exception=True,
             )
-        except gexc.GoogleAPIError as err:
+        except _ERRORS as err:
             raise _fail(pairs[0][1].rsplit("/", 1)[0], err) from None
 
     def read_bytes(self, uri: str) -> bytes:
         try:
-            return self._blob(uri).download_as_bytes(retry=_retry())
-        except gexc.GoogleAPIError as err:
+            return self._blob(uri).download_as_bytes(retry=_retry(), timeout=_timeout())
+        except _ERRORS as err:
             raise _fail(uri, err) from None
 
     def write_bytes(self, uri: str, data: bytes, *, if_absent: bool = False) -> bool:
@@ -255,7 +298,7 @@ class GCSStorage(Storage):
             return True
         except gexc.PreconditionFailed:
             return False
-        except gexc.GoogleAPIError as err:
+        except _ERRORS as err:
             raise _fail(uri, err) from None
 
     def copy(self, src_uri: str, dst_uri: str, *, if_absent: bool = False) -> bool:
@@ -271,7 +314,7 @@ class GCSStorage(Storage):
                     return True
         except gexc.PreconditionFailed:
             return False
-        except gexc.GoogleAPIError as err:
+        except _ERRORS as err:
             raise _fail(dst_uri, err) from None
 
     def delete_tree(self, uri: str) -> None:
@@ -284,5 +327,5 @@ class GCSStorage(Storage):
                 blob.delete(retry=_retry())
             except gexc.NotFound:
                 pass
-            except gexc.GoogleAPIError as err:
+            except _ERRORS as err:
                 raise _fail(uri, err) from None

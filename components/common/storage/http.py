@@ -15,10 +15,17 @@ from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
 from kfp_tfserving.components.common.errors import StorageError, TransientStorageError
-from kfp_tfserving.components.common.storage.base import Deadline, ProgressCallback, Storage, is_refused
+from kfp_tfserving.components.common.storage.base import (
+    Deadline,
+    ProgressCallback,
+    Storage,
+    is_refused,
+    stall_timeout,
+    stalled,
+)
 
 RETRIES_ENV = "KFP_TFSERVING_HTTP_RETRIES"
-_TIMEOUT = (15, 120)  # connect, between bytes
+_CONNECT_TIMEOUT = 15
 _CHUNK = 1024 * 1024
 _NOT_FOUND = {404, 410}
 
@@ -82,7 +89,7 @@ class HttpStorage(Storage):
             left = deadline.remaining()
             if left <= 0:
                 raise deadline.timed_out(uri)
-            timeout = (min(_TIMEOUT[0], left), min(_TIMEOUT[1], left))
+            timeout = (min(_CONNECT_TIMEOUT, left), min(stall_timeout(), left))
             try:
                 return self._session.request(method, uri, timeout=timeout, allow_redirects=True, **kwargs)
             except requests.exceptions.SSLError as err:
@@ -90,11 +97,18 @@ class HttpStorage(Storage):
                     f"{uri}: TLS verification failed ({type(err).__name__})",
                     "for a private CA set $REQUESTS_CA_BUNDLE to its certificate bundle",
                 ) from None
+            except requests.exceptions.ReadTimeout:
+                # Connected, and nothing came back: a stalled server is not retried.
+                if deadline.expired():
+                    raise deadline.timed_out(uri) from None
+                raise stalled(uri, "no answer to the request") from None
             except requests.exceptions.Timeout:
-                continue  # the loop's deadline check reports it once no time is left
+                continue  # connecting timed out: the loop's deadline check reports it once no time is left
             except requests.exceptions.RequestException as err:
                 if deadline.expired():
                     raise deadline.timed_out(uri) from None
+                if "Read timed out" in str(err):  # urllib3's retry wrapper turns it into a ConnectionError
+                    raise stalled(uri, "no answer to the request") from None
                 if is_refused(err):
                     raise TransientStorageError(
                         f"{uri}: cannot connect (connection refused)",
@@ -173,6 +187,8 @@ class HttpStorage(Storage):
                     except requests.exceptions.RequestException as err:
                         if deadline.expired():
                             raise deadline.timed_out(uri) from None
+                        if "Read timed out" in str(err):  # mid-body: the body stopped coming
+                            raise stalled(uri, "mid-download") from None
                         if attempt + 1 == attempts:
                             raise TransientStorageError(
                                 f"{uri}: the connection kept dropping ({type(err).__name__})",

@@ -35,6 +35,8 @@ from kfp_tfserving.components.common.storage.base import (
     is_refused,
     key_prefix,
     read_deadline,
+    stall_timeout,
+    stalled,
 )
 
 _MAX_ATTEMPTS = 8
@@ -73,6 +75,8 @@ def _fail(uri: str, err: Exception) -> StorageError:
             f"{uri}: cannot connect (connection refused)",
             "check the endpoint ($AWS_ENDPOINT_URL_S3) and retry",
         )
+    if isinstance(err, ReadTimeoutError) and stall_timeout() <= read_deadline() / _MAX_ATTEMPTS:
+        return stalled(uri, "botocore's read timeout, on each attempt of its retry policy")
     if isinstance(err, (ReadTimeoutError, ConnectTimeoutError)):
         return TransientStorageError(
             f"{uri}: timed out after {read_deadline():g} s ({type(err).__name__})",
@@ -122,7 +126,7 @@ class S3Storage(Storage):
             config = Config(
                 retries={"mode": "standard", "max_attempts": _MAX_ATTEMPTS},
                 connect_timeout=min(60, per_attempt),
-                read_timeout=min(60, per_attempt),
+                read_timeout=min(stall_timeout(), per_attempt),
             )
             self._client = boto3.client("s3", config=config)
         return self._client

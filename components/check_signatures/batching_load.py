@@ -1,0 +1,235 @@
+"""Proof under concurrent load: the chosen parameters in TensorFlow's own batch scheduler, against no batching.
+
+TF Serving's `--enable_batching` puts the batch scheduler of tensorflow/core/kernels/batching_util in front
+of the session; TensorFlow's `BatchFunction` op runs on the same scheduler. `batched_copy` writes a copy
+of the SavedModel whose serving function call is that op, with the chosen max_batch_size,
+batch_timeout_micros, allowed_batch_sizes, num_batch_threads and max_enqueued_batches: concurrent
+single-example requests are queued, merged (padded to an allowed size), run as one call and split again,
+as the model server does. Both models are loaded through the serving oracle, whose requests release the
+GIL, so N client threads really are N requests in flight.
+
+`prove` alternates the model alone and the batched copy, each replayed by the same N closed-loop clients
+(each sends its next request when its answer arrives), and compares throughput and p50/p99 latency.
+Batching pays when the batched copy's throughput beats the model's by WORTH_DOUBLING's 10 % and by more
+than the pairs' spread.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from kfp_tfserving.components.check_signatures.batching_params import BatchingConfig
+from kfp_tfserving.components.check_signatures.batching_rule import WORTH_DOUBLING
+
+MAX_CLIENTS = 64
+PAIRS = 3
+WARMUP_SHARE = 0.15  # of each side's time: the first batches at each allowed size pay for allocations
+_CALLS = ("StatefulPartitionedCall", "PartitionedCall")
+_SKIPPED_FILES = {"saved_model.pb", "saved_model.pbtxt", "fingerprint.pb", "assets.extra"}
+
+
+class NotLoadTestable(Exception):
+    """The serving graph has no shape the batch scheduler can be put in front of."""
+
+
+def _tensor(name: str) -> str:
+    return name if ":" in name else f"{name}:0"
+
+
+def batch_function_graph(meta, config: BatchingConfig, signature: str) -> None:
+    """Turn the signature's function call in `meta` (a MetaGraphDef) into a BatchFunction op, in place.
+
+    TF2 exports (Keras `export`, `tf.saved_model.save`) answer a signature with one (Stateful)PartitionedCall
+    whose first inputs are the request tensors and whose others are captured variables: BatchFunction
+    takes exactly that split (in_tensors batched, captured_tensors passed whole) and calls the same
+    function on the merged batch, so the signature's tensor names are unchanged.
+    """
+    sig = meta.signature_def[signature]
+    feeds = {_tensor(t.name) for t in sig.inputs.values()}
+    producers = {_tensor(t.name).rsplit(":", 1)[0] for t in sig.outputs.values()}
+    if len(producers) != 1:
+        raise NotLoadTestable(f"'{signature}' outputs come from {len(producers)} ops, not one function call")
+    (name,) = producers
+    call = next((n for n in meta.graph_def.node if n.name == name), None)
+    if call is None or call.op not in _CALLS:
+        raise NotLoadTestable(f"'{signature}' outputs do not come from a function call (a TF1 graph)")
+    data = [i for i in call.input if not i.startswith("^")]
+    batched = len(feeds)
+    if {_tensor(i) for i in data[:batched]} != feeds or feeds & {_tensor(i) for i in data[batched:]}:
+        raise NotLoadTestable(f"'{signature}' calls its function with other tensors than its request")
+    tin, tout = list(call.attr["Tin"].list.type), list(call.attr["Tout"].list.type)
+    function = call.attr["f"].func.name
+    for key in list(call.attr):
+        del call.attr[key]
+    call.op = "BatchFunction"
+    attr = call.attr
+    attr["f"].func.name = function
+    attr["Tin"].list.type.extend(tin[:batched])
+    attr["Tcaptured"].list.type.extend(tin[batched:])
+    attr["Tout"].list.type.extend(tout)
+    attr["num_batch_threads"].i = config.num_batch_threads
+    attr["max_batch_size"].i = config.max_batch_size
+    attr["batch_timeout_micros"].i = config.batch_timeout_micros
+    attr["max_enqueued_batches"].i = config.max_enqueued_batches
+    attr["allowed_batch_sizes"].list.i.extend(config.allowed_batch_sizes)
+    attr["container"].s = b""
+    attr["shared_name"].s = f"kfp_tfserving_batch_{uuid.uuid4().hex}".encode()
+    attr["batching_queue"].s = b""
+    attr["enable_large_batch_splitting"].b = False
+
+
+def batched_copy(model_dir: Path, dest: Path, config: BatchingConfig, signature: str, tags) -> Path:
+    """A SavedModel in `dest` that is `model_dir` (variables and assets linked) behind the batch scheduler."""
+    from kfp_tfserving.components.common.saved_model.proto import read_saved_model_proto
+
+    proto = read_saved_model_proto(model_dir)
+    meta = next((m for m in proto.meta_graphs if set(m.meta_info_def.tags) == set(tags)), None)
+    if meta is None:
+        raise NotLoadTestable(f"no meta graph with the tag-set {sorted(tags)}")
+    batch_function_graph(meta, config, signature)
+    dest.mkdir(parents=True, exist_ok=True)
+    for entry in Path(model_dir).iterdir():
+        if entry.name not in _SKIPPED_FILES:
+            (dest / entry.name).symlink_to(entry.resolve())
+    del proto.meta_graphs[:]
+    proto.meta_graphs.add().CopyFrom(meta)
+    (dest / "saved_model.pb").write_bytes(proto.SerializeToString())
+    return dest
+
+
+def replay(request: Callable[[], Any], clients: int, seconds: float) -> dict[str, float]:
+    """`clients` threads each calling request() back to back for `seconds`: throughput and latencies."""
+    stop = threading.Event()
+    latencies: list[float] = []
+    failures: list[BaseException] = []
+    lock = threading.Lock()
+
+    def client() -> None:
+        mine = []
+        try:
+            while not stop.is_set():
+                t0 = time.perf_counter()
+                request()
+                mine.append(time.perf_counter() - t0)
+        except BaseException as err:  # noqa: BLE001 - re-raised in the caller's thread below
+            failures.append(err)
+        with lock:
+            latencies.extend(mine)
+
+    threads = [threading.Thread(target=client, name=f"load-client-{i}", daemon=True) for i in range(clients)]
+    started = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    stop.wait(seconds)
+    stop.set()
+    for thread in threads:
+        thread.join()
+    elapsed = time.perf_counter() - started
+    if failures:
+        raise failures[0]
+    return stats(latencies, elapsed)
+
+
+def _percentile(ordered: list[float], q: float) -> float:
+    return ordered[min(len(ordered) - 1, max(0, math.ceil(q * len(ordered)) - 1))] if ordered else math.nan
+
+
+def stats(latencies: list[float], elapsed: float) -> dict[str, float]:
+    ordered = sorted(latencies)
+    return {
+        "requests": len(ordered),
+        "throughput": len(ordered) / elapsed if elapsed > 0 else 0.0,
+        "p50_ms": _percentile(ordered, 0.50) * 1000,
+        "p99_ms": _percentile(ordered, 0.99) * 1000,
+    }
+
+
+def compare(
+    sides: dict[str, Callable[[], Any]], clients: int, seconds: float, pairs: int = PAIRS
+) -> dict[str, Any]:
+    """Replay the two sides ("unbatched", "batched") alternately, `pairs` times, `seconds` each in all.
+
+    Throughput per side is the median of its pairs; latencies are pooled; the ratio's spread is half the
+    range of the per-pair ratios, relative to their median.
+    """
+    per_turn = seconds / (2 * pairs)
+    for request in sides.values():  # warm both: first batches at each padded size allocate
+        replay(request, clients, per_turn * WARMUP_SHARE)
+    runs: dict[str, list[dict[str, float]]] = {side: [] for side in sides}
+    for _ in range(pairs):
+        for side, request in sides.items():
+            runs[side].append(replay(request, clients, per_turn * (1 - WARMUP_SHARE)))
+    ratios = [
+        b["throughput"] / u["throughput"] if u["throughput"] else math.inf
+        for u, b in zip(runs["unbatched"], runs["batched"], strict=True)
+    ]
+    ratio = statistics.median(ratios)
+    out: dict[str, Any] = {"clients": clients, "pairs": pairs, "ratios": ratios, "throughput_ratio": ratio}
+    out["ratio_spread"] = (max(ratios) - min(ratios)) / 2 / ratio if ratio and math.isfinite(ratio) else 0.0
+    for side, turns in runs.items():
+        out[side] = {
+            "throughput": statistics.median(t["throughput"] for t in turns),
+            "requests": sum(t["requests"] for t in turns),
+            # per-turn percentiles, the median turn: one slow turn moves neither
+            "p50_ms": statistics.median(t["p50_ms"] for t in turns),
+            "p99_ms": statistics.median(t["p99_ms"] for t in turns),
+        }
+    out["pays"] = ratio > max(WORTH_DOUBLING, 1 + out["ratio_spread"])
+    return out
+
+
+def clients_for(config: BatchingConfig) -> int:
+    """Enough clients to fill a max-size batch on every batch thread."""
+    return max(2, min(MAX_CLIENTS, config.max_batch_size * config.num_batch_threads))
+
+
+def prove(served, config: BatchingConfig, signature: str, seconds: float, tags=("serve",)) -> dict[str, Any]:
+    """The load test of `config` on the loaded model `served` (its model_dir holds the SavedModel).
+
+    Returns compare()'s figures plus `verdict` (one sentence), or `skipped` when it could not run.
+    """
+    from kfp_tfserving.components.common.samples import generate_inputs
+    from kfp_tfserving.components.common.serving_oracle import ServedModel
+
+    started = time.perf_counter()
+    clients = clients_for(config)
+    request = generate_inputs(served.signatures[signature].inputs, batch=1)
+    with tempfile.TemporaryDirectory(prefix="kfp-tfserving-batched-") as scratch:
+        try:
+            copy = batched_copy(served.model_dir, Path(scratch) / "model", config, signature, tags)
+        except NotLoadTestable as err:
+            return {"skipped": f"not load-tested: {err}"}
+        try:
+            with ServedModel(copy, tuple(tags)) as batched:
+                left = max(1.0, seconds - (time.perf_counter() - started))
+                out = compare(
+                    {
+                        "unbatched": lambda: served.predict(request, signature=signature),
+                        "batched": lambda: batched.predict(request, signature=signature),
+                    },
+                    clients,
+                    left,
+                )
+        except Exception as err:  # the scheduler refused the model: no proof either way
+            text = str(getattr(err, "what", err)).strip().splitlines()
+            return {"skipped": f"not load-tested: the batched model failed: {text[0] if text else err}"}
+    u, b = out["unbatched"], out["batched"]
+    summary = (
+        f"{clients} concurrent single-example clients: {b['throughput']:,.0f} requests/s batched against "
+        f"{u['throughput']:,.0f} unbatched ({out['throughput_ratio']:.2f}x, spread ±{out['ratio_spread']:.0%}); "
+        f"p99 {b['p99_ms']:.1f} ms against {u['p99_ms']:.1f} ms"
+    )
+    out["verdict"] = (
+        f"batching pays: {summary}"
+        if out["pays"]
+        else f"batching does not pay under load on these CPUs: {summary}; no batching_params.pbtxt"
+    )
+    return out

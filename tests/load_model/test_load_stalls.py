@@ -1,0 +1,141 @@
+"""Remote reads on the clients' own clock: a read that receives nothing for the stall timeout fails with a
+line saying so, a slow download that keeps moving is never cut, and a refused gs:// connection fails when
+google-cloud-storage's retry policy gives up. Servers run on 127.0.0.1, started here; the stall timeout is
+set short (the step's `stall_timeout`, default 60 s) so nothing waits for real."""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from kfp_tfserving.components.common.errors import FormatError, TransientStorageError
+from kfp_tfserving.components.load_model.loader import load_source
+
+BODY = bytes(range(256)) * 4  # 1 KiB
+
+
+@pytest.fixture()
+def silent_port() -> Iterator[int]:
+    """Accepts connections and never sends a byte."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(16)
+    held: list = []
+    stop = threading.Event()
+
+    def accept():
+        server.settimeout(0.2)
+        while not stop.is_set():
+            with contextlib.suppress(OSError):
+                held.append(server.accept()[0])
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    yield server.getsockname()[1]
+    stop.set()
+    thread.join()
+    for conn in held:
+        conn.close()
+    server.close()
+
+
+@pytest.fixture()
+def closed_port() -> int:
+    probe = socket.socket()
+    probe.bind(("127.0.0.1", 0))
+    port = probe.getsockname()[1]
+    probe.close()
+    return port
+
+
+class _Trickle(BaseHTTPRequestHandler):
+    """/slow: the body in 64-byte pieces every 0.3 s; /stuck: 100 bytes of it, then silence."""
+
+    stop: threading.Event
+
+    def log_message(self, *args) -> None:
+        pass
+
+    def _headers(self) -> None:
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(BODY)))
+        self.end_headers()
+
+    def do_HEAD(self) -> None:
+        self._headers()
+
+    def do_GET(self) -> None:
+        self._headers()
+        if self.path.startswith("/stuck"):
+            self.wfile.write(BODY[:100])
+            self.wfile.flush()
+            self.stop.wait(30)
+            return
+        for start in range(0, len(BODY), 64):
+            self.wfile.write(BODY[start : start + 64])
+            self.wfile.flush()
+            time.sleep(0.3)
+
+
+@pytest.fixture()
+def trickle_server() -> Iterator[str]:
+    stop = threading.Event()
+    handler = type("Handler", (_Trickle,), {"stop": stop})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    stop.set()
+    server.shutdown()
+    server.server_close()
+
+
+def test_a_silent_http_server_fails_on_the_stall_timeout_not_the_deadline(tmp_path, silent_port):
+    start = time.monotonic()
+    with pytest.raises(TransientStorageError) as err:
+        load_source(
+            f"http://127.0.0.1:{silent_port}/m.h5", tmp_path / "a", {}, read_deadline=120, stall_timeout=1
+        )
+    assert "m.h5: the server sent nothing for 1 s" in err.value.one_line()
+    assert time.monotonic() - start < 60  # not the 120 s deadline
+
+
+def test_a_download_that_stops_midway_fails_on_the_stall_timeout(tmp_path, trickle_server):
+    with pytest.raises(TransientStorageError) as err:
+        load_source(f"{trickle_server}/stuck/m.h5", tmp_path / "a", {}, read_deadline=120, stall_timeout=1)
+    line = err.value.one_line()
+    assert "sent nothing for 1 s (mid-download): the read timed out" in line and "STALL_TIMEOUT" in line
+    assert not (tmp_path / "a" / "m.h5").exists()
+
+
+def test_a_slow_download_that_keeps_moving_is_never_cut(tmp_path, trickle_server):
+    # 16 pieces 0.3 s apart: about 5 s in all, past both the 1 s stall timeout and the 2 s read deadline.
+    meta: dict = {}
+    with contextlib.suppress(FormatError):  # 1 KiB of bytes is no model; the download is what counts
+        load_source(f"{trickle_server}/slow/m.bin", tmp_path / "a", meta, read_deadline=2, stall_timeout=1)
+    assert (tmp_path / "a" / "m.bin").read_bytes() == BODY
+
+
+def test_a_silent_gs_endpoint_fails_on_the_stall_timeout(tmp_path, silent_port, monkeypatch):
+    monkeypatch.setenv("STORAGE_EMULATOR_HOST", f"http://127.0.0.1:{silent_port}")
+    with pytest.raises(TransientStorageError) as err:
+        load_source("gs://bucket/m.h5", tmp_path / "a", {}, read_deadline=120, stall_timeout=1)
+    assert "gs://bucket/m.h5: the server sent nothing for 1 s (google-cloud-storage read timeout)" in (
+        err.value.one_line()
+    )
+
+
+def test_a_refused_gs_endpoint_fails_when_the_clients_retry_policy_gives_up(
+    tmp_path, closed_port, monkeypatch
+):
+    monkeypatch.setenv("STORAGE_EMULATOR_HOST", f"http://127.0.0.1:{closed_port}")
+    with pytest.raises(TransientStorageError) as err:
+        load_source("gs://bucket/m.h5", tmp_path / "a", {}, read_deadline=3)
+    assert "connection refused; google-cloud-storage's retry policy gave up after 3 s" in err.value.one_line()
