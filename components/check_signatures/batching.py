@@ -88,18 +88,21 @@ def sweep(
     deadline = clock() + budget_seconds
     per_call = probe(run_batch, budget_seconds / 3, max_batch, clock, cpu_clock)
     sizes = sorted(per_call)
-    visit = max(0.0, deadline - clock()) / (rounds * len(sizes))  # seconds per size per round
-    calls = {b: max(1, int(visit / per_call[b])) for b in sizes}
     out = Samples({b: [] for b in sizes}, {b: [] for b in sizes})
     for done in range(rounds):
-        if done >= 3 and clock() > deadline:  # a machine busier than the probe saw: three rounds will do
+        if done >= 3 and clock() > deadline:  # a machine much busier than the probe saw: three will do
             break
+        # Each round shares out what is left of the budget, by the calls' latest wall time: a machine that
+        # got busier gets fewer calls per visit, not fewer rounds.
+        visit = max(0.0, deadline - clock()) / ((rounds - done) * len(sizes))
+        calls = {b: max(1, int(visit / per_call[b])) for b in sizes}
         for batch in sizes if done % 2 == 0 else reversed(sizes):
             t0, c0 = clock(), cpu_clock()
             for _ in range(calls[batch]):
                 run_batch(batch)
+            per_call[batch] = (clock() - t0) / calls[batch]
             out.cost[batch].append((cpu_clock() - c0) / calls[batch])
-            out.wall[batch].append((clock() - t0) / calls[batch])
+            out.wall[batch].append(per_call[batch])
     return out
 
 
@@ -152,6 +155,7 @@ def measure(
 
     samples = sweep(run_batch, budget_seconds * SWEEP_SHARE)
     feeds.clear()
+    sweep_seconds = time.perf_counter() - started
     cpus = serving_cpus or os.cpu_count() or 1
     decision = decide(samples.cost, cpus, has_variable_length(info.inputs), samples.wall)
     result: dict[str, Any] = {
@@ -161,6 +165,7 @@ def measure(
         "throughput_batch_1": decision.curve[0].throughput,
         "throughput_chosen": decision.chosen.throughput,
         "publish": decision.config is not None,
+        "seconds": {"sweep": round(sweep_seconds, 2)},
     }
     if decision.config is None:
         return result, decision
@@ -168,6 +173,7 @@ def measure(
     remaining = budget_seconds - (time.perf_counter() - started)
     load = batching_load.prove(served, decision.config, signature, max(remaining, 2.0), tags)
     result["load_test"] = load
+    result["seconds"]["load_test"] = round(time.perf_counter() - started - sweep_seconds, 2)
     if "verdict" in load:
         result["publish"] = load["pays"]
     return result, decision

@@ -71,6 +71,8 @@ def _image(alt: str, svg: str) -> str:
 
 def sweep_rows(batching: dict[str, Any]) -> list[tuple[str, ...]]:
     chosen = batching.get("parameters", {}).get("max_batch_size")
+    # Only a published size is the max_batch_size; one the load test turned down was the sweep's choice.
+    mark = "max_batch_size" if batching.get("publish") else "sweep's choice"
     return [
         (
             str(p["batch"]),
@@ -78,7 +80,7 @@ def sweep_rows(batching: dict[str, Any]) -> list[tuple[str, ...]]:
             f"{p['cpu_ms']:.2f}",
             f"±{p['spread']:.0%}",
             f"{p['throughput']:,.0f}",
-            "max_batch_size" if p["batch"] == chosen else "",
+            mark if p["batch"] == chosen else "",
         )
         for p in batching["points"]
     ]
@@ -110,7 +112,7 @@ def verdict(batching: dict[str, Any]) -> str:
         untested = f" ({load['skipped']})" if "skipped" in load else ""
         return f"`{batching['file']}` written: {said}{untested}."
     if batching.get("publish"):  # measured, not written (`check --batching`)
-        return f"Batching pays ({said}); `kfp-tfserving run` would write `batching_params.pbtxt`."
+        return f"{said[0].upper()}{said[1:]}; `kfp-tfserving run` would write `batching_params.pbtxt`."
     return f"No batching_params.pbtxt: {said}."
 
 

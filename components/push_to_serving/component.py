@@ -21,6 +21,7 @@ def push_to_serving(
     label: str = "",
     serving_url: str = "",
     serving_timeout: float = 300.0,
+    tags: str = "serve",
     run_id: str = "",
 ):
     """Publish a checked SavedModel atomically as `<base_path>/<version>/` (a local path, gs:// or s3://).
@@ -44,6 +45,8 @@ def push_to_serving(
         serving_url: `http://host:8501` of a TF Serving watching `base_path`: the new version must become
             AVAILABLE and answer like the export, or it is removed again and the step fails.
         serving_timeout: Seconds to wait for the version to become AVAILABLE.
+        tags: The tag-set TF Serving loads, comma-separated (`serve,gpu`): the meta graph the push verifies
+            before publishing; a checked model's metadata names the tag-set its export served, which wins.
         run_id: The Kubeflow run that publishes, recorded in the version's manifest as `pipeline_run_id`
             (`kfp-tfserving runs` finds the version a run published by it); the pipelines pass their own
             run's id.
@@ -62,6 +65,7 @@ def push_to_serving(
         label=label,
         serving_url=serving_url,
         serving_timeout=serving_timeout,
+        tags=tags,
         run_id=run_id,
     )
     run_push_step(

@@ -60,6 +60,13 @@ PUSH_OPTIONS = Options(
     ),
     Option("serving_timeout", float, 300.0, "Seconds to wait for the version to become AVAILABLE."),
     Option(
+        "tags",
+        str,
+        "serve",
+        "The tag-set TF Serving loads, comma-separated (`serve,gpu`): the meta graph the push verifies "
+        "before publishing; a checked model's metadata names the tag-set its export served, which wins.",
+    ),
+    Option(
         "run_id",
         str,
         "",

@@ -19,6 +19,7 @@ from typing import Any
 from kfp_tfserving.components.common.arguments import check_publish_arguments
 from kfp_tfserving.components.common.artifacts import CheckedModelMetadata, PushedModelMetadata
 from kfp_tfserving.components.common.errors import PublishError, UserError, reports_errors
+from kfp_tfserving.components.common.saved_model.tags import Tags, parse_tags
 from kfp_tfserving.components.common.storage import join_uri, storage_for
 from kfp_tfserving.components.common.storage.local import local_path
 from kfp_tfserving.components.common.tree_walk import check_tree
@@ -59,8 +60,11 @@ class PushOptions:
     serving_timeout: float = PUSH_OPTIONS.default("serving_timeout")
     run_id: str = PUSH_OPTIONS.default("run_id")
     sample: Path | None = None  # request for the live check; generated from the signature otherwise
-    tags: tuple[str, ...] = ("serve",)  # the tag-set TF Serving loads (its --saved_model_tags)
+    tags: Tags = parse_tags(PUSH_OPTIONS.default("tags"))  # also given as TF Serving spells it: "serve,gpu"
     stale_after: float = DEFAULT_STALE_AFTER  # object stores: when a silent push counts as dead
+
+    def __post_init__(self) -> None:
+        self.tags = parse_tags(self.tags)
 
 
 @dataclass

@@ -222,7 +222,10 @@ def test_report_says_why_no_file_was_written():
     decision = decide(noisy(knee_cost, noise=0.0), serving_cpus=2)
     section = "\n".join(batching_markdown(_result(decision, _load(pays=False))))
     assert "No batching_params.pbtxt: batching does not pay under load" in section
-    assert "max_batch_size: 8" not in section  # no parameters shown as if published
+    assert (
+        "max_batch_size: 8" not in section and "**max_batch_size**" not in section
+    )  # nothing as if published
+    assert "| sweep's choice |" in section
     assert metrics_of(_result(decision, _load(pays=False)))["max_batch_size"] == 0
     flat = decide(noisy(lambda b: 1e-3 * b, noise=0.0), serving_cpus=2)
     assert "No batching_params.pbtxt: batching does not pay" in "\n".join(batching_markdown(_result(flat)))

@@ -175,6 +175,7 @@ def test_run_accepts_every_push_option_and_hands_it_to_the_pipeline(tmp_path, mo
 
 def test_logic_defaults_are_the_options():
     from kfp_tfserving.components.check_signatures.check_step import check_step
+    from kfp_tfserving.components.common.saved_model.tags import parse_tags
     from kfp_tfserving.components.export_savedmodel.exporter import export_model
     from kfp_tfserving.components.push_to_serving.publisher import PushOptions
 
@@ -187,8 +188,10 @@ def test_logic_defaults_are_the_options():
             if name in options and name in params:
                 assert params[name].default == options[name].default
     push = PushOptions()
-    for name, option in _options("push_to_serving").without("base_path").items():
+    for name, option in _options("push_to_serving").without("base_path", "tags").items():
         assert getattr(push, name) == option.default, name
+    assert push.tags == parse_tags(_options("push_to_serving")["tags"].default)
+    assert PushOptions(tags="serve,gpu").tags == ("gpu", "serve")  # as the component and the CLI give it
 
 
 def test_parity_atol_default_is_written_once_outside_the_component_signature():
