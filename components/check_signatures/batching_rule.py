@@ -16,6 +16,10 @@ the CPU time a call needs). Wall time, measured alongside, is the latency a requ
   (WORTH_DOUBLING per doubling, compounded over the doublings between the two) by more than its spread: a
   gain the noise could have made is no gain. Sizes that do not qualify do not end
   the search, so one noisy size between two good ones decides nothing.
+- Only sizes whose call costs at most LATENCY_BUDGET (8) calls of batch 1 are candidates: a request may
+  wait a batch's time for the batch to fill, then its compute, and a larger batch's throughput does not
+  pay for that. (Sizes double their cost per doubling past the knee, so this bound falls far from any
+  size's noise and keeps the choice where it is from run to run.)
 - max_batch_size 1 means batching does not pay for this model on these CPUs: no file (a max_batch_size: 1
   file only adds a queue in front of every request).
 - allowed_batch_sizes: the swept sizes up to the chosen one (TF Serving pads a batch up to the next one);
@@ -34,6 +38,9 @@ from dataclasses import dataclass
 from kfp_tfserving.components.check_signatures.batching_params import BatchingConfig
 
 WORTH_DOUBLING = 1.10  # each doubling of the batch must buy at least 10 % more throughput
+# A batch may cost at most this many single requests: past it a request that waits for its batch (up to
+# batch_timeout_micros, one batch's time) and then for its compute waits too long, whatever it buys.
+LATENCY_BUDGET = 8.0
 QUEUE_SECONDS = 1.0
 MAX_ENQUEUED = 1000
 
@@ -115,7 +122,8 @@ def decide(
     if not curve:
         return Decision([], None, "nothing was measured")
     chosen = curve[0]
-    for bigger in curve[1:]:
+    affordable = [s for s in curve[1:] if s.cpu_ms <= LATENCY_BUDGET * curve[0].cpu_ms]
+    for bigger in affordable:
         ratio, spread = paired_gain(samples, chosen.batch, bigger.batch)
         if ratio > needed_gain(chosen.batch, bigger.batch, spread):
             chosen = bigger
@@ -145,5 +153,6 @@ def decide(
         curve,
         config,
         f"batch {chosen.batch} gives {speedup:.1f}x the throughput of batch 1 (spread ±{chosen.spread:.0%}); "
-        f"no larger size gains {WORTH_DOUBLING - 1:.0%} per doubling beyond its noise",
+        f"no larger size within {LATENCY_BUDGET:.0f}x the cost of one request gains "
+        f"{WORTH_DOUBLING - 1:.0%} per doubling beyond its noise",
     )

@@ -87,6 +87,16 @@ def test_a_gain_within_the_measured_spread_is_no_gain():
     assert decide(samples, serving_cpus=2).config.max_batch_size == 16
 
 
+def test_a_size_that_costs_more_than_the_latency_budget_is_never_chosen():
+    # A call's cost is nearly all fixed overhead: every doubling pays, up to 256.
+    overhead = noisy(lambda b: 1e-3 + 1e-5 * b, noise=0.02, sizes=(1, 2, 4, 8, 16, 32, 64, 128, 256))
+    config = decide(overhead, serving_cpus=2).config
+    assert config.max_batch_size == 256  # 1.0 + 2.56 = 3.6 single calls: within the budget
+    costly = noisy(lambda b: 1e-3 + 1e-4 * b, noise=0.02, sizes=(1, 2, 4, 8, 16, 32, 64, 128))
+    config = decide(costly, serving_cpus=2).config
+    assert config.max_batch_size == 64  # 7.4 single calls; 128 would cost 13.8
+
+
 def test_robust_statistics_ignore_one_outlying_round():
     median, spread = robust([1.0, 1.02, 0.98, 1.01, 5.0])
     assert median == pytest.approx(1.01) and spread < 0.05
