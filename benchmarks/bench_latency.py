@@ -152,3 +152,45 @@ def tf1_same_call_path_case(scratch: Path, runs: int) -> dict:
     source = session._make_callable_from_options(config_pb2.CallableOptions(feed=["x:0"], fetch=["y:0"]))
     with load_served(_export(frozen, scratch / "tf1"), replay_warmup=False) as served:
         return _compare(lambda x: source(x)[0], lambda x: served.predict({"x": x}), runs)
+
+
+def _tf1_loader_callable(export_dir: Path, signature: str = "serving_default"):
+    """The path the oracle answered through before it used the C API, kept as this benchmark's reference:
+    the export loaded by TensorFlow's Python TF1 loader into a Session, one C++ Session callable (MakeCallable)
+    over the signature's feeds and fetches. Only a latency reference: no verdict comes from it."""
+    import tensorflow as tf
+    from tensorflow.core.protobuf import config_pb2
+
+    graph = tf.Graph()
+    session = tf.compat.v1.Session(graph=graph)
+    with graph.as_default():
+        meta = tf.compat.v1.saved_model.loader.load(session, ["serve"], str(export_dir))
+    sig = meta.signature_def[signature]
+    keys = sorted(sig.inputs)
+    fn = session._make_callable_from_options(
+        config_pb2.CallableOptions(
+            feed=[sig.inputs[k].name for k in keys], fetch=[t.name for t in sig.outputs.values()]
+        )
+    )
+    return lambda inputs: fn(*[inputs[k] for k in keys])
+
+
+def c_api_vs_callable_case(scratch: Path, runs: int) -> dict:
+    """The same exports, served through the C API (TF_SessionRun, the oracle) vs the TF1 Python loader's
+    Session callable (the oracle's previous call path): what answering through the C API costs per request."""
+    out = {}
+    graph, frozen = _tf1_frozen_graph(scratch)
+    del graph
+    exported = {"tf1_frozen_graph": _export(frozen, scratch / "tf1")}
+    if (scratch / "keras" / "exported").is_dir():  # keras_case ran in this pass: its export is there
+        exported["keras"] = scratch / "keras" / "exported"
+    for name, export_dir in exported.items():
+        with load_served(export_dir, replay_warmup=False) as served:
+            key = next(iter(served.signatures["serving_default"].inputs)).name
+            reference = _tf1_loader_callable(export_dir)
+            out[name] = _compare(
+                lambda x, key=key, ref=reference: ref({key: x}),
+                lambda x, key=key, served=served: served.predict({key: x}),
+                runs,
+            )
+    return out

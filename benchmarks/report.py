@@ -39,6 +39,10 @@ def _rows(p: dict) -> list[tuple[str, dict, str]]:
             out.append(
                 (f"2 · {case}: served export vs source, {batch.replace('_', ' ')} (latency)", row, "ms")
             )
+    for case, rows in p.get("latency_c_api", {}).items():
+        for batch, row in rows.items():
+            label = f"2 · {case}: served through the C API vs the TF1 loader's Session callable"
+            out.append((f"{label}, {batch.replace('_', ' ')} (latency)", row, "ms"))
     if "end_to_end" in p:
         e = p["end_to_end"]
         out.append(

@@ -49,6 +49,7 @@ def one_pass(args, only: list[str], scratch: Path, scale) -> dict:
                 scratch / "lat", pairs
             ),
         }
+        out["latency_c_api"] = bench_latency.c_api_vs_callable_case(scratch / "lat", pairs)
     if "end_to_end" in only:
         model = models.big_keras_model(scratch / f"e2e{scale(args.e2e_mb)}.keras", scale(args.e2e_mb))
         out["end_to_end"] = {

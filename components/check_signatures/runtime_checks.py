@@ -111,13 +111,23 @@ def load(model_dir: Path, tags: Tags) -> tuple[ServedModel | None, float, list[F
     try:
         served = ServedModel(model_dir, tags)
     except ServingLoadError as err:
-        code = {"restore": "restore-failed", "init": "init-op-failed"}.get(err.stage, "load-and-run")
-        return (
-            None,
-            0.0,
-            [Finding(code, ERROR, f"TF Serving's loader fails: {err.what}", err.fix or REPAIR_FIX)],
-        )
+        return None, 0.0, [load_failure(err)]
     return served, time.perf_counter() - start, []
+
+
+def load_failure(err: ServingLoadError) -> Finding:
+    """The C++ loader's refusal as a finding; the divergence classes it names get their own code."""
+    code = {"restore": "restore-failed", "init": "init-op-failed"}.get(err.stage, "load-and-run")
+    fix = err.fix or REPAIR_FIX
+    if "Cannot assign a device" in err.what:  # exported on a GPU machine or for a cluster job
+        code = "device-pinned"
+        fix = (
+            "export again with its devices cleared (the TF1 Builder's clear_devices=True), or serve it "
+            "where those devices exist"
+        )
+    elif "fed more than once" in err.what:
+        code = "duplicate-asset"
+    return Finding(code, ERROR, f"TF Serving's loader fails: {err.what}", fix)
 
 
 def variables_restored(served: ServedModel) -> list[Finding]:

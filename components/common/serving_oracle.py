@@ -1,25 +1,32 @@
 """The serving oracle: run a SavedModel the way tensorflow_model_server does, and nothing else.
 
-TF Serving's C++ loader (SavedModelBundle) never restores through the TF2 object graph. It imports the
-MetaGraphDef whose tag-set equals the requested one into a TF1 Session, runs the saver_def's restore op
-fed with `variables/variables`, runs the init op (the `__saved_model_init_op` signature, else the main_op
-or legacy_init_op collection) fed with asset paths inside the version directory, replays the warmup file
-(one failing record fails the load) and answers every request with Session::Run on the signature_def's
-tensor names. `tf.saved_model.load` hides the failures this exposes (variables the signature reads but
-the saver never restores), so every servability verdict in this project comes from here.
+The judge is TensorFlow's own C++ loader, reached through its C API (tf_c_api.py):
+`TF_LoadSessionFromSavedModel` is `tensorflow::LoadSavedModel`, the function TF Serving's
+SavedModelBundleFactory calls (tag-set match, the graph into a DirectSession with its devices as written,
+saver restore, init op fed with the asset paths), and every request is `TF_SessionRun` (Session::Run) on
+the signature_def's tensor names. What the server adds on top is re-implemented here and tested against
+its source: a Predict request's exact input keys and all outputs fetched, the method-name rules of
+Classify and Regress, and the warmup replay at load (at most 1000 records, one failing record fails the
+load). Python's loaders drift from the C++ one (`tf.saved_model.load` hides variables the saver never
+restores, the TF1 loader feeds a duplicated asset once), so every servability verdict comes from here.
 """
 
 from __future__ import annotations
 
 import contextlib
+import re
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from kfp_tfserving.components.common import tf_c_api
 from kfp_tfserving.components.common.errors import UserError, specific_line
 from kfp_tfserving.components.common.saved_model.proto import (
+    INIT_OP_COLLECTIONS,
+    INIT_OP_SIGNATURE,
     SERVING_DEFAULT,
     VARIABLE_OPS,
     NoMetaGraph,
@@ -53,141 +60,178 @@ class ServingRunError(UserError):
     """The model server loads the version but fails this request."""
 
 
-def _meta_graph(model_dir: Path, tags: Tags):
-    """The meta graph the server imports; failing to find it fails the load's import stage."""
-    try:
-        return meta_graph(read_saved_model_proto(model_dir), model_dir, tags)
-    except NoMetaGraph as err:
-        raise ServingLoadError("import", err.what, err.fix) from None
+def server_session_config() -> bytes:
+    """The ConfigProto tensorflow_model_server gives every SavedModel session when started with its
+    defaults (server.cc: per_process_gpu_memory_fraction 0, session parallelism 0 = TensorFlow chooses,
+    empty rewrite options; no allow_soft_placement, so a device the machine lacks fails the load).
+
+    The server also names the session (experimental.session_metadata = model name and version); that is
+    left out: the name is the deployment's, and DirectSession refuses a second session of one name and
+    version, which the server never opens but checks in one process do.
+    """
+    from tensorflow.core.protobuf import config_pb2
+
+    config = config_pb2.ConfigProto(intra_op_parallelism_threads=0, inter_op_parallelism_threads=0)
+    config.gpu_options.per_process_gpu_memory_fraction = 0
+    config.graph_options.rewrite_options.SetInParent()
+    config.gpu_options.SetInParent()
+    return config.SerializeToString()
 
 
 @dataclass(frozen=True)
 class _Feed:
     key: str
     tensor: str
-    dtype: type  # numpy dtype
-    shape: tuple[int | None, ...] | None  # the graph tensor's static shape; None: unknown rank
-
-    def refuses(self, shape: tuple[int, ...]) -> bool:
-        """session.run's check: a known rank must match, and every known dimension."""
-        if self.shape is None:
-            return False
-        if len(shape) != len(self.shape):
-            return True
-        return any(want is not None and want != got for want, got in zip(self.shape, shape, strict=True))
+    dtype: np.dtype  # the signature's dtype: a request is parsed to it (REST) before it reaches the graph
 
 
 class _RequestPlan:
-    """A signature's feeds and fetches resolved once, run through one C++ Session callable.
+    """A signature's feeds and fetches resolved once into one TF_SessionRun argument set."""
 
-    The server answers with a C++ Session::Run on the signature's names; from Python the closest path is a
-    callable (Session::MakeCallable) over the same feeds and fetches. session.run instead rebuilds its feed
-    and fetch handling in Python on every call, about 0.1 ms, a third of a small model's whole request.
-    """
-
-    def __init__(self, tf, session, sig):
-        self.feeds = [
-            _Feed(k, t.name, tf.dtypes.as_dtype(t.dtype).as_numpy_dtype, _static_shape(session.graph, t.name))
-            for k, t in sig.inputs.items()
-        ]
+    def __init__(self, model: tf_c_api.SavedModelSession, sig):
+        dtypes = tf_c_api.numpy_dtypes()
+        self.feeds = [_Feed(k, t.name, dtypes.get(t.dtype, np.dtype(object))) for k, t in sig.inputs.items()]
         self.keys = {f.key for f in self.feeds}
         self.fetch_keys = list(sig.outputs)
-        self.fetch_names = [sig.outputs[k].name for k in self.fetch_keys]
-        self._session = session
-        from tensorflow.core.protobuf import config_pb2
-
+        names = [f.tensor for f in self.feeds] + [sig.outputs[k].name for k in self.fetch_keys]
+        missing = [n for n in names if not _in_graph(model, n)]
+        self.missing = missing
         self.native_logging_off = native_logging_off()
-        try:
-            spec = config_pb2.CallableOptions(feed=[f.tensor for f in self.feeds], fetch=self.fetch_names)
-            with silenced_stderr():  # builds the executors: grappler and MLIR say their piece here
-                self._callable = session._make_callable_from_options(spec)
-        except Exception:
-            self._callable = None  # session.run below then names what is wrong with the signature
+        self._runner = None
+        if not missing:
+            self._runner = model.runner(
+                [model.output(f.tensor) for f in self.feeds],
+                [model.output(sig.outputs[k].name) for k in self.fetch_keys],
+            )
 
     def run(self, values: list[np.ndarray]) -> Tensors:
-        if self._callable is None:
-            feeds = {f.tensor: v for f, v in zip(self.feeds, values, strict=True)}
-            outputs = self._session.run(self.fetch_names, feeds)
-        else:
-            outputs = self._callable(*values)
-        return {k: np.asarray(v) for k, v in zip(self.fetch_keys, outputs, strict=True)}
+        outputs = self._runner.run(values)
+        return dict(zip(self.fetch_keys, outputs, strict=True))
 
 
-def _static_shape(graph, name: str) -> tuple[int | None, ...] | None:
+def _in_graph(model: tf_c_api.SavedModelSession, name: str) -> bool:
     try:
-        shape = graph.get_tensor_by_name(name).shape
-    except (KeyError, ValueError):
-        return None
-    return None if shape.rank is None else tuple(shape.as_list())
+        model.output(name)
+    except KeyError:
+        return False
+    return True
+
+
+_NODE = re.compile(r"\{\{node ([^}]+)\}\}|[Nn]ode '?([A-Za-z0-9_./-]+)'? ")
+_FUNCTION = re.compile(r"\{\{function_node ([^}]+)\}\}")
+
+
+def _named_nodes(message: str, graph_def) -> set[str]:
+    """The graph's nodes a C++ error names: `{{node n}}`, and the callers of a `{{function_node f}}`."""
+    names = {a or b for a, b in _NODE.findall(message)}
+    functions = set(_FUNCTION.findall(message))
+    if functions:
+        for node in graph_def.node:
+            called = {node.op} | {v.func.name for v in node.attr.values() if v.HasField("func")}
+            if called & functions:
+                names.add(node.name)
+    return names
+
+
+def _ancestors(graph_def, names: set[str]) -> set[str]:
+    inputs = {n.name: [i.lstrip("^").split(":")[0] for i in n.input] for n in graph_def.node}
+    seen, stack = set(), list(names)
+    while stack:
+        name = stack.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        stack.extend(inputs.get(name, ()))
+    return seen
+
+
+def init_op_name(meta) -> str:
+    """The init op LoadSavedModel runs (loader.cc GetInitOp): the init signature's output, else the
+    saved_model_main_op collection, else legacy_init_op; '' when there is none."""
+    init = meta.signature_def.get(INIT_OP_SIGNATURE)
+    if init is not None and INIT_OP_SIGNATURE in init.outputs:
+        return init.outputs[INIT_OP_SIGNATURE].name
+    for key in INIT_OP_COLLECTIONS:
+        if key in meta.collection_def:
+            values = meta.collection_def[key].node_list.value
+            return values[0] if len(values) == 1 else ""
+    return ""
+
+
+def _load_stage(message: str, model_dir: Path, tags: Tags) -> str:
+    """Which step of LoadSavedModel failed, read off its message (the C API says what, not where): a node
+    of the restore op's graph named in it is the restore, the init op's (or its fed assets) the init."""
+    try:
+        meta = meta_graph(read_saved_model_proto(model_dir), model_dir, tags)
+    except UserError:
+        return "import"
+    nodes = _named_nodes(message, meta.graph_def)
+    init = init_op_name(meta).split(":")[0].lstrip("^")
+    restore = meta.saver_def.restore_op_name
+    for_init = _ancestors(meta.graph_def, {init}) if init else set()
+    for_restore = _ancestors(meta.graph_def, {restore}) if restore else set()
+    if "Cannot assign a device" in message:  # placement: the graph's devices are not this machine's
+        return "import"
+    if "fed more than once" in message or "main op" in message:
+        return "init"
+    if init and (init in nodes or re.search(rf"(?<![\w/.]){re.escape(init)}(?![\w/.])", message)):
+        return "init"
+    if nodes & (for_restore - for_init):
+        return "restore"
+    if nodes & for_init:
+        return "init"
+    if nodes & for_restore:
+        return "restore"
+    if "{{" in message:  # an op failed while running: the restore's run, or the init op's after it
+        return "init" if init else "restore"
+    return "import"
+
+
+_STAGE_TEXT = {
+    "import": "the graph does not go into a session",
+    "restore": "restoring the variables fails",
+    "init": "running the init op fails",
+}
+_LOAD_FIXES = {
+    "import": "export the model again from its source with this TensorFlow (and without device pins)",
+    "restore": "export the model again from its source; check that every file under variables/ is present",
+    "init": "export the model again from its source; check that every file under assets/ is present",
+}
 
 
 class ServedModel:
-    """One loaded version: a TF1 Session over the chosen meta graph, as the model server holds it."""
+    """One loaded version: the session TensorFlow's C++ loader made of the chosen meta graph."""
 
     def __init__(self, model_dir: Path, tags: Tags = SERVE):
-        tf = import_tensorflow()
-        from tensorflow.python.saved_model import loader_impl
+        import_tensorflow()
+        from tensorflow.core.protobuf import meta_graph_pb2
 
         self.model_dir = Path(model_dir)
-        self.meta = _meta_graph(self.model_dir, tags)
-        self.signatures: dict[str, SignatureInfo] = signatures_of(self.meta)
         self._plans: dict[str, _RequestPlan] = {}
-        self.graph = tf.Graph()
-        self.session = tf.compat.v1.Session(graph=self.graph)
+        self._probes: dict[tuple[str, ...], tuple[list[str], object]] = {}
+        self._lock = threading.Lock()
         try:
-            with self.graph.as_default(), silenced_stderr():
-                self._import(tf)
-                self._restore()
-                init_op = self._init_op(loader_impl)
-                if init_op is not None:
-                    assets = loader_impl.get_asset_tensors(str(self.model_dir), self.meta)
-                    self._run("init", init_op, assets)
-        except BaseException:
-            self.close()
-            raise
-
-    def _import(self, tf) -> None:
-        try:
-            tf.compat.v1.train.import_meta_graph(self.meta, clear_devices=True)
-        except Exception as err:
-            raise ServingLoadError(
-                "import",
-                f"{self.model_dir}: the graph does not import into a session: {specific_line(err)}",
-                "the graph uses ops or attributes this TensorFlow does not know; export it again",
-            ) from None
-
-    def _init_op(self, loader_impl):
-        try:
-            return loader_impl.get_init_op(self.meta)
-        except Exception:  # the signature or collection names an op the graph does not have
-            raise ServingLoadError(
-                "init",
-                f"{self.model_dir}: the init op named by the SavedModel is not in its graph",
-                "export the model again; do not edit the SavedModel's init op by hand",
-            ) from None
-
-    def _restore(self) -> None:
-        saver = self.meta.saver_def
-        prefix = self.model_dir / "variables" / "variables"
-        if not saver.restore_op_name or not Path(f"{prefix}.index").exists():
-            return  # the C++ loader skips the restore as well: a model without variables
-        self._run("restore", saver.restore_op_name, {saver.filename_tensor_name: str(prefix)})
-
-    def _run(self, stage: str, fetches, feeds: dict):
-        try:
-            return self.session.run(fetches, feeds)
-        except Exception as err:
-            what = {"restore": "restoring the variables", "init": "running the init op"}[stage]
+            with silenced_stderr():  # LoadSavedModel logs each stage at INFO
+                self.model = tf_c_api.SavedModelSession(self.model_dir, tags, server_session_config())
+        except tf_c_api.CApiError as err:
+            try:  # no meta graph with the tag-set: this project's own words for it
+                meta_graph(read_saved_model_proto(self.model_dir), self.model_dir, tags)
+            except NoMetaGraph as missing:
+                raise ServingLoadError("import", missing.what, missing.fix) from None
+            except UserError:
+                pass  # a damaged proto: the C API's message says it
+            stage = _load_stage(err.message, self.model_dir, tags)
             raise ServingLoadError(
                 stage,
-                f"{self.model_dir}: {what} fails as TF Serving runs it: {specific_line(err)}",
-                "export the model again from its source; check that every file under variables/ and "
-                "assets/ is present",
+                f"{self.model_dir}: {_STAGE_TEXT[stage]} as TF Serving loads it: {specific_line(err)}",
+                _LOAD_FIXES[stage],
             ) from None
+        self.meta = meta_graph_pb2.MetaGraphDef.FromString(self.model.meta_graph_def)
+        self.signatures: dict[str, SignatureInfo] = signatures_of(self.meta)
 
     def close(self) -> None:
-        self._plans.clear()  # release the callables while their session is open
-        self.session.close()
+        self._plans.clear()
+        self.model.close()
 
     def __enter__(self) -> ServedModel:
         return self
@@ -208,9 +252,7 @@ class ServedModel:
     def _request_plan(self, name: str) -> _RequestPlan:
         plan = self._plans.get(name)
         if plan is None:
-            plan = self._plans[name] = _RequestPlan(
-                import_tensorflow(), self.session, self._signature_def(name)
-            )
+            plan = self._plans[name] = _RequestPlan(self.model, self._signature_def(name))
         return plan
 
     def predict(self, inputs: Tensors, signature: str = SERVING_DEFAULT) -> Tensors:
@@ -222,22 +264,27 @@ class ServedModel:
                 f"{sorted(plan.keys)}",
                 "send exactly the signature's inputs",
             )
-        values = [np.asarray(inputs[f.key], dtype=f.dtype) for f in plan.feeds]
-        for feed, value in zip(plan.feeds, values, strict=True):
-            if feed.refuses(value.shape):  # what session.run refused before any op ran: same verdict
-                raise ServingRunError(
-                    f"{signature}: the request fails as TF Serving runs it: Cannot feed value of shape "
-                    f"{value.shape} for Tensor {feed.tensor}, which has shape {feed.shape}",
-                    "check the request against the signature, and the model's graph",
-                )
+        if plan.missing:
+            raise ServingRunError(
+                f"{signature}: the request fails as TF Serving runs it: the signature names "
+                f"{', '.join(plan.missing)}, which the loaded graph does not have",
+                "export the model again; do not edit its signatures by hand",
+            )
+        try:
+            values = [np.asarray(inputs[f.key], dtype=f.dtype) for f in plan.feeds]
+        except (TypeError, ValueError) as err:  # what TF Serving's request parsing refuses
+            raise ServingRunError(
+                f"{signature}: the request's values do not convert to the signature's dtypes: {err}",
+                "check the request against the signature",
+            ) from None
         try:
             # A request needs no fd-2 guard when TF logs nothing: the dup2 pair costs 15-25 us around a
-            # 0.1 ms request (the one-time graph optimisation ran silenced when the plan was made).
+            # 0.1 ms request.
             if plan.native_logging_off:
                 return plan.run(values)
             with silenced_stderr():
                 return plan.run(values)
-        except Exception as err:
+        except tf_c_api.CApiError as err:
             raise ServingRunError(
                 f"{signature}: the request fails as TF Serving runs it: {specific_line(err)}",
                 self._run_fix(err),
@@ -298,9 +345,24 @@ class ServedModel:
     # -- diagnosis -----------------------------------------------------------------------------------
 
     def unrestored_variables(self, signature: str | None = None) -> list[str]:
-        """Variables a signature reads that neither the restore op nor the init op initialised."""
-        tf = import_tensorflow()
-        names = [signature] if signature else list(self.signatures)
+        """Variables a signature reads that neither the restore op nor the init op initialised.
+
+        The C++ loader does not say which variables it left alone; asking the session does: a
+        VarIsInitializedOp (resource variables) or IsVariableInitialized (TF1 ref variables) per variable,
+        added to the loaded graph and run in the same session the requests run in.
+        """
+        names = tuple([signature] if signature else sorted(self.signatures))
+        with self._lock:
+            probed = self._probes.get(names)
+            if probed is None:
+                probed = self._probes[names] = self._variable_probes(names)
+        variables, runner = probed
+        if not variables:
+            return []
+        states = runner.run([])
+        return [name for name, ok in zip(variables, states, strict=True) if not bool(ok)]
+
+    def _variable_probes(self, names: tuple[str, ...]):
         wanted = {
             t.name.split(":")[0].lstrip("^")
             for name in names
@@ -308,33 +370,17 @@ class ServedModel:
         }
         reachable = _ancestors(self.meta.graph_def, wanted)
         handles = [n for n in self.meta.graph_def.node if n.op in VARIABLE_OPS and n.name in reachable]
-        if not handles:
-            return []
-        with self.graph.as_default():
-            probes = [
-                tf.raw_ops.VarIsInitializedOp(resource=self.graph.get_tensor_by_name(f"{n.name}:0"))
-                if n.op == "VarHandleOp"
-                else tf.compat.v1.is_variable_initialized(self.graph.get_tensor_by_name(f"{n.name}:0"))
-                for n in handles
-            ]
-        states = self.session.run(probes)
-        return [
-            (n.attr["shared_name"].s.decode() or n.name) if n.op == "VarHandleOp" else n.name
-            for n, ok in zip(handles, states, strict=True)
-            if not ok
-        ]
-
-
-def _ancestors(graph_def, names: set[str]) -> set[str]:
-    inputs = {n.name: [i.lstrip("^").split(":")[0] for i in n.input] for n in graph_def.node}
-    seen, stack = set(), list(names)
-    while stack:
-        name = stack.pop()
-        if name in seen:
-            continue
-        seen.add(name)
-        stack.extend(inputs.get(name, ()))
-    return seen
+        probes, variables = [], []
+        for node in handles:
+            handle = self.model.output(node.name)
+            if node.op == "VarHandleOp":
+                probes.append(self.model.add_operation("VarIsInitializedOp", [handle], {}))
+                variables.append(node.attr["shared_name"].s.decode() or node.name)
+            else:
+                dtype = node.attr["dtype"].type
+                probes.append(self.model.add_operation("IsVariableInitialized", [handle], {"dtype": dtype}))
+                variables.append(node.name)
+        return variables, (self.model.runner([], probes) if probes else None)
 
 
 def unrestored_variables_problem(missing: list[str]) -> str:

@@ -27,6 +27,7 @@ from kfp_tfserving.components.common.samples import (
 )
 from kfp_tfserving.components.common.saved_model.edit import serve_under
 from kfp_tfserving.components.common.saved_model.proto import SERVING_DEFAULT, read_signatures
+from kfp_tfserving.components.common.saved_model.repair import drop_duplicate_assets, duplicate_assets_repair
 from kfp_tfserving.components.common.saved_model.tags import parse_tags, tag_set_text
 from kfp_tfserving.components.common.saved_model.warmup import WARMUP_FILE, write_warmup
 from kfp_tfserving.components.common.serving_oracle import load_served, servability_problem
@@ -197,6 +198,7 @@ def export_model(
         export_dir.mkdir(parents=True, exist_ok=True)
         print(f"exporting SavedModel to {export_dir}", flush=True)
         handler.export(loaded, export_dir)
+        dropped = drop_duplicate_assets(export_dir)  # copied SavedModels: TF1 Builders list assets twice
         if serve_under(export_dir, set(options.tags)):
             print(f"served graph tagged {tag_set_text(options.tags)}", flush=True)
 
@@ -217,7 +219,8 @@ def export_model(
                 write_warmup(export_dir / WARMUP_FILE, SERVING_DEFAULT, [batch])
                 print(f"unknown dimensions generated at length {length}; written as the warmup request")
         compute = loaded.extras.get("compute_dtype", "float32")
-        repair = loaded.extras.get("repaired", "")
+        repairs = [loaded.extras.get("repaired", ""), duplicate_assets_repair(dropped) if dropped else ""]
+        repair = "; ".join(r for r in repairs if r)
         # The source model is not needed past its reference answer: free it before the serving session
         # loads the export, so a multi-GB model is never held twice.
         del loaded

@@ -125,21 +125,31 @@ def test_signature_naming_a_tensor_the_graph_lacks(tmp_path):
 
 
 def test_requests_answer_and_refuse_as_session_run_on_the_signature_names_does(tmp_path):
-    """predict runs a cached Session callable; its answers and refusals are session.run's."""
+    """predict is TF_SessionRun on the signature's names: its answers are the graph's, its refusals the C++
+    session's own (Session::Run checks no placeholder shape: a wrong shape fails in the op that meets it)."""
+    from kfp_tfserving.components.common import tf_c_api
+
     features = np.random.default_rng(5).random((3, 3), dtype=np.float32)
     with load_served(tf1_builder(tmp_path / "tf1", tf1_predict)) as served:
-        direct = served.session.run("score:0", {"features:0": features})
+        direct = served.model.runner([served.model.output("features:0")], [served.model.output("score:0")])
+        np.testing.assert_allclose(direct.run([features])[0], features.sum(axis=1, keepdims=True), rtol=1e-6)
         for _ in range(2):  # the second request reuses the cached plan
-            np.testing.assert_array_equal(served.predict({"features": features})["score"], direct)
+            np.testing.assert_array_equal(
+                served.predict({"features": features})["score"], direct.run([features])[0]
+            )
         as_lists = served.predict({"features": features.astype(np.float64).tolist()})["score"]
-        np.testing.assert_allclose(as_lists, direct, rtol=1e-6)
+        np.testing.assert_allclose(as_lists, direct.run([features])[0], rtol=1e-6)
         for wrong in (X, features[0], features[None]):  # (3, 4), rank 1, rank 3 against (None, 3)
-            with pytest.raises(ValueError) as refused:
-                served.session.run("score:0", {"features:0": wrong})
+            with pytest.raises(tf_c_api.CApiError) as refused:
+                direct.run([wrong])
             with pytest.raises(ServingRunError) as caught:
                 served.predict({"features": wrong})
-            assert str(refused.value) in caught.value.what
-        np.testing.assert_array_equal(served.predict({"features": features})["score"], direct)
+            assert refused.value.message.splitlines()[0] in caught.value.what
+        with pytest.raises(tf_c_api.CApiError, match="float"):  # a dtype the graph does not take
+            direct.run([features.astype(np.float64)])
+        np.testing.assert_array_equal(
+            served.predict({"features": features})["score"], direct.run([features])[0]
+        )
 
 
 def test_failing_requests_write_nothing_to_stderr_at_the_quiet_log_level(tmp_path, tf, capfd):

@@ -14,6 +14,7 @@ from kfp_tfserving.components.common.formats.callable_saved_model import export_
 from kfp_tfserving.components.common.saved_model.edit import copy_with_serving_default
 from kfp_tfserving.components.common.saved_model.proto import (
     SERVING_DEFAULT,
+    duplicate_asset_tensors,
     is_tf1_meta_graph,
     meta_graph,
     read_saved_model_proto,
@@ -114,7 +115,9 @@ class SavedModelHandler(FormatHandler):
             return run_signature(source, inputs, serving)
 
         tf1 = is_tf1_meta_graph(meta)
-        problem = None if tf1 else serving_problem(entry, options.tags)
+        # A duplicated AssetFileDef fails the C++ load whatever else is right: the export drops it (and the
+        # oracle then judges the export), a TF2 re-save is not the cure.
+        problem = None if tf1 or duplicate_asset_tensors(meta) else serving_problem(entry, options.tags)
         return LoadedModel(
             self.name,
             source,

@@ -83,15 +83,27 @@ def _tensor_spec(key: str, info, graph_def=None) -> TensorSpecInfo:
 
 
 def asset_file_defs(meta) -> list:
-    """The asset tensors the loader feeds with paths inside the version's assets/: the `saved_model_assets`
-    collection (TF1 Builder exports) and asset_file_def (TF2), as TensorFlow's loader reads both."""
+    """The asset tensors the loader feeds with paths inside the version's assets/, in its order: the meta
+    graph's asset_file_def (TF2) when it has any, else the `saved_model_assets` collection (TF1 Builder
+    exports), as loader.cc's GetAssetFileDefs reads them (duplicates kept: the C++ loader feeds each)."""
+    if meta.asset_file_def:
+        return list(meta.asset_file_def)
     out = []
     collection = meta.collection_def.get("saved_model_assets")
     for packed in collection.any_list.value if collection is not None else []:
         asset = meta_graph_pb2().AssetFileDef()
         packed.Unpack(asset)
         out.append(asset)
-    return out + list(meta.asset_file_def)
+    return out
+
+
+def duplicate_asset_tensors(meta) -> list[str]:
+    """Asset tensors listed by more than one AssetFileDef: TensorFlow's C++ loader feeds each entry, and
+    Session::Run refuses a tensor fed twice ('Endpoint "asset_path:0" fed more than once')."""
+    seen: dict[str, int] = {}
+    for asset in asset_file_defs(meta):
+        seen[asset.tensor_info.name] = seen.get(asset.tensor_info.name, 0) + 1
+    return [name for name, count in seen.items() if count > 1]
 
 
 class NoMetaGraph(FormatError):

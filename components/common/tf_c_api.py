@@ -1,0 +1,408 @@
+"""TensorFlow's C API through ctypes: `tensorflow::LoadSavedModel` and `Session::Run`, nothing else.
+
+The tensorflow wheel's `libtensorflow_cc.so.2` exports the C API that tensorflow_model_server's loader
+sits under: `TF_LoadSessionFromSavedModel` is a thin wrapper of `tensorflow::LoadSavedModel` (tag-set
+match, graph into a DirectSession, saver restore, init op fed with asset paths) and `TF_SessionRun` is
+`Session::Run`. This module binds them, converts numpy arrays to and from TF_Tensors of every dtype TF
+Serving's APIs carry (strings as 24-byte TF_TString elements) and frees what it allocates. Errors are the
+C API's status message, unaltered. Request rules (keys, methods, warmup) live in serving_oracle.py.
+
+ctypes releases the GIL around each foreign call, so one session answers runs from several Python threads
+at once, as Session::Run does in the server; nothing here holds per-call state outside the call.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import functools
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from kfp_tfserving.components.common.tfenv import import_tensorflow
+
+_vp = ctypes.c_void_p
+_TSTRING_BYTES = 24  # sizeof(TF_TString): the element size of a DT_STRING tensor's buffer
+DT_STRING = 7
+
+
+def _numpy_dtypes() -> dict[int, np.dtype]:
+    import ml_dtypes  # TensorFlow's own dependency: bfloat16 as numpy knows it
+
+    return {
+        1: np.dtype(np.float32),
+        2: np.dtype(np.float64),
+        3: np.dtype(np.int32),
+        4: np.dtype(np.uint8),
+        5: np.dtype(np.int16),
+        6: np.dtype(np.int8),
+        DT_STRING: np.dtype(object),
+        8: np.dtype(np.complex64),
+        9: np.dtype(np.int64),
+        10: np.dtype(np.bool_),
+        14: np.dtype(ml_dtypes.bfloat16),
+        17: np.dtype(np.uint16),
+        18: np.dtype(np.complex128),
+        19: np.dtype(np.float16),
+        22: np.dtype(np.uint32),
+        23: np.dtype(np.uint64),
+    }
+
+
+class CApiError(Exception):
+    """A TF_Status that is not OK: `code` (TF_Code) and `message`, the C API's own text."""
+
+    def __init__(self, code: int, message: str):
+        self.code = code
+        self.message = message
+        super().__init__(message)
+
+
+class Output(ctypes.Structure):
+    """TF_Output: an operation and the index of one of its outputs, i.e. a tensor name `op:index`."""
+
+    _fields_ = [("oper", _vp), ("index", ctypes.c_int)]
+
+
+class _Buffer(ctypes.Structure):
+    _fields_ = [("data", _vp), ("length", ctypes.c_size_t), ("data_deallocator", _vp)]
+
+
+_SIGNATURES = {
+    "TF_NewStatus": ([], _vp),
+    "TF_DeleteStatus": ([_vp], None),
+    "TF_GetCode": ([_vp], ctypes.c_int),
+    "TF_Message": ([_vp], ctypes.c_char_p),
+    "TF_NewGraph": ([], _vp),
+    "TF_DeleteGraph": ([_vp], None),
+    "TF_NewSessionOptions": ([], _vp),
+    "TF_DeleteSessionOptions": ([_vp], None),
+    "TF_SetConfig": ([_vp, ctypes.c_char_p, ctypes.c_size_t, _vp], None),
+    "TF_NewBuffer": ([], ctypes.POINTER(_Buffer)),
+    "TF_DeleteBuffer": ([ctypes.POINTER(_Buffer)], None),
+    "TF_LoadSessionFromSavedModel": (
+        [
+            _vp,
+            _vp,
+            ctypes.c_char_p,
+            ctypes.POINTER(ctypes.c_char_p),
+            ctypes.c_int,
+            _vp,
+            ctypes.POINTER(_Buffer),
+            _vp,
+        ],
+        _vp,
+    ),  # fmt: skip
+    "TF_CloseSession": ([_vp, _vp], None),
+    "TF_DeleteSession": ([_vp, _vp], None),
+    "TF_SessionRun": (
+        [
+            _vp,
+            _vp,
+            ctypes.POINTER(Output),
+            ctypes.POINTER(_vp),
+            ctypes.c_int,
+            ctypes.POINTER(Output),
+            ctypes.POINTER(_vp),
+            ctypes.c_int,
+            ctypes.POINTER(_vp),
+            ctypes.c_int,
+            _vp,
+            _vp,
+        ],
+        None,
+    ),  # fmt: skip
+    "TF_GraphOperationByName": ([_vp, ctypes.c_char_p], _vp),
+    "TF_OperationNumOutputs": ([_vp], ctypes.c_int),
+    "TF_OperationOutputType": ([Output], ctypes.c_int),
+    "TF_GraphGetTensorNumDims": ([_vp, Output, _vp], ctypes.c_int),
+    "TF_GraphGetTensorShape": ([_vp, Output, ctypes.POINTER(ctypes.c_int64), ctypes.c_int, _vp], None),
+    "TF_NewOperation": ([_vp, ctypes.c_char_p, ctypes.c_char_p], _vp),
+    "TF_AddInput": ([_vp, Output], None),
+    "TF_SetAttrType": ([_vp, ctypes.c_char_p, ctypes.c_int], None),
+    "TF_FinishOperation": ([_vp, _vp], _vp),
+    "TF_AllocateTensor": ([ctypes.c_int, ctypes.POINTER(ctypes.c_int64), ctypes.c_int, ctypes.c_size_t], _vp),
+    "TF_DeleteTensor": ([_vp], None),
+    "TF_TensorData": ([_vp], _vp),
+    "TF_TensorByteSize": ([_vp], ctypes.c_size_t),
+    "TF_TensorType": ([_vp], ctypes.c_int),
+    "TF_NumDims": ([_vp], ctypes.c_int),
+    "TF_Dim": ([_vp, ctypes.c_int], ctypes.c_int64),
+    "TF_StringInit": ([_vp], None),
+    "TF_StringCopy": ([_vp, ctypes.c_char_p, ctypes.c_size_t], None),
+    "TF_StringGetDataPointer": ([_vp], _vp),
+    "TF_StringGetSize": ([_vp], ctypes.c_size_t),
+    "TF_StringDealloc": ([_vp], None),
+}
+
+
+@functools.cache
+def _lib() -> ctypes.CDLL:
+    """The C API of the TensorFlow this process imports (the same library, so one op/kernel registry)."""
+    tf = import_tensorflow()
+    lib = ctypes.CDLL(str(Path(tf.__file__).parent / "libtensorflow_cc.so.2"), mode=ctypes.RTLD_GLOBAL)
+    for name, (args, result) in _SIGNATURES.items():
+        fn = getattr(lib, name)
+        fn.argtypes, fn.restype = args, result
+    return lib
+
+
+@functools.cache
+def numpy_dtypes() -> dict[int, np.dtype]:
+    """TF_DataType enum -> numpy dtype, for every dtype the binding converts (DT_STRING -> object)."""
+    return _numpy_dtypes()
+
+
+@functools.cache
+def _enums() -> dict[np.dtype, int]:
+    return {dtype: enum for enum, dtype in numpy_dtypes().items()}
+
+
+def tf_dtype(dtype: np.dtype) -> int:
+    """The TF_DataType a numpy array is fed as: bytes, str and object arrays are DT_STRING."""
+    if dtype.kind in "OSU":
+        return DT_STRING
+    try:
+        return _enums()[dtype]
+    except KeyError:
+        raise CApiError(
+            3, f"no TensorFlow dtype for numpy {dtype} (the binding feeds {sorted(map(str, _enums()))})"
+        ) from None
+
+
+class _Status:
+    """One TF_Status for one call: statuses are not shared between threads."""
+
+    def __init__(self, lib):
+        self._lib = lib
+        self.ptr = lib.TF_NewStatus()
+
+    def __enter__(self) -> _Status:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._lib.TF_DeleteStatus(self.ptr)
+
+    def check(self) -> None:
+        code = self._lib.TF_GetCode(self.ptr)
+        if code:
+            raise CApiError(code, self._lib.TF_Message(self.ptr).decode("utf-8", "replace"))
+
+
+def _dims(shape: tuple[int, ...]):
+    return (ctypes.c_int64 * max(len(shape), 1))(*shape)
+
+
+def _string_bytes(item) -> bytes:
+    if isinstance(item, str):
+        return item.encode()
+    if isinstance(item, (bytes, bytearray, memoryview)):
+        return bytes(item)
+    raise CApiError(3, f"a string tensor's element is {type(item).__name__}, not bytes or str")
+
+
+def _to_tensor(lib, value: np.ndarray, dtype: int) -> int:
+    """A new TF_Tensor holding `value` as `dtype` (the caller deletes it with _delete_tensor)."""
+    shape = value.shape
+    if dtype == DT_STRING:
+        items = [_string_bytes(item) for item in value.reshape(-1)]
+        tensor = lib.TF_AllocateTensor(dtype, _dims(shape), len(shape), _TSTRING_BYTES * len(items))
+        base = lib.TF_TensorData(tensor)
+        for k, data in enumerate(items):
+            element = base + _TSTRING_BYTES * k
+            lib.TF_StringInit(element)
+            lib.TF_StringCopy(element, data, len(data))
+        return tensor
+    value = np.ascontiguousarray(value)
+    tensor = lib.TF_AllocateTensor(dtype, _dims(shape), len(shape), value.nbytes)
+    if value.nbytes:
+        ctypes.memmove(lib.TF_TensorData(tensor), value.ctypes.data, value.nbytes)
+    return tensor
+
+
+def _delete_input(lib, tensor: int, dtype: int, count: int) -> None:
+    """Free a tensor made by _to_tensor: its TF_TStrings own heap memory that the tensor does not free."""
+    if dtype == DT_STRING:
+        base = lib.TF_TensorData(tensor)
+        for k in range(count):
+            lib.TF_StringDealloc(base + _TSTRING_BYTES * k)
+    lib.TF_DeleteTensor(tensor)
+
+
+def _from_tensor(lib, tensor: int) -> np.ndarray:
+    """A numpy copy of a TF_Tensor that TF_SessionRun returned (deleted here)."""
+    try:
+        dtype = lib.TF_TensorType(tensor)
+        shape = tuple(lib.TF_Dim(tensor, i) for i in range(lib.TF_NumDims(tensor)))
+        data = lib.TF_TensorData(tensor)
+        if dtype == DT_STRING:
+            count = int(np.prod(shape, dtype=np.int64))
+            out = np.empty(count, dtype=object)
+            for k in range(count):
+                element = data + _TSTRING_BYTES * k
+                out[k] = ctypes.string_at(lib.TF_StringGetDataPointer(element), lib.TF_StringGetSize(element))
+            return out.reshape(shape)
+        np_dtype = numpy_dtypes().get(dtype)
+        if np_dtype is None:
+            raise CApiError(12, f"the binding does not convert TF_DataType {dtype} (a fetched tensor)")
+        out = np.empty(shape, dtype=np_dtype)
+        if out.nbytes:
+            ctypes.memmove(out.ctypes.data, data, out.nbytes)
+        return out
+    finally:
+        lib.TF_DeleteTensor(tensor)
+
+
+class SavedModelSession:
+    """A SavedModel loaded by `tensorflow::LoadSavedModel` into a session, and the TF_Graph it runs."""
+
+    def __init__(self, export_dir: Path, tags: Sequence[str], config: bytes = b""):
+        lib = self._lib = _lib()
+        self.export_dir = Path(export_dir)
+        self._graph_lock = threading.Lock()
+        self._probe_count = 0
+        self.session = None
+        self.graph = lib.TF_NewGraph()
+        options = lib.TF_NewSessionOptions()
+        meta = lib.TF_NewBuffer()
+        try:
+            with _Status(lib) as status:
+                if config:
+                    lib.TF_SetConfig(options, config, len(config), status.ptr)
+                    status.check()
+                tag_array = (ctypes.c_char_p * max(len(tags), 1))(*[t.encode() for t in tags])
+                session = lib.TF_LoadSessionFromSavedModel(
+                    options,
+                    None,
+                    str(export_dir).encode(),
+                    tag_array,
+                    len(tags),
+                    self.graph,
+                    meta,
+                    status.ptr,
+                )
+                status.check()
+                self.session = session
+                self.meta_graph_def: bytes = ctypes.string_at(meta.contents.data, meta.contents.length)
+        except BaseException:
+            self.close()
+            raise
+        finally:
+            lib.TF_DeleteBuffer(meta)
+            lib.TF_DeleteSessionOptions(options)
+
+    # -- the graph ---------------------------------------------------------------------------------
+
+    def output(self, name: str) -> Output:
+        """The TF_Output of a tensor name (`op:index`, or `op` for index 0); KeyError if the graph has none."""
+        op, _, index = name.partition(":")
+        oper = self._lib.TF_GraphOperationByName(self.graph, op.encode())
+        if not oper or (index and not index.isdigit()):
+            raise KeyError(name)
+        out = Output(oper, int(index or 0))
+        if out.index >= self._lib.TF_OperationNumOutputs(oper):
+            raise KeyError(name)
+        return out
+
+    def operation(self, name: str) -> int:
+        """A TF_Operation by its node name; KeyError if the graph has none."""
+        oper = self._lib.TF_GraphOperationByName(self.graph, name.encode())
+        if not oper:
+            raise KeyError(name)
+        return oper
+
+    def dtype(self, out: Output) -> int:
+        return self._lib.TF_OperationOutputType(out)
+
+    def static_shape(self, out: Output) -> tuple[int | None, ...] | None:
+        """The tensor's shape as the graph infers it; None when its rank is unknown."""
+        with _Status(self._lib) as status:
+            rank = self._lib.TF_GraphGetTensorNumDims(self.graph, out, status.ptr)
+            status.check()
+            if rank < 0:
+                return None
+            dims = (ctypes.c_int64 * max(rank, 1))()
+            self._lib.TF_GraphGetTensorShape(self.graph, out, dims, rank, status.ptr)
+            status.check()
+        return tuple(None if d < 0 else int(d) for d in dims[:rank])
+
+    def add_operation(self, op_type: str, inputs: Sequence[Output], type_attrs: dict[str, int]) -> Output:
+        """Append one op to the loaded graph (the session takes it in on the next run); its output 0."""
+        with self._graph_lock:
+            self._probe_count += 1
+            name = f"kfp_tfserving_probe/{op_type}_{self._probe_count}"
+            desc = self._lib.TF_NewOperation(self.graph, op_type.encode(), name.encode())
+            for inp in inputs:
+                self._lib.TF_AddInput(desc, inp)
+            for attr, value in type_attrs.items():
+                self._lib.TF_SetAttrType(desc, attr.encode(), value)
+            with _Status(self._lib) as status:
+                oper = self._lib.TF_FinishOperation(desc, status.ptr)
+                status.check()
+        return Output(oper, 0)
+
+    # -- running -----------------------------------------------------------------------------------
+
+    def runner(
+        self, feeds: Sequence[Output], fetches: Sequence[Output], targets: Sequence[int] = ()
+    ) -> Runner:
+        return Runner(self, feeds, fetches, targets)
+
+    def close(self) -> None:
+        lib = self._lib
+        if self.session:
+            with _Status(lib) as status:
+                lib.TF_CloseSession(self.session, status.ptr)
+                lib.TF_DeleteSession(self.session, status.ptr)
+            self.session = None
+        if self.graph:
+            lib.TF_DeleteGraph(self.graph)
+            self.graph = None
+
+
+class Runner:
+    """TF_SessionRun on fixed feeds, fetches and targets; the argument arrays are built once."""
+
+    def __init__(self, model: SavedModelSession, feeds: Sequence[Output], fetches: Sequence[Output],
+                 targets: Sequence[int] = ()):  # fmt: skip
+        self._model = model
+        self._lib = model._lib
+        self._feeds = (Output * max(len(feeds), 1))(*feeds)
+        self._fetches = (Output * max(len(fetches), 1))(*fetches)
+        self._targets = (_vp * max(len(targets), 1))(*targets)
+        self._n_feeds, self._n_fetches, self._n_targets = len(feeds), len(fetches), len(targets)
+        self._in_array = _vp * max(len(feeds), 1)
+        self._out_array = _vp * max(len(fetches), 1)
+
+    def run(self, values: Sequence[np.ndarray]) -> list[np.ndarray]:
+        """Session::Run: numpy `values` fed in the feeds' order, each as its own dtype (a dtype the graph
+        does not take is the session's error, as for a server request); the fetches' values out."""
+        lib = self._lib
+        session = self._model.session
+        if not session:
+            raise CApiError(9, f"{self._model.export_dir}: the session is closed")
+        if len(values) != self._n_feeds:
+            raise ValueError(f"{len(values)} values for {self._n_feeds} feeds")
+        inputs = self._in_array()
+        made = []
+        try:
+            for k, value in enumerate(values):
+                dtype = tf_dtype(value.dtype)
+                inputs[k] = _to_tensor(lib, value, dtype)
+                made.append((inputs[k], dtype, value.size))
+            outputs = self._out_array()
+            with _Status(lib) as status:
+                lib.TF_SessionRun(
+                    session, None, self._feeds, inputs, self._n_feeds, self._fetches, outputs,
+                    self._n_fetches, self._targets, self._n_targets, None, status.ptr,
+                )  # fmt: skip
+                try:
+                    status.check()
+                finally:
+                    results = [_from_tensor(lib, outputs[k]) for k in range(self._n_fetches) if outputs[k]]
+            return results
+        finally:
+            for tensor, dtype, count in made:
+                _delete_input(lib, tensor, dtype, count)
