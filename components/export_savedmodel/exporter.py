@@ -218,8 +218,8 @@ def export_model(
                 # The check step and TF Serving's warmup then run a length the model accepts.
                 write_warmup(export_dir / WARMUP_FILE, SERVING_DEFAULT, [batch])
                 print(f"unknown dimensions generated at length {length}; written as the warmup request")
-        compute = loaded.extras.get("compute_dtype", "float32")
-        repairs = [loaded.extras.get("repaired", ""), duplicate_assets_repair(dropped) if dropped else ""]
+        compute = loaded.compute_dtype
+        repairs = [loaded.repaired, duplicate_assets_repair(dropped) if dropped else ""]
         repair = "; ".join(r for r in repairs if r)
         # The source model is not needed past its reference answer: free it before the serving session
         # loads the export, so a multi-GB model is never held twice.

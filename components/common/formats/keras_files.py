@@ -63,7 +63,7 @@ def _code_layers_in(config_text: str) -> list[str]:
 
 def _loaded(handler_name: str, model: Any) -> LoadedModel:
     loaded = LoadedModel(handler_name, model, keras_input_specs(model), keras_reference(model))
-    loaded.extras["compute_dtype"] = compute_dtype(model)
+    loaded.compute_dtype = compute_dtype(model)
     return loaded
 
 
@@ -208,7 +208,7 @@ class KerasH5Handler(FormatHandler):
         if changes:
             model = load_with_era_defaults(entry, config, keras_version, entry, custom, changes, options)
             loaded = _loaded(self.name, model)
-            loaded.extras["loaded_with"] = "tf_keras"
+            loaded.loaded_with = "tf_keras"
             return loaded
         # Keras 3 reads most Keras 2 files; tf_keras reads the rest (older layer configs).
         try:
@@ -238,7 +238,7 @@ class KerasH5Handler(FormatHandler):
                 "load it with the Keras version that saved it to check the file; re-save it with model.save()",
             ) from None
         loaded = _loaded(self.name, model)
-        loaded.extras["loaded_with"] = "tf_keras"
+        loaded.loaded_with = "tf_keras"
         return loaded
 
     def export(self, loaded: LoadedModel, export_dir: Path) -> None:
