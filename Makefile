@@ -53,7 +53,8 @@ test-fast: $(TFX_STAMP)
 	$(BIN)/pytest -m "not slow"
 
 # Side-by-side measurements (several minutes, a few GB of scratch space); writes benchmarks/results.{md,json}.
-bench: $(STAMP)
+# TFX is installed for the publish benchmark's TFX Pusher row.
+bench: $(STAMP) $(TFX_STAMP)
 	$(BIN)/python -m benchmarks.run
 
 compile: $(STAMP)

@@ -20,18 +20,19 @@ from pathlib import Path
 
 def one_run(model: Path, serving_cpus: int) -> dict:
     from kfp_tfserving.components.check_signatures.batching import DEFAULT_BUDGET_SECONDS
-    from kfp_tfserving.components.check_signatures.checker import check_model
+    from kfp_tfserving.components.check_signatures.check_session import Batching
+    from kfp_tfserving.components.check_signatures.check_step import run_check
 
     load = os.getloadavg()[0]
-    measure = {"budget_seconds": DEFAULT_BUDGET_SECONDS, "serving_cpus": serving_cpus, "write": False}
-    report = check_model(model, batching=measure)
-    batching = report.runtime.get("batching", {})
+    measure = Batching(DEFAULT_BUDGET_SECONDS, serving_cpus, write=False)
+    outcome = run_check(model, batching=measure)
+    batching = outcome.report.runtime.batching or {}
     load_test = batching.get("load_test", {})
     return {
         "verdict": batching["parameters"]["max_batch_size"] if batching.get("publish") else "no file",
         "sweep_choice": batching.get("parameters", {}).get("max_batch_size", 1),
         "load_ratio": load_test.get("throughput_ratio"),
-        "seconds": report.runtime.get("timings_seconds", {}).get("batching_sweep"),
+        "seconds": outcome.phase_seconds.get("batching_sweep"),
         "load_average": round(load, 2),
         "decision": batching.get("decision") or batching.get("skipped"),
     }

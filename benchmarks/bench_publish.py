@@ -1,13 +1,17 @@
-"""1. Publish throughput: `kfp-tfserving push` vs `cp -r && sync` locally, vs a plain parallel upload to GCS/S3.
+"""1. Publish throughput: `kfp-tfserving push` locally vs `cp -r && sync` and vs TFX's own Pusher, and vs a
+plain parallel upload to GCS/S3.
 
-Every comparison is paired: ours and the reference alternate (ours first, then reference first, ...) and
-the figure is the median of the per-pair ratios, with min and max. The page cache is put in the same
-state before each side (dropped when permitted, else pre-warmed by reading the source).
+Every comparison is paired: ours and the references run once per round, the order reversed each round
+(ours first, then last, ...), and the figure is the median of the per-round ratios, with min and max. The
+page cache is put in the same state before each side (dropped when permitted, else pre-warmed by reading
+the source).
 """
 
 from __future__ import annotations
 
 import contextlib
+import importlib.util
+import json
 import re
 import shutil
 import sys
@@ -34,32 +38,121 @@ _TIMINGS = re.compile(
 )
 
 
+# TFX's Pusher as a TFX component runs it: a fresh process importing TFX and calling the Pusher executor's Do()
+# with a Model artifact (TFX serves `<uri>/Format-Serving`) and a filesystem push destination. Do() copies the
+# model to `<base>/<unix time>/` (saved_model.pb last) and again to the PushedModel artifact's URI.
+TFX_PUSHER = """
+import json, sys, time
+started = time.perf_counter()
+from tfx.components.pusher import executor
+from tfx.proto import pusher_pb2
+from tfx.types import standard_artifacts
+from tfx.utils import proto_utils
+imported = time.perf_counter()
+model, pushed = standard_artifacts.Model(), standard_artifacts.PushedModel()
+model.uri, base, pushed.uri = sys.argv[1:4]
+destination = pusher_pb2.PushDestination(filesystem=pusher_pb2.PushDestination.Filesystem(base_directory=base))
+executor.Executor().Do({'model': [model]}, {'pushed_model': [pushed]},
+                       {'push_destination': proto_utils.proto_to_json(destination)})
+if pushed.get_int_custom_property('pushed') != 1:
+    sys.exit('the Pusher did not push')
+print(json.dumps({'import': imported - started, 'do': time.perf_counter() - imported}))
+"""
+TFX_REFERENCE = "TFX 1.21 Pusher executor (fresh process) && sync"
+
+
 def push(model: Path, base: str, env: dict | None = None):
     return check(run_process([*PUSH_STEP, str(model), base], env=env), "push")
 
 
-def local_publish(model: Path, scratch: Path, pairs: int) -> dict:
+def tfx_installed() -> bool:
+    return importlib.util.find_spec("tfx") is not None
+
+
+def _tfx_model_artifact(model: Path, scratch: Path) -> Path:
+    """A Model artifact directory whose Format-Serving is the model itself (a symlink: the same files)."""
+    uri = scratch / f"tfx-artifact-{model.name}"
+    uri.mkdir(parents=True, exist_ok=True)
+    serving = uri / "Format-Serving"
+    if not serving.is_symlink():
+        serving.symlink_to(model.resolve(), target_is_directory=True)
+    return uri
+
+
+# Each side's program, run once after the page cache is dropped: the model's bytes start cold and the
+# program's code warm, as on a node that has run the step's image before. Without it, a dropped cache made
+# the push's interpreter (and the Pusher's TensorFlow) load from disk: seconds of the benchmark measuring
+# the disk's random reads of library files, not a publish.
+_WARM = {
+    "ours": [sys.executable, "-c", "import kfp_tfserving.components.push_to_serving.publisher"],
+    "cp": ["sh", "-c", "cp --version && sync --version"],
+    "tfx": [sys.executable, "-c", "import tfx.components.pusher.executor"],
+}
+
+
+def _settle(model: Path, side: str) -> str:
+    cache = settle_cache([model])
+    check(run_process(_WARM[side]), f"warming {side}")
+    return f"{cache}; then each side's program run once (its code warm, the model's bytes not)"
+
+
+def local_publish(model: Path, scratch: Path, pairs: int) -> dict[str, dict]:
+    """{"cp": row, "tfx": row}: ours against `cp -r && sync` and against TFX's Pusher (when TFX is installed,
+    `make tfx`), all three in the same rounds."""
     state = {}
     counter = iter(range(10**6))
+    tfx_phases: dict[str, Series] = {"import": Series(), "do": Series()}
 
     def ours() -> float:
         target = scratch / f"base{next(counter)}"
-        state["cache"] = settle_cache([model])
+        state["cache"] = _settle(model, "ours")
         seconds = push(model, str(target / "model")).seconds
         shutil.rmtree(target, ignore_errors=True)
         return seconds
 
-    def reference() -> float:  # the same durability as a push: on disk before the command returns
+    def cp() -> float:  # the same durability as a push: on disk before the command returns
         target = scratch / f"copy{next(counter)}"
-        state["cache"] = settle_cache([model])
+        state["cache"] = _settle(model, "cp")
         seconds = check(
             run_process(["sh", "-c", f"cp -r '{model}' '{target}' && sync"]), "cp && sync"
         ).seconds
         shutil.rmtree(target, ignore_errors=True)
         return seconds
 
-    paired = Paired().run(ours, reference, pairs)
-    return {**paired.summary(">= 0.9"), "reference": "cp -r && sync", "page_cache": state["cache"]}
+    def tfx() -> float:  # the Pusher does not fsync: `sync` gives it the push's durability
+        target = scratch / f"tfx{next(counter)}"
+        argv = [
+            sys.executable,
+            "-c",
+            TFX_PUSHER,
+            str(artifact),
+            str(target / "model"),
+            str(target / "pushed"),
+        ]
+        state["cache"] = _settle(model, "tfx")
+        run = check(run_process(["sh", "-c", '"$@" && sync', "sh", *argv]), "TFX Pusher")
+        for phase, seconds in json.loads(run.stdout.strip().splitlines()[-1]).items():
+            tfx_phases[phase].values.append(seconds)
+        shutil.rmtree(target, ignore_errors=True)
+        return run.seconds
+
+    references = {"cp": cp}
+    if tfx_installed():
+        artifact = _tfx_model_artifact(model, scratch)
+        references["tfx"] = tfx
+    else:
+        print("TFX is not installed (make tfx): the TFX Pusher row is left out", file=sys.stderr)
+    paired = Paired.against(ours, references, pairs)
+    rows = {
+        "cp": {**paired["cp"].summary(">= 0.9"), "reference": "cp -r && sync", "page_cache": state["cache"]}
+    }
+    if "tfx" in paired:
+        rows["tfx"] = {
+            **paired["tfx"].summary(">= 1.0"),
+            "reference": TFX_REFERENCE,
+            "phases_seconds": {k: v.summary() for k, v in tfx_phases.items()},
+        }
+    return rows
 
 
 @contextlib.contextmanager

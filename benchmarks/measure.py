@@ -150,6 +150,26 @@ class Paired:
             self.ratios.values.append(r / o)
         return self
 
+    @classmethod
+    def against(
+        cls, ours: Callable[[], float], references: dict[str, Callable[[], float]], rounds: int
+    ) -> dict[str, Paired]:
+        """Ours and every reference once per round, the order reversed from one round to the next (ours
+        first, then last, ...), so each reference is paired with the run of ours in its own round."""
+        sides = [("", ours), *references.items()]
+        times: dict[str, list[float]] = {name: [] for name, _ in sides}
+        for i in range(rounds):
+            for name, run in sides if i % 2 == 0 else sides[::-1]:
+                times[name].append(run())
+        return {
+            name: cls(
+                Series(list(times[""])),
+                Series(times[name]),
+                Series([r / o for o, r in zip(times[""], times[name], strict=True)]),
+            )
+            for name in references
+        }
+
     def summary(self, goal: str, ratio_kind: str = "throughput") -> dict:
         """ratio_kind "throughput": reference time / ours (higher is better); "time": ours / reference."""
         ratios = self.ratios if ratio_kind == "throughput" else Series([1 / r for r in self.ratios.values])

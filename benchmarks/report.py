@@ -30,10 +30,15 @@ def _rows(p: dict) -> list[tuple[str, dict, str]]:
     out = []
     for size, row in p.get("publish_local", {}).items():
         out.append((f"1 · local push {size} vs `cp -r && sync` (throughput)", row, "s"))
+        if size in p.get("publish_tfx", {}):
+            out.append(
+                (f"1 · local push {size} vs TFX Pusher `&& sync` (throughput)", p["publish_tfx"][size], "s")
+            )
     for key, what in _STORES.items():
         if key in p:
             g = p[key]
-            out.append((f"1 · {what} push {g['model_mb']} MB vs {_PLAIN[key]} (throughput)", g, "s"))
+            info = " — information only: moto copies in Python" if key == "publish_s3" else ""
+            out.append((f"1 · {what} push {g['model_mb']} MB vs {_PLAIN[key]} (throughput){info}", g, "s"))
     for case, rows in p.get("latency", {}).items():
         for batch, row in rows.items():
             out.append(
@@ -68,6 +73,22 @@ def _phase_table(passes: list[dict], key: str, what: str) -> list[str]:
     return lines
 
 
+def _tfx_table(passes: list[dict]) -> list[str]:
+    """Where the TFX Pusher's time goes: its process importing TFX (and TensorFlow), then Do() copying."""
+    lines = ["", "## TFX Pusher: import and executor Do() (median seconds; Do() copies the model twice, no fsync)",
+             "", "| model | " + " | ".join(f"pass {i + 1}: import / Do()" for i in range(len(passes))) + " |",
+             "|---|" + "---|" * len(passes)]  # fmt: skip
+    for size in passes[0]["publish_tfx"]:
+        cells = []
+        for pp in passes:
+            phases = pp.get("publish_tfx", {}).get(size, {}).get("phases_seconds", {})
+            cells.append(
+                f"{phases['import']['median']:.2f} / {phases['do']['median']:.2f}" if "do" in phases else "—"
+            )
+        lines.append(f"| {size} | " + " | ".join(cells) + " |")
+    return lines
+
+
 def write_markdown(r: dict) -> str:
     passes = r["passes"]
     head = ["# Benchmark results", ""]
@@ -88,6 +109,8 @@ def write_markdown(r: dict) -> str:
     for label, (row, unit) in per_pass[0].items():
         ratios = " | ".join(_ratio(pp[label][0]) if label in pp else "—" for pp in per_pass)
         verdicts = {_verdict(pp[label][0]["ratio"]["median"], row["goal"]) for pp in per_pass if label in pp}
+        if "information only" in label:
+            verdicts = {"information only"}
         lines.append(f"| {label} | {_t(row['ours_seconds'], unit)} | {_t(row['reference_seconds'], unit)} | "
                      f"{ratios} | {row['goal']} | {' / '.join(sorted(verdicts))} |")  # fmt: skip
     if "memory" in passes[0]:
@@ -95,6 +118,8 @@ def write_markdown(r: dict) -> str:
         sizes = ", ".join(f"{k}: {v['peak_rss_mb']['median']:.0f} MB" for k, v in m["by_model_size"].items())
         lines.append(f"| 4 · peak RSS of a push ({sizes}) | growth {m['growth_mb']:.0f} MB | — | "
                      + "— | " * len(passes) + f"{m['goal']} | {_verdict(m['growth_mb'], m['goal'])} |")  # fmt: skip
+    if passes[0].get("publish_tfx"):
+        lines += _tfx_table(passes)
     for key, what in _STORES.items():
         if key in passes[0]:
             lines += _phase_table(passes, key, what)

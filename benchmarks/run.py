@@ -28,11 +28,15 @@ def one_pass(args, only: list[str], scratch: Path, scale) -> dict:
     out: dict = {}
     pairs = 1 if args.quick else args.pairs
     if "publish" in only:
-        out["publish_local"] = {}
+        out["publish_local"], out["publish_tfx"] = {}, {}
         local_pairs = 1 if args.quick else args.publish_pairs
-        for mb, n in ((scale(args.publish_mb), local_pairs), (scale(args.publish_big_mb), args.big_pairs)):
+        big_pairs = 1 if args.quick else args.big_pairs
+        for mb, n in ((scale(args.publish_mb), local_pairs), (scale(args.publish_big_mb), big_pairs)):
             model = models.filler_saved_model(scratch / f"fill{mb}", mb)
-            out["publish_local"][f"{mb} MB"] = bench_publish.local_publish(model, scratch, n)
+            rows = bench_publish.local_publish(model, scratch, n)
+            out["publish_local"][f"{mb} MB"] = rows["cp"]
+            if "tfx" in rows:
+                out["publish_tfx"][f"{mb} MB"] = rows["tfx"]
     for kind in ("gcs", "s3"):
         if kind in only:
             model = models.big_saved_model(scratch / f"sm{scale(args.gcs_mb)}", scale(args.gcs_mb))
@@ -71,8 +75,8 @@ def main() -> None:
     )
     parser.add_argument("--pairs", type=int, default=3, help="ours/reference pairs per measurement")
     # Local copies of a second or so swing with the disk's write-back: more pairs steady their median.
-    parser.add_argument("--publish-pairs", type=int, default=5, help="pairs for the 1 GB local publish")
-    parser.add_argument("--big-pairs", type=int, default=3, help="pairs for the 5 GB local publish")
+    parser.add_argument("--publish-pairs", type=int, default=5, help="rounds for the 1 GB local publish")
+    parser.add_argument("--big-pairs", type=int, default=3, help="rounds for the 5 GB local publish")
     parser.add_argument("--passes", type=int, default=2, help="consecutive passes (reproducibility)")
     parser.add_argument("--quick", action="store_true", help="small models, one pair, one pass")
     parser.add_argument("--only", default=",".join(SUITES), help=f"comma-separated subset of {SUITES}")

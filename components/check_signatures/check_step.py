@@ -61,17 +61,9 @@ def _staged(model_dir: Path, stage_dir: Path | None) -> Iterator[Path]:
         yield staged
 
 
-def check_model(
-    model_dir: Path,
-    contract: Contract | None = None,
-    serving_tf_version: str = "",
-    stage_dir: Path | None = None,
-    batching: Batching | None = None,
-    tags: Tags = SERVE,
-    sample_uri: str = "",
-) -> CheckReport:
-    """The report of run_check (`kfp-tfserving check`, and the tests)."""
-    return run_check(model_dir, contract, serving_tf_version, stage_dir, batching, tags, sample_uri).report
+def check_model(model_dir: Path, **options: Any) -> CheckReport:
+    """The report of run_check(model_dir, **options) (`kfp-tfserving check`, and the tests)."""
+    return run_check(model_dir, **options).report
 
 
 def run_check(

@@ -17,9 +17,16 @@ def parse_version(text: str) -> tuple[int, int] | None:
 
 
 def installed_tf_version() -> str:
-    from kfp_tfserving.components.common.tfenv import import_tensorflow
+    """The installed TensorFlow's version, from its distribution's metadata: the static checks then need
+    no TensorFlow import (a model they reject is rejected without paying for it)."""
+    from importlib.metadata import PackageNotFoundError, version
 
-    return import_tensorflow().__version__
+    try:
+        return version("tensorflow")
+    except PackageNotFoundError:  # a TensorFlow built from source and not pip-installed
+        from kfp_tfserving.components.common.tfenv import import_tensorflow
+
+        return import_tensorflow().__version__
 
 
 def validate_target(serving_tf_version: str) -> None:

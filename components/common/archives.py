@@ -206,14 +206,20 @@ def _write(src: IO[bytes], dest: Path, entry: Entry, label: str, budget: int, li
 
 
 def extract_archive(
-    archive: Path, target: Path, *, max_bytes: int | None = None, label: str | None = None
+    archive: Path,
+    target: Path,
+    *,
+    max_bytes: int | None = None,
+    label: str | None = None,
+    kind: str | None = None,
 ) -> ExtractResult:
     """Unpack `archive` into the new directory `target`; refuses unsafe entries and size bombs.
 
-    On any refusal nothing stays behind: `target` is removed.
+    kind: 'zip', 'tar', ... when the caller knows it (a `.keras` model is a zip that archive_kind never
+    calls an archive). On any refusal nothing stays behind: `target` is removed.
     """
     label = label or archive.name
-    kind = archive_kind(archive)
+    kind = kind or archive_kind(archive)
     if kind is None:
         raise StorageError(f"{label}: not a .tar.gz, .tgz, .tar or .zip archive")
     limit = max_extract_bytes(max_bytes)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import gc
 import tempfile
 import time
 from collections.abc import Iterator
@@ -19,6 +18,7 @@ from kfp_tfserving.components.common.formats.base import TensorSpecInfo
 from kfp_tfserving.components.common.formats.graph_vetting import vet_source
 from kfp_tfserving.components.common.formats.keras_precision import HALF_DTYPES
 from kfp_tfserving.components.common.formats.string_inputs import described_inputs
+from kfp_tfserving.components.common.heap import release_freed_memory
 from kfp_tfserving.components.common.samples import (
     UNKNOWN_DIM,
     generate_inputs,
@@ -218,13 +218,14 @@ def export_model(
                 # The check step and TF Serving's warmup then run a length the model accepts.
                 write_warmup(export_dir / WARMUP_FILE, SERVING_DEFAULT, [batch])
                 print(f"unknown dimensions generated at length {length}; written as the warmup request")
-        compute = loaded.extras.get("compute_dtype", "float32")
-        repairs = [loaded.extras.get("repaired", ""), duplicate_assets_repair(dropped) if dropped else ""]
+        compute = loaded.compute_dtype
+        repairs = [loaded.repaired, duplicate_assets_repair(dropped) if dropped else ""]
         repair = "; ".join(r for r in repairs if r)
-        # The source model is not needed past its reference answer: free it before the serving session
-        # loads the export, so a multi-GB model is never held twice.
+        # The source model (and every function the export traced over its variables) is not needed past
+        # its reference answer: free it, and give its pages back, before the serving session loads the
+        # export, so a multi-GB model is never held twice.
         del loaded
-        gc.collect()
+        release_freed_memory()
         served = _served_outputs(export_dir, batch, options.tags)
         atol, rtol = tolerance_for(compute, parity_atol, parity_rtol)
         results = compare_outputs(reference, served, atol, rtol)

@@ -59,8 +59,8 @@ def check(
     measure = Batching(DEFAULT_BUDGET_SECONDS, serving_cpus, write=False)
     report = check_model(
         path,
-        contract,
-        serving_tf_version,
+        contract=contract,
+        serving_tf_version=serving_tf_version,
         batching=measure if batching else None,
         tags=parse_tags(saved_model_tags),
         sample_uri=sample_uri,

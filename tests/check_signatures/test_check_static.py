@@ -293,3 +293,53 @@ def test_14_report_json_is_accepted_as_a_contract(linear):
         {"passed": True, "signatures": {n: s.as_dict() for n, s in view.signatures.items()}}
     )
     assert static_findings(linear, parse_contract(as_report, "report.json")) == []
+
+
+def test_a_model_the_static_checks_reject_costs_no_tensorflow_import(tmp_path):
+    """The session reads the protos and the installed TensorFlow's version without importing TensorFlow:
+    a model without serving_default is rejected before the runtime (and TensorFlow) is needed."""
+    import json
+    import subprocess
+    import sys
+
+    from kfp_tfserving.components.common.saved_model.tf_protos import saved_model_pb2
+
+    proto = saved_model_pb2().SavedModel()
+    proto.meta_graphs.add().meta_info_def.tags.append("serve")
+    (tmp_path / "saved_model.pb").write_bytes(proto.SerializeToString())
+    script = (
+        "import json, sys\n"
+        "from pathlib import Path\n"
+        "from kfp_tfserving.components.check_signatures.check_session import CheckRequest, CheckSession\n"
+        "model = Path(sys.argv[1])\n"
+        "report = CheckSession(CheckRequest(model, model)).run().report\n"
+        "print(json.dumps({'codes': [f.code for f in report.findings], 'tf': 'tensorflow' in sys.modules}))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", script, str(tmp_path)], capture_output=True, text=True, check=True
+    )
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert "no-serving-default" in result["codes"] and result["tf"] is False
+
+
+@pytest.mark.parametrize(
+    "spelled",
+    ["float32", "float", "double", "half", "int64", "string", "bool", "bfloat16", "DT_FLOAT", "dt_int64",
+     "DT_STRING_REF", "int", "str", "f4", "nonsense", "DT_INVALID", "DT_NOPE"],
+)  # fmt: skip
+def test_contract_dtypes_are_read_as_tensorflow_reads_them_without_importing_it(tf, spelled):
+    from tensorflow.core.framework import types_pb2
+
+    from kfp_tfserving.components.check_signatures.contract import _dtype_name
+
+    try:
+        upper = spelled.upper()
+        expected = tf.dtypes.as_dtype(types_pb2.DataType.Value(upper) if upper.startswith("DT_") else spelled)
+        expected = expected.name
+    except (TypeError, ValueError):
+        expected = None
+    if expected is None:
+        with pytest.raises(UserError, match="unknown dtype"):
+            _dtype_name(spelled, "contract.yaml")
+    else:
+        assert _dtype_name(spelled, "contract.yaml") == expected

@@ -160,8 +160,8 @@ def test_committed_pipelines_size_every_step_and_give_export_and_check_the_memor
     sizes = {step: r.get("resourceMemoryLimit") for step, r in executor_resources(doc).items()}
     assert sizes == {
         "load_model": "1Gi",
-        "export_savedmodel": "4Gi",
-        "check_signatures": "4Gi",
+        "export_savedmodel": "3Gi",
+        "check_signatures": "3Gi",
         "push_to_serving": "1Gi",
     }
     for step, resources in executor_resources(doc).items():

@@ -8,9 +8,10 @@ from typing import Any
 import numpy as np
 
 from kfp_tfserving.components.common.errors import FormatError
-from kfp_tfserving.components.common.formats.base import LoadedModel, TensorSpecInfo
+from kfp_tfserving.components.common.formats.base import LoadedModel, SavedModelSource, TensorSpecInfo
 from kfp_tfserving.components.common.formats.tf1_graph import unique_keys
 from kfp_tfserving.components.common.saved_model.proto import SERVING_DEFAULT
+from kfp_tfserving.components.common.saved_model.tags import SERVE
 from kfp_tfserving.components.common.tfenv import import_tensorflow, silenced_stderr
 
 
@@ -75,7 +76,7 @@ def load_callable(handler_name: str, entry: Path, source: Any) -> LoadedModel:
         source,
         [TensorSpecInfo(k, s.dtype.name, shape) for k, s, shape in zip(keys, specs, shapes, strict=True)],
         reference,
-        extras={"entry": entry, "callable": serving_default},
+        saved_model=SavedModelSource(entry, SERVE, callable=serving_default),
     )
 
 
@@ -83,5 +84,5 @@ def export_callable(loaded: LoadedModel, export_dir: Path) -> None:
     tf = import_tensorflow()
     with silenced_stderr():
         tf.saved_model.save(
-            loaded.model, str(export_dir), signatures={SERVING_DEFAULT: loaded.extras["callable"]}
+            loaded.model, str(export_dir), signatures={SERVING_DEFAULT: loaded.saved_model.callable}
         )

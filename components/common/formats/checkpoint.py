@@ -125,9 +125,7 @@ class CheckpointHandler(FormatHandler):
             f"serving inputs {[t.key for t in plan.inputs]} -> outputs {[t.key for t in plan.outputs]}",
             flush=True,
         )
-        return LoadedModel(
-            self.name, frozen, plan.input_specs(), session_reference(session, plan), extras={"plan": plan}
-        )
+        return LoadedModel(self.name, frozen, plan.input_specs(), session_reference(session, plan), plan=plan)
 
     def export(self, loaded: LoadedModel, export_dir: Path) -> None:
-        export_plan(loaded.extras["plan"], export_dir)
+        export_plan(loaded.plan, export_dir)

@@ -38,8 +38,8 @@ class FrozenGraphHandler(FormatHandler):
             flush=True,
         )
         return LoadedModel(
-            self.name, graph_def, plan.input_specs(), session_reference(session, plan), extras={"plan": plan}
+            self.name, graph_def, plan.input_specs(), session_reference(session, plan), plan=plan
         )
 
     def export(self, loaded: LoadedModel, export_dir: Path) -> None:
-        export_plan(loaded.extras["plan"], export_dir)
+        export_plan(loaded.plan, export_dir)

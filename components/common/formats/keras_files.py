@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import tempfile
 import zipfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from kfp_tfserving.components.common.archives import extract_archive
 from kfp_tfserving.components.common.errors import FormatError, message_line, specific_line
 from kfp_tfserving.components.common.formats.base import ExportOptions, FormatHandler, LoadedModel
 from kfp_tfserving.components.common.formats.custom_objects import (
@@ -63,7 +67,7 @@ def _code_layers_in(config_text: str) -> list[str]:
 
 def _loaded(handler_name: str, model: Any) -> LoadedModel:
     loaded = LoadedModel(handler_name, model, keras_input_specs(model), keras_reference(model))
-    loaded.extras["compute_dtype"] = compute_dtype(model)
+    loaded.compute_dtype = compute_dtype(model)
     return loaded
 
 
@@ -130,6 +134,18 @@ def _load_failure(entry: Path, err: BaseException, config: str, options: ExportO
     )
 
 
+@contextlib.contextmanager
+def _unpacked(entry: Path) -> Iterator[Path]:
+    """The .keras archive unpacked (safely) into a scratch directory that Keras loads as a saved model
+    directory, reading the weights file tensor by tensor. Given the archive itself, Keras first reads
+    the whole weights file into memory whenever psutil reports enough free memory (the node's, which
+    ignores the pod's limit): the weights twice in memory at the load's peak."""
+    with tempfile.TemporaryDirectory(prefix="kfp-tfserving-keras-") as scratch:
+        target = Path(scratch) / "model"
+        extract_archive(entry, target, kind="zip", label=str(entry))
+        yield target
+
+
 class KerasV3Handler(FormatHandler):
     name = "keras"
     description = "Keras 3 .keras archive"
@@ -147,16 +163,17 @@ class KerasV3Handler(FormatHandler):
             )
         keras = _keras3()
         custom = import_custom_objects(options.custom_objects)
-        try:
-            with silenced_stderr():
-                model = keras.saving.load_model(
-                    entry,
-                    custom_objects=custom or None,
-                    compile=False,
-                    safe_mode=not options.allow_unsafe_deserialization,
-                )
-        except Exception as err:
-            raise _load_failure(entry, err, _keras_config(entry), options) from None
+        with _unpacked(entry) as unpacked:
+            try:
+                with silenced_stderr():
+                    model = keras.saving.load_model(
+                        unpacked,
+                        custom_objects=custom or None,
+                        compile=False,
+                        safe_mode=not options.allow_unsafe_deserialization,
+                    )
+            except Exception as err:
+                raise _load_failure(entry, err, _keras_config(entry), options) from None
         return _loaded(self.name, model)
 
     def export(self, loaded: LoadedModel, export_dir: Path) -> None:
@@ -208,7 +225,7 @@ class KerasH5Handler(FormatHandler):
         if changes:
             model = load_with_era_defaults(entry, config, keras_version, entry, custom, changes, options)
             loaded = _loaded(self.name, model)
-            loaded.extras["loaded_with"] = "tf_keras"
+            loaded.loaded_with = "tf_keras"
             return loaded
         # Keras 3 reads most Keras 2 files; tf_keras reads the rest (older layer configs).
         try:
@@ -238,7 +255,7 @@ class KerasH5Handler(FormatHandler):
                 "load it with the Keras version that saved it to check the file; re-save it with model.save()",
             ) from None
         loaded = _loaded(self.name, model)
-        loaded.extras["loaded_with"] = "tf_keras"
+        loaded.loaded_with = "tf_keras"
         return loaded
 
     def export(self, loaded: LoadedModel, export_dir: Path) -> None:

@@ -167,7 +167,7 @@ class KerasPairHandler(FormatHandler):
                 arch, config, version, named, custom, era_changes(doc, version), options
             )
         loaded = _loaded(self.name, model)
-        loaded.extras["loaded_with"] = "tf_keras"
+        loaded.loaded_with = "tf_keras"
         return loaded
 
     def _keras3(self, arch: Path, doc: dict, weights: Path, custom: dict, options: ExportOptions) -> Any:

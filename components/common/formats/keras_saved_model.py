@@ -53,13 +53,13 @@ class KerasSavedModelHandler(FormatHandler):
         # The SavedModel's own signatures are what it serves; keep them, names and all.
         loaded = SavedModelHandler().load(entry, options)
         loaded.format = self.name
-        signature = signatures[loaded.extras["serving_signature"]]
+        signature = signatures[loaded.saved_model.serving_signature]
         if _keras_matches(model, signature):
             loaded.reference = keras_reference(model)  # the source model through tf_keras itself
         return loaded
 
     def export(self, loaded: LoadedModel, export_dir: Path) -> None:
-        if "serving_signature" in loaded.extras:
+        if loaded.saved_model is not None:
             SavedModelHandler().export(loaded, export_dir)
         else:
             export_keras(loaded.model, export_dir)

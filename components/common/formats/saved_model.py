@@ -9,7 +9,13 @@ from typing import Any
 import numpy as np
 
 from kfp_tfserving.components.common.errors import FormatError, specific_line
-from kfp_tfserving.components.common.formats.base import ExportOptions, FormatHandler, LoadedModel, Tensors
+from kfp_tfserving.components.common.formats.base import (
+    ExportOptions,
+    FormatHandler,
+    LoadedModel,
+    SavedModelSource,
+    Tensors,
+)
 from kfp_tfserving.components.common.formats.callable_saved_model import export_callable, load_callable
 from kfp_tfserving.components.common.saved_model.edit import copy_with_serving_default
 from kfp_tfserving.components.common.saved_model.proto import (
@@ -85,7 +91,9 @@ def load_signature_model(
         source,
         signatures[serving].inputs,
         reference,
-        extras={"entry": entry, "serving_signature": serving, "tags": tuple(sorted(tags))},
+        saved_model=SavedModelSource(
+            entry, tuple(sorted(tags)), serving, signatures=sorted(signatures), tf1=True
+        ),
     )
 
 
@@ -123,28 +131,29 @@ class SavedModelHandler(FormatHandler):
             source,
             signatures[serving].inputs,
             reference,
-            extras={
-                "entry": entry,
-                "serving_signature": serving,
-                "signatures": sorted(signatures),
-                "tf1": tf1,
-                "tags": options.tags,
-                "repaired": f"re-saved from TF2's loader because {problem}" if problem else "",
-            },
+            saved_model=SavedModelSource(
+                entry,
+                options.tags,
+                serving,
+                signatures=sorted(signatures),
+                tf1=tf1,
+                repair=f"re-saved from TF2's loader because {problem}" if problem else "",
+            ),
         )
 
     def export(self, loaded: LoadedModel, export_dir: Path) -> None:
-        entry: Path = loaded.extras["entry"]
-        if "callable" in loaded.extras:
+        source = loaded.saved_model
+        if source.callable is not None:
             export_callable(loaded, export_dir)
             return
-        if not loaded.extras["repaired"]:
+        if not source.repair:
             # Servable as it is: keep the original bytes, adding serving_default to the proto when absent.
             # Other meta graphs ({train}, {serve,gpu}, ...) stay as they are.
-            tags = loaded.extras["tags"]
-            copy_with_serving_default(entry, export_dir, loaded.extras["serving_signature"], tags, tags)
+            copy_with_serving_default(
+                source.entry, export_dir, source.serving_signature, source.tags, source.tags
+            )
             return
-        signatures = {name: name for name in loaded.extras["signatures"]}
-        signatures[SERVING_DEFAULT] = loaded.extras["serving_signature"]
+        signatures = {name: name for name in source.signatures}
+        signatures[SERVING_DEFAULT] = source.serving_signature
         # A re-save writes the served graph only: TF2's saver cannot carry the source's other meta graphs.
-        resave(loaded.model, export_dir, signatures, methods_from=entry, tags=loaded.extras["tags"])
+        resave(loaded.model, export_dir, signatures, methods_from=source.entry, tags=source.tags)

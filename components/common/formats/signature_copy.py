@@ -32,23 +32,23 @@ class SignatureCopyHandler(FormatHandler):
         if not self.is_tf1(entry, options.tags):
             loaded = SavedModelHandler().load(entry, options)
             loaded.format = self.name
-            loaded.extras["tf2"] = True
+            loaded.export_with = SavedModelHandler.name
             return loaded
         loaded = load_signature_model(
             self.name, entry, self._source_tags(options), options.signature, self.fallback_signature
         )
-        loaded.extras["served_tags"] = options.tags
-        print(f"{entry.name}: serving signature '{loaded.extras['serving_signature']}'", flush=True)
+        loaded.saved_model.served_tags = options.tags
+        print(f"{entry.name}: serving signature '{loaded.saved_model.serving_signature}'", flush=True)
         return loaded
 
     def export(self, loaded: LoadedModel, export_dir: Path) -> None:
-        if loaded.extras.get("tf2"):
+        if loaded.export_with == SavedModelHandler.name:
             SavedModelHandler().export(loaded, export_dir)
             return
         copy_with_serving_default(
-            loaded.extras["entry"],
+            loaded.saved_model.entry,
             export_dir,
-            loaded.extras["serving_signature"],
-            loaded.extras["tags"],
-            loaded.extras["served_tags"],
+            loaded.saved_model.serving_signature,
+            loaded.saved_model.tags,
+            loaded.saved_model.served_tags,
         )

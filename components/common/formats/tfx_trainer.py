@@ -33,11 +33,11 @@ class TfxTrainerHandler(FormatHandler):
     def load(self, entry: Path, options: ExportOptions) -> LoadedModel:
         inner = self._inner(entry)
         loaded = inner.load(entry, options)
-        loaded.extras["tfx_inner_format"] = inner.name
+        loaded.export_with = loaded.export_with or inner.name  # the handler the inner one delegated to
         print(f"{entry}: TFX Trainer output holding a '{inner.name}' model", flush=True)
         return loaded
 
     def export(self, loaded: LoadedModel, export_dir: Path) -> None:
         from kfp_tfserving.components.common.formats.registry import handler_named
 
-        handler_named(loaded.extras["tfx_inner_format"]).export(loaded, export_dir)
+        handler_named(loaded.export_with).export(loaded, export_dir)
