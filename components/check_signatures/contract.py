@@ -26,20 +26,26 @@ ROLES = ("inputs", "outputs")
 
 
 def _dtype_name(value: Any, where: str) -> str:
-    from kfp_tfserving.components.common.tfenv import import_tensorflow
+    """TensorFlow's name of a dtype spelled as TensorFlow accepts it (float32, DT_FLOAT, float, ...), read
+    from its DataType enum: parsing a contract imports no TensorFlow (the check step's own process)."""
+    from kfp_tfserving.components.common.saved_model.tensor_spec import dtype_name
+    from kfp_tfserving.components.common.saved_model.tf_protos import types_pb2
 
-    tf = import_tensorflow()
-    from tensorflow.core.framework import types_pb2
-
+    enum = types_pb2().DataType
+    text = str(value)
+    names = {dtype_name(v) for v in enum.values() if v} | set(_ALIASES)
     try:
-        text = str(value)
-        if text.upper().startswith("DT_"):
-            return tf.dtypes.as_dtype(types_pb2.DataType.Value(text.upper())).name
-        return tf.dtypes.as_dtype(text).name
-    except (TypeError, ValueError):
-        raise UserError(
-            f"{where}: unknown dtype '{value}'", "use a name such as float32, int64, string"
-        ) from None
+        if text.upper().startswith("DT_") and enum.Value(text.upper()):
+            return dtype_name(enum.Value(text.upper()))
+        if text in names:
+            return _ALIASES.get(text, text)
+    except ValueError:
+        pass
+    raise UserError(f"{where}: unknown dtype '{value}'", "use a name such as float32, int64, string")
+
+
+# Spellings tf.dtypes.as_dtype accepts besides its own names.
+_ALIASES = {"half": "float16", "float": "float32", "double": "float64"}
 
 
 def _shape(value: Any, where: str) -> list[int] | None:

@@ -79,10 +79,12 @@ def check_debug_info(view) -> list[Finding]:
     if not path.is_file():
         return []
     from google.protobuf.message import DecodeError
-    from tensorflow.core.framework import graph_debug_info_pb2
 
+    from kfp_tfserving.components.common.saved_model.tf_protos import tf_proto_module
+
+    debug_info = tf_proto_module("tensorflow.core.framework.graph_debug_info_pb2")  # no TensorFlow import
     try:
-        graph_debug_info_pb2.GraphDebugInfo.FromString(path.read_bytes())
+        debug_info.GraphDebugInfo.FromString(path.read_bytes())
     except (DecodeError, OSError) as err:
         return [
             Finding(

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import ctypes
 import functools
+import math
 import threading
 from collections.abc import Sequence
 from pathlib import Path
@@ -235,7 +236,7 @@ def _from_tensor(lib, tensor: int) -> np.ndarray:
     """A numpy copy of a TF_Tensor that TF_SessionRun returned (deleted here)."""
     try:
         dtype = lib.TF_TensorType(tensor)
-        shape = tuple(lib.TF_Dim(tensor, i) for i in range(lib.TF_NumDims(tensor)))
+        shape = tuple([lib.TF_Dim(tensor, i) for i in range(lib.TF_NumDims(tensor))])
         data = lib.TF_TensorData(tensor)
         if dtype == DT_STRING:
             count = int(np.prod(shape, dtype=np.int64))
@@ -247,10 +248,13 @@ def _from_tensor(lib, tensor: int) -> np.ndarray:
         np_dtype = numpy_dtypes().get(dtype)
         if np_dtype is None:
             raise CApiError(12, f"the binding does not convert TF_DataType {dtype} (a fetched tensor)")
-        out = np.empty(shape, dtype=np_dtype)
-        if out.nbytes:
-            ctypes.memmove(out.ctypes.data, data, out.nbytes)
-        return out
+        nbytes = math.prod(shape) * np_dtype.itemsize
+        if not nbytes:
+            return np.empty(shape, dtype=np_dtype)
+        # One copy, out of a numpy view of TensorFlow's buffer: the cheapest writable array from Python.
+        return (
+            np.frombuffer((ctypes.c_char * nbytes).from_address(data), dtype=np_dtype).reshape(shape).copy()
+        )
     finally:
         lib.TF_DeleteTensor(tensor)
 
@@ -362,8 +366,45 @@ class SavedModelSession:
             self.graph = None
 
 
+class _ThreadStatus:
+    """A TF_Status owned by one thread (statuses must not be shared), freed with the thread's state."""
+
+    def __init__(self, lib):
+        self._lib = lib
+        self.ptr = lib.TF_NewStatus()
+
+    def __del__(self) -> None:
+        try:  # noqa: SIM105 (at interpreter shutdown contextlib may already be gone)
+            self._lib.TF_DeleteStatus(self.ptr)
+        except Exception:  # interpreter shutdown: the process frees it
+            pass
+
+
+class _InputSlot:
+    """One feed's TF_Tensor kept between runs of one thread: a request shaped like the previous one is
+    copied into it through a numpy view of its buffer, with no allocation and no foreign call (most of a
+    small request's cost through ctypes). The session holds no reference once TF_SessionRun returns."""
+
+    def __init__(self, lib, value: np.ndarray, dtype: int):
+        self._lib = lib
+        self.key = (value.shape, value.dtype)
+        self.tensor = _to_tensor(lib, value, dtype)
+        buffer = (ctypes.c_char * value.nbytes).from_address(lib.TF_TensorData(self.tensor))
+        self.view = np.frombuffer(buffer, dtype=value.dtype).reshape(value.shape)
+
+    def __del__(self) -> None:
+        try:  # noqa: SIM105 (at interpreter shutdown contextlib may already be gone)
+            self._lib.TF_DeleteTensor(self.tensor)
+        except Exception:  # interpreter shutdown: the process frees it
+            pass
+
+
 class Runner:
-    """TF_SessionRun on fixed feeds, fetches and targets; the argument arrays are built once."""
+    """TF_SessionRun on fixed feeds, fetches and targets; the argument arrays are built once.
+
+    Thread-safe: each thread has its own status and input tensors; TF_SessionRun itself runs concurrently
+    (ctypes releases the GIL around it), as Session::Run does for a server's request threads.
+    """
 
     def __init__(self, model: SavedModelSession, feeds: Sequence[Output], fetches: Sequence[Output],
                  targets: Sequence[int] = ()):  # fmt: skip
@@ -375,6 +416,14 @@ class Runner:
         self._n_feeds, self._n_fetches, self._n_targets = len(feeds), len(fetches), len(targets)
         self._in_array = _vp * max(len(feeds), 1)
         self._out_array = _vp * max(len(fetches), 1)
+        self._local = threading.local()
+
+    def _thread_state(self):
+        local = self._local
+        if not hasattr(local, "status"):
+            local.status = _ThreadStatus(self._lib)
+            local.slots = [None] * self._n_feeds
+        return local.status, local.slots
 
     def run(self, values: Sequence[np.ndarray]) -> list[np.ndarray]:
         """Session::Run: numpy `values` fed in the feeds' order, each as its own dtype (a dtype the graph
@@ -385,23 +434,31 @@ class Runner:
             raise CApiError(9, f"{self._model.export_dir}: the session is closed")
         if len(values) != self._n_feeds:
             raise ValueError(f"{len(values)} values for {self._n_feeds} feeds")
+        status, slots = self._thread_state()
         inputs = self._in_array()
         made = []
         try:
             for k, value in enumerate(values):
                 dtype = tf_dtype(value.dtype)
-                inputs[k] = _to_tensor(lib, value, dtype)
-                made.append((inputs[k], dtype, value.size))
+                if dtype == DT_STRING or not value.nbytes:
+                    inputs[k] = _to_tensor(lib, value, dtype)
+                    made.append((inputs[k], dtype, value.size))
+                    continue
+                slot = slots[k]
+                if slot is None or slot.key != (value.shape, value.dtype):
+                    slot = slots[k] = _InputSlot(lib, value, dtype)
+                else:
+                    slot.view[...] = value
+                inputs[k] = slot.tensor
             outputs = self._out_array()
-            with _Status(lib) as status:
-                lib.TF_SessionRun(
-                    session, None, self._feeds, inputs, self._n_feeds, self._fetches, outputs,
-                    self._n_fetches, self._targets, self._n_targets, None, status.ptr,
-                )  # fmt: skip
-                try:
-                    status.check()
-                finally:
-                    results = [_from_tensor(lib, outputs[k]) for k in range(self._n_fetches) if outputs[k]]
+            lib.TF_SessionRun(
+                session, None, self._feeds, inputs, self._n_feeds, self._fetches, outputs,
+                self._n_fetches, self._targets, self._n_targets, None, status.ptr,
+            )  # fmt: skip
+            results = [_from_tensor(lib, outputs[k]) for k in range(self._n_fetches) if outputs[k]]
+            code = lib.TF_GetCode(status.ptr)
+            if code:
+                raise CApiError(code, lib.TF_Message(status.ptr).decode("utf-8", "replace"))
             return results
         finally:
             for tensor, dtype, count in made:

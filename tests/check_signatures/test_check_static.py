@@ -320,3 +320,26 @@ def test_a_model_the_static_checks_reject_costs_no_tensorflow_import(tmp_path):
     )
     result = json.loads(out.stdout.strip().splitlines()[-1])
     assert "no-serving-default" in result["codes"] and result["tf"] is False
+
+
+@pytest.mark.parametrize(
+    "spelled",
+    ["float32", "float", "double", "half", "int64", "string", "bool", "bfloat16", "DT_FLOAT", "dt_int64",
+     "DT_STRING_REF", "int", "str", "f4", "nonsense", "DT_INVALID", "DT_NOPE"],
+)  # fmt: skip
+def test_contract_dtypes_are_read_as_tensorflow_reads_them_without_importing_it(tf, spelled):
+    from tensorflow.core.framework import types_pb2
+
+    from kfp_tfserving.components.check_signatures.contract import _dtype_name
+
+    try:
+        upper = spelled.upper()
+        expected = tf.dtypes.as_dtype(types_pb2.DataType.Value(upper) if upper.startswith("DT_") else spelled)
+        expected = expected.name
+    except (TypeError, ValueError):
+        expected = None
+    if expected is None:
+        with pytest.raises(UserError, match="unknown dtype"):
+            _dtype_name(spelled, "contract.yaml")
+    else:
+        assert _dtype_name(spelled, "contract.yaml") == expected
