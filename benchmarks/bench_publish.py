@@ -86,7 +86,12 @@ def _tfx_model_artifact(model: Path, scratch: Path) -> Path:
 _WARM = {
     "ours": [sys.executable, "-c", "import kfp_tfserving.components.push_to_serving.publisher"],
     "cp": ["sh", "-c", "cp --version && sync --version"],
-    "tfx": [sys.executable, "-c", "import tfx.components.pusher.executor"],
+    # The Pusher script's imports, and TensorFlow, which TFX's file I/O loads on first use.
+    "tfx": [
+        sys.executable,
+        "-c",
+        "import tensorflow, tfx.components.pusher.executor, tfx.proto.pusher_pb2, tfx.types.standard_artifacts",
+    ],
 }
 
 

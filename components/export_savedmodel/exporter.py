@@ -18,7 +18,7 @@ from kfp_tfserving.components.common.formats.base import TensorSpecInfo
 from kfp_tfserving.components.common.formats.graph_vetting import vet_source
 from kfp_tfserving.components.common.formats.keras_precision import HALF_DTYPES
 from kfp_tfserving.components.common.formats.string_inputs import described_inputs
-from kfp_tfserving.components.common.heap import release_freed_memory
+from kfp_tfserving.components.common.heap import map_large_blocks_apart, release_freed_memory
 from kfp_tfserving.components.common.samples import (
     UNKNOWN_DIM,
     generate_inputs,
@@ -187,6 +187,7 @@ def export_model(
     else:  # a Model artifact from outside this project: detect it here
         handler, entry = detect_format(model_dir)
     timings: dict[str, float] = {}
+    map_large_blocks_apart()  # the weights' pages go back to the system as soon as a tensor is freed
     # The load step put the source at model_dir/<first part of entry>.
     entry_parts = Path(source.entry).parts
     copy = model_dir / entry_parts[0] if entry_parts else model_dir

@@ -141,3 +141,24 @@ def test_malloc_trim_is_found_on_glibc():
     if platform.system() == "Linux" and platform.libc_ver()[0] == "glibc":
         assert heap._malloc_trim() is not None
     heap.release_freed_memory()  # a no-op elsewhere, never an error
+
+
+def test_large_blocks_are_mapped_apart_before_the_export_loads_anything(tmp_path, keras_two_io, monkeypatch):
+    from kfp_tfserving.components.common import heap
+
+    calls = []
+
+    class FakeLibc:  # ctypes functions take argtypes; a plain function does too
+        def __init__(self):
+            self.mallopt = lambda option, value: calls.append((option, value))
+
+    monkeypatch.setattr(heap, "_libc", FakeLibc)
+    load = KerasV3Handler.load
+
+    def checking_load(self, entry, options):
+        assert calls == [(heap.M_MMAP_THRESHOLD, heap.LARGE_BLOCK)]
+        return load(self, entry, options)
+
+    monkeypatch.setattr(KerasV3Handler, "load", checking_load)
+    exporter.export_model(keras_two_io, {}, tmp_path / "export", {})
+    assert calls == [(heap.M_MMAP_THRESHOLD, 1024 * 1024)]
