@@ -5,8 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from conftest import published_versions, run_cli, run_cli_json, served_predict
-from test_formats_saved_models import build_estimator_export
-from test_formats_tf1 import W, build_checkpoint, build_frozen_graph
+from tf1_model_builders import W, build_checkpoint, build_estimator_export, build_frozen_graph
 
 from kfp_tfserving.components.common.saved_model.edit import signature_methods
 from kfp_tfserving.components.common.saved_model.proto import read_signatures

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import served_predict
+from tf1_model_builders import build_estimator_export
 
 from kfp_tfserving.components.common.errors import FormatError
 from kfp_tfserving.components.common.formats import detect_format
@@ -19,58 +20,6 @@ from kfp_tfserving.components.export_savedmodel.exporter import export_model
 CLASSIFY = "tensorflow/serving/classify"
 REGRESS = "tensorflow/serving/regress"
 PREDICT = "tensorflow/serving/predict"
-
-
-def _estimator_graph(tf, weight: float):
-    """Serialized tf.Example in ('inputs'), parsed like an Estimator's example receiver."""
-    v1 = tf.compat.v1
-    examples = v1.placeholder(tf.string, [None], name="input_example_tensor")
-    features = tf.io.parse_example(
-        examples,
-        {
-            "age": tf.io.FixedLenFeature([1], tf.float32),
-            "rooms": tf.io.FixedLenFeature([2], tf.int64),
-            "city": tf.io.VarLenFeature(tf.string),
-        },
-    )
-    w = v1.get_variable("linear/w", initializer=np.float32(weight))
-    city_count = tf.cast(
-        tf.sparse.reduce_sum(tf.sparse.map_values(tf.strings.length, features["city"]), 1), tf.float32
-    )
-    rooms = tf.cast(tf.reduce_sum(features["rooms"], axis=1), tf.float32)
-    logit = features["age"][:, 0] * w + rooms * 0.1 - city_count * 0.01
-    scores = tf.stack([tf.sigmoid(-logit), tf.sigmoid(logit)], axis=1, name="head/scores")
-    classes = tf.tile(tf.constant([[b"no", b"yes"]]), [tf.shape(scores)[0], 1], name="head/classes")
-    return examples, scores, classes, tf.reshape(logit, [-1, 1], name="head/predictions")
-
-
-def build_estimator_export(tf, base: Path, signatures: str = "full") -> Path:
-    """An Estimator-shaped export base: an older and a newer timestamp, and an unfinished temp-* export."""
-    v1 = tf.compat.v1
-    sig = v1.saved_model.signature_def_utils
-    for stamp, weight in (("1600000000", -5.0), ("1700000000", 0.5)):
-        graph = tf.Graph()
-        with graph.as_default(), v1.Session() as session:
-            examples, scores, classes, predictions = _estimator_graph(tf, weight)
-            session.run(v1.global_variables_initializer())
-            if signatures == "full":
-                classify = sig.classification_signature_def(examples, classes, scores)
-                signature_map = {
-                    "serving_default": classify,
-                    "classification": classify,
-                    "regression": sig.regression_signature_def(examples, predictions),
-                    "predict": sig.predict_signature_def({"examples": examples}, {"scores": scores}),
-                }
-            else:  # a raw-receiver regressor: one predict signature, no serving_default
-                signature_map = {
-                    "predict": sig.predict_signature_def({"examples": examples}, {"predictions": predictions})
-                }
-            builder = v1.saved_model.Builder(str(base / stamp))
-            builder.add_meta_graph_and_variables(session, ["serve"], signature_def_map=signature_map)
-            builder.save()
-    (base / "temp-1800000000").mkdir()
-    (base / "temp-1800000000" / "saved_model.pb").write_bytes(b"half-written")
-    return base
 
 
 def build_tf1_hub_module(tf, path: Path) -> Path:

@@ -7,75 +7,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import served_predict
+from tf1_model_builders import W, build_checkpoint, build_frozen_graph
 
 from kfp_tfserving.components.common.errors import FormatError, UserError
 from kfp_tfserving.components.common.formats import detect_format
 from kfp_tfserving.components.common.saved_model.proto import read_saved_model_proto, read_signatures
 from kfp_tfserving.components.export_savedmodel.exporter import export_model
 
-W = np.array([[1.0, -2.0, 0.5], [0.3, 0.2, -1.0], [2.0, 0.0, 1.0]], dtype=np.float32)
-
-
-def _classifier_graph(tf, train: bool):
-    """x -> softmax(x @ w * temperature * gain): 'temperature' a Placeholder, 'gain' a PlaceholderWithDefault."""
-    v1 = tf.compat.v1
-    x = v1.placeholder(tf.float32, [None, 3], name="x")
-    temperature = v1.placeholder(tf.float32, [], name="temperature")
-    gain = v1.placeholder_with_default(1.0, [], name="gain")
-    w = v1.get_variable("dense/w", initializer=W)
-    logits = tf.identity(tf.matmul(x, w) * temperature * gain, name="dense/logits")
-    probs = tf.nn.softmax(logits, name="probs")
-    if train:
-        labels = v1.placeholder(tf.int64, [None], name="labels")
-        loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits))
-        v1.train.GradientDescentOptimizer(0.1).minimize(
-            loss, global_step=v1.train.get_or_create_global_step()
-        )
-    return probs
-
 
 def _expected_probs(x: np.ndarray, temperature: float, gain: float = 1.0) -> np.ndarray:
     logits = x.astype(np.float64) @ W * temperature * gain
     e = np.exp(logits - logits.max(axis=1, keepdims=True))
     return e / e.sum(axis=1, keepdims=True)
-
-
-def build_frozen_graph(tf, path: Path) -> Path:
-    v1 = tf.compat.v1
-    graph = tf.Graph()
-    with graph.as_default(), v1.Session() as session:
-        _classifier_graph(tf, train=False)
-        session.run(v1.global_variables_initializer())
-        frozen = v1.graph_util.convert_variables_to_constants(session, graph.as_graph_def(), ["probs"])
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(frozen.SerializeToString())
-    return path
-
-
-def build_checkpoint(tf, directory: Path, prefix: str = "") -> Path:
-    """A training checkpoint with optimizer and saver ops, an empty prefix by default, a stale state file,
-    and `_output_shapes` attributes that contradict the graph (as an older TF's could)."""
-    v1 = tf.compat.v1
-    directory.mkdir(parents=True, exist_ok=True)
-    graph = tf.Graph()
-    with graph.as_default(), v1.Session() as session:
-        _classifier_graph(tf, train=True)
-        session.run(v1.global_variables_initializer())
-        v1.train.Saver().save(session, f"{directory}/{prefix}")
-    from tensorflow.core.protobuf import meta_graph_pb2
-
-    meta_path = directory / f"{prefix}.meta"
-    meta = meta_graph_pb2.MetaGraphDef.FromString(meta_path.read_bytes())
-    for node in meta.graph_def.node:
-        if node.name == "x":  # recorded as rank 1 where the placeholder is [None, 3]
-            node.attr["_output_shapes"].list.Clear()
-            node.attr["_output_shapes"].list.shape.add().dim.add().size = 7
-    meta_path.write_bytes(meta.SerializeToString())
-    (directory / "checkpoint").write_text(
-        f'model_checkpoint_path: "/home/someone-else/run-42/{prefix}"\n'
-        f'all_model_checkpoint_paths: "/home/someone-else/run-42/{prefix}"\n'
-    )
-    return directory
 
 
 def _export(source: Path, tmp_path: Path, **kwargs) -> tuple[Path, dict]:
