@@ -88,7 +88,8 @@ def keras2_h5(tmp_path_factory, tf) -> Path:
     return path
 
 
-def _tf2_module(tf):
+def _save_tf2_module(tf, path: Path, default_name: str) -> Path:
+    """The linear TF2 module saved at `path` with signatures `default_name` (predict) and "embed"."""
     module = tf.Module()
     module.w = tf.Variable(np.arange(4, dtype=np.float32).reshape(4, 1))
     module.b = tf.Variable([0.5])
@@ -103,25 +104,20 @@ def _tf2_module(tf):
 
     module.predict = predict
     module.embed = embed
-    return module, predict, embed
+    tf.saved_model.save(module, str(path), signatures={default_name: predict, "embed": embed})
+    return path
 
 
 @pytest.fixture(scope="session")
 def tf2_saved_model(tmp_path_factory, tf) -> Path:
     """A TF2 SavedModel with serving_default."""
-    module, predict, embed = _tf2_module(tf)
-    path = tmp_path_factory.mktemp("tf2") / "linear"
-    tf.saved_model.save(module, str(path), signatures={"serving_default": predict, "embed": embed})
-    return path
+    return _save_tf2_module(tf, tmp_path_factory.mktemp("tf2") / "linear", "serving_default")
 
 
 @pytest.fixture(scope="session")
 def tf2_saved_model_no_default(tmp_path_factory, tf) -> Path:
     """A TF2 SavedModel whose signatures are 'predict' and 'embed': no serving_default."""
-    module, predict, embed = _tf2_module(tf)
-    path = tmp_path_factory.mktemp("tf2nodefault") / "linear"
-    tf.saved_model.save(module, str(path), signatures={"predict": predict, "embed": embed})
-    return path
+    return _save_tf2_module(tf, tmp_path_factory.mktemp("tf2nodefault") / "linear", "predict")
 
 
 @pytest.fixture(scope="session")

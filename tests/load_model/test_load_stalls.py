@@ -6,13 +6,13 @@ set short (the step's `stall_timeout`, default 60 s) so nothing waits for real."
 from __future__ import annotations
 
 import contextlib
-import socket
 import threading
 import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+from silent_ports import silent_server, unused_port
 
 from kfp_tfserving.components.common.errors import FormatError, TransientStorageError
 from kfp_tfserving.components.load_model.loader import load_source
@@ -23,35 +23,13 @@ BODY = bytes(range(256)) * 4  # 1 KiB
 @pytest.fixture()
 def silent_port() -> Iterator[int]:
     """Accepts connections and never sends a byte."""
-    server = socket.socket()
-    server.bind(("127.0.0.1", 0))
-    server.listen(16)
-    held: list = []
-    stop = threading.Event()
-
-    def accept():
-        server.settimeout(0.2)
-        while not stop.is_set():
-            with contextlib.suppress(OSError):
-                held.append(server.accept()[0])
-
-    thread = threading.Thread(target=accept, daemon=True)
-    thread.start()
-    yield server.getsockname()[1]
-    stop.set()
-    thread.join()
-    for conn in held:
-        conn.close()
-    server.close()
+    with silent_server() as port:
+        yield port
 
 
 @pytest.fixture()
 def closed_port() -> int:
-    probe = socket.socket()
-    probe.bind(("127.0.0.1", 0))
-    port = probe.getsockname()[1]
-    probe.close()
-    return port
+    return unused_port()
 
 
 class _Trickle(BaseHTTPRequestHandler):

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -18,6 +16,7 @@ import numpy as np
 import push_models
 import pytest
 from conftest import run_cli
+from silent_ports import silent_server, unused_port
 
 from kfp_tfserving.components.common.archives import MAX_BYTES_ENV
 from kfp_tfserving.components.common.errors import StorageError, UserError, reports_errors
@@ -304,35 +303,13 @@ def test_push_into_a_base_path_that_is_a_file_says_so(tmp_path, tiny_model):
 @pytest.fixture
 def stalled_port():
     """A server on 127.0.0.1 that accepts connections and never answers."""
-    server = socket.socket()
-    server.bind(("127.0.0.1", 0))
-    server.listen(16)
-    held: list = []
-    stop = threading.Event()
-
-    def accept():
-        server.settimeout(0.2)
-        while not stop.is_set():
-            with contextlib.suppress(OSError):
-                held.append(server.accept()[0])
-
-    thread = threading.Thread(target=accept, daemon=True)
-    thread.start()
-    yield server.getsockname()[1]
-    stop.set()
-    thread.join()
-    for conn in held:
-        conn.close()
-    server.close()
+    with silent_server() as port:
+        yield port
 
 
 @pytest.fixture
 def closed_port() -> int:
-    probe = socket.socket()
-    probe.bind(("127.0.0.1", 0))
-    port = probe.getsockname()[1]
-    probe.close()
-    return port
+    return unused_port()
 
 
 class _Forbidden(BaseHTTPRequestHandler):

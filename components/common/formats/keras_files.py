@@ -40,6 +40,17 @@ def _keras3():
     return keras
 
 
+def _keras3_load(keras: Any, path: Path, custom: dict, options: ExportOptions) -> Any:
+    """Keras 3's own loader, uncompiled, with safe_mode on unless the user allowed unsafe deserialization."""
+    with silenced_stderr():
+        return keras.saving.load_model(
+            path,
+            custom_objects=custom or None,
+            compile=False,
+            safe_mode=not options.allow_unsafe_deserialization,
+        )
+
+
 def _reads_as_keras3(path: Path) -> bool:
     try:
         with zipfile.ZipFile(path) as archive:
@@ -165,13 +176,7 @@ class KerasV3Handler(FormatHandler):
         custom = import_custom_objects(options.custom_objects)
         with _unpacked(entry) as unpacked:
             try:
-                with silenced_stderr():
-                    model = keras.saving.load_model(
-                        unpacked,
-                        custom_objects=custom or None,
-                        compile=False,
-                        safe_mode=not options.allow_unsafe_deserialization,
-                    )
+                model = _keras3_load(keras, unpacked, custom, options)
             except Exception as err:
                 raise _load_failure(entry, err, _keras_config(entry), options) from None
         return _loaded(self.name, model)
@@ -229,14 +234,7 @@ class KerasH5Handler(FormatHandler):
             return loaded
         # Keras 3 reads most Keras 2 files; tf_keras reads the rest (older layer configs).
         try:
-            keras = _keras3()
-            with silenced_stderr():
-                model = keras.saving.load_model(
-                    entry,
-                    custom_objects=custom or None,
-                    compile=False,
-                    safe_mode=not options.allow_unsafe_deserialization,
-                )
+            model = _keras3_load(_keras3(), entry, custom, options)
             return _loaded(self.name, model)
         except Exception as keras3_error:
             first_error = keras3_error
