@@ -2,15 +2,24 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+import yaml
 
 from kfp_tfserving.components.check_signatures.static_checks import STATIC_CHECKS, ModelView
 from kfp_tfserving.components.common.saved_model.proto import read_saved_model_proto
 from kfp_tfserving.components.common.tfenv import import_tensorflow
+
+
+def write_contract(path: Path, inputs: dict, outputs: dict) -> Path:
+    """A contract file for serving_default: JSON when `path` ends in .json, else YAML."""
+    contract = {"serving_default": {"inputs": inputs, "outputs": outputs}}
+    path.write_text(json.dumps(contract) if path.suffix == ".json" else yaml.safe_dump(contract))
+    return path
 
 
 def static_findings(model_dir: Path, contract=None, serving_tf_version: str = "2.21.0") -> list:

@@ -212,34 +212,37 @@ def check_dtypes(view: ModelView) -> list[Finding]:
     return found
 
 
+def _batch_problem(role: str, shape: tuple[int | None, ...] | None) -> tuple[str, str, str, str] | None:
+    """Code, severity, message and fix for a tensor whose leading dimension cannot be the batch."""
+    if shape is None:
+        return None
+    if len(shape) == 0:
+        if role != "output":
+            return None
+        return (
+            "scalar-output",
+            WARNING,
+            "rank-0 output: row-format JSON and batching need a batch dimension",
+            "return a tensor with a leading batch dimension",
+        )
+    if shape[0] is None:
+        return None
+    return (
+        "fixed-batch",
+        WARNING,
+        f"{role} dim 0 is fixed at {shape[0]}, not -1",
+        "export with a None batch dimension so any batch size is accepted",
+    )
+
+
 def check_batch_dimension(view: ModelView) -> list[Finding]:
     found = []
     for name, sig in view.signatures.items():
         for role, specs in (("input", sig.inputs), ("output", sig.outputs)):
             for spec in specs:
-                if spec.shape is not None and len(spec.shape) == 0:
-                    if role == "output":
-                        found.append(
-                            Finding(
-                                "scalar-output",
-                                WARNING,
-                                "rank-0 output: row-format JSON and batching need a batch dimension",
-                                "return a tensor with a leading batch dimension",
-                                name,
-                                spec.name,
-                            )
-                        )
-                elif spec.shape is not None and spec.shape[0] is not None:
-                    found.append(
-                        Finding(
-                            "fixed-batch",
-                            WARNING,
-                            f"{role} dim 0 is fixed at {spec.shape[0]}, not -1",
-                            "export with a None batch dimension so any batch size is accepted",
-                            name,
-                            spec.name,
-                        )
-                    )
+                problem = _batch_problem(role, spec.shape)
+                if problem:
+                    found.append(Finding(*problem, name, spec.name))
     return found
 
 

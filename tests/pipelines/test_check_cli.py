@@ -5,8 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-import yaml
-from check_builders import linear_module
+from check_builders import linear_module, write_contract
 from conftest import published_versions, run_cli
 
 
@@ -40,16 +39,10 @@ def test_check_batching_measures_and_load_tests_without_writing(model):
 
 
 def test_check_with_a_contract_and_a_server_version(model, tmp_path):
-    contract = tmp_path / "contract.yaml"
-    contract.write_text(
-        yaml.safe_dump(
-            {
-                "serving_default": {
-                    "inputs": {"x": {"dtype": "float32", "shape": [-1, 4]}},
-                    "outputs": {"y": {"dtype": "float32", "shape": [-1, 2]}},
-                }
-            }
-        )
+    contract = write_contract(
+        tmp_path / "contract.yaml",
+        inputs={"x": {"dtype": "float32", "shape": [-1, 4]}},
+        outputs={"y": {"dtype": "float32", "shape": [-1, 2]}},
     )
     proc = run_cli("check", str(model), "--contract", str(contract), "--serving-tf-version", "2.5")
     assert proc.returncode == 1
@@ -74,16 +67,10 @@ def test_check_usage_errors_are_one_line(model, tmp_path, args, complaint):
 
 @pytest.mark.slow
 def test_run_with_a_contract_the_export_breaks_publishes_nothing(keras_two_io, tmp_path):
-    contract = tmp_path / "contract.json"
-    contract.write_text(
-        json.dumps(
-            {
-                "serving_default": {
-                    "inputs": {"age": {"dtype": "float32"}, "city": {"dtype": "float32"}},
-                    "outputs": {"score": {"dtype": "float32"}, "label": {"dtype": "string"}},
-                }
-            }
-        )
+    contract = write_contract(
+        tmp_path / "contract.json",
+        inputs={"age": {"dtype": "float32"}, "city": {"dtype": "float32"}},
+        outputs={"score": {"dtype": "float32"}, "label": {"dtype": "string"}},
     )
     base = tmp_path / "serving" / "two"
     proc = run_cli("run", str(keras_two_io), "--base-path", str(base), "--contract", str(contract))

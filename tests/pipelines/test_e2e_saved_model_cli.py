@@ -3,46 +3,18 @@ version) answers every published Keras version with the source model's numbers."
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 from conftest import published_versions, run_cli
+from saved_model_cli_runs import saved_model_cli_run
 
 from kfp_tfserving.components.common.saved_model.proto import read_signatures
 
 pytestmark = pytest.mark.slow
 
-SAVED_MODEL_CLI = Path(sys.executable).with_name("saved_model_cli")
 X = np.random.default_rng(11).random((2, 5), dtype=np.float32)
-
-
-def _saved_model_cli(version_dir: Path, input_name: str, tmp_path: Path) -> dict[str, np.ndarray]:
-    np.save(tmp_path / "x.npy", X)
-    outdir = tmp_path / "answers"
-    proc = subprocess.run(
-        [
-            str(SAVED_MODEL_CLI),
-            "run",
-            "--dir",
-            str(version_dir),
-            "--tag_set",
-            "serve",
-            "--signature_def",
-            "serving_default",
-            "--inputs",
-            f"{input_name}={tmp_path / 'x.npy'}",
-            "--outdir",
-            str(outdir),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    return {p.stem: np.load(p) for p in outdir.glob("*.npy")}
 
 
 def _trained_model(keras_lib):
@@ -86,7 +58,7 @@ def test_saved_model_cli_answers_a_published_keras_version_like_the_source(build
     proc = run_cli("run", str(source), "--base-path", str(base))
     assert proc.returncode == 0, proc.stderr
     assert published_versions(base) == [1]
-    answers = _saved_model_cli(base / "1", "features", tmp_path)
+    answers = saved_model_cli_run(base / "1", "features", X, tmp_path)
     assert set(answers) == {"probs"}
     np.testing.assert_allclose(answers["probs"], _source_answer(source), atol=1e-5)
 
@@ -103,5 +75,5 @@ def test_run_repairs_a_keras3_model_saved_with_tf_saved_model_save(tmp_path, tf)
     assert proc.returncode == 0, proc.stderr
     assert "Repaired" in proc.stdout and "never restores" in proc.stdout
     (served_input,) = read_signatures(base / "1")["serving_default"].inputs  # the source's own name
-    (answer,) = _saved_model_cli(base / "1", served_input.name, tmp_path).values()
+    (answer,) = saved_model_cli_run(base / "1", served_input.name, X, tmp_path).values()
     np.testing.assert_allclose(answer, model.predict(X, verbose=0), atol=1e-5)

@@ -10,7 +10,7 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
-import yaml
+from check_builders import write_contract
 from conftest import published_versions, served_predict
 
 from kfp_tfserving.components.common.tfenv import import_tensorflow
@@ -228,16 +228,10 @@ def test_an_unblessed_model_is_not_pushed_by_either(trainer_model, tmp_path):
 def test_a_failed_check_ends_the_tfx_run_with_the_findings_line(trainer_model, tmp_path):
     from kfp_tfserving.components.tfx import ServingPusher
 
-    contract = tmp_path / "contract.yaml"
-    contract.write_text(
-        yaml.safe_dump(
-            {
-                "serving_default": {
-                    "inputs": {"x": {"dtype": "float32", "shape": [-1, 3]}},
-                    "outputs": {"scores": {"dtype": "float32", "shape": [-1, 3]}},
-                }
-            }
-        )
+    contract = write_contract(
+        tmp_path / "contract.yaml",
+        inputs={"x": {"dtype": "float32", "shape": [-1, 3]}},
+        outputs={"scores": {"dtype": "float32", "shape": [-1, 3]}},
     )
     base = tmp_path / "serving" / "m"
     model = _import_model(trainer_model)

@@ -4,8 +4,6 @@ each export is served through the oracle with the numbers the model's own Keras 
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +18,7 @@ from keras_legacy_files import (
     write_model_h5,
     write_weights_h5,
 )
+from saved_model_cli_runs import saved_model_cli_run
 
 from kfp_tfserving.components.common.errors import FormatError, StorageError
 from kfp_tfserving.components.common.formats import detect_format
@@ -45,6 +44,14 @@ def _served(exported: Path, x: np.ndarray) -> np.ndarray:
     return answer[sig.outputs[0].name]
 
 
+def _assert_exported_and_served(source: Path, tmp_path: Path, fmt: str, reference) -> None:
+    """Exported as `fmt` with parity, and the served answers are what the model's own Keras computed."""
+    exported, model_meta, meta = _export(source, tmp_path)
+    assert model_meta["format"] == fmt
+    assert meta["parity_passed"] is True
+    np.testing.assert_allclose(_served(exported, X), reference(X), atol=1e-5)
+
+
 @pytest.mark.parametrize(
     ("cls", "version"),
     [("GRU", "2.0.8"), ("GRU", "2.1.2"), ("CuDNNGRU", "2.1.6")],
@@ -52,10 +59,7 @@ def _served(exported: Path, x: np.ndarray) -> np.ndarray:
 def test_keras2_recurrent_h5_serves_what_its_keras_computed(tmp_path, tf, cls, version):
     layers, weights, reference = gru_case(np.random.default_rng(0), cls=cls)
     h5 = write_model_h5(tmp_path / "gru.h5", sequential_json(layers, version), weights, version)
-    exported, model_meta, meta = _export(h5, tmp_path)
-    assert model_meta["format"] == "keras_h5"
-    assert meta["parity_passed"] is True
-    np.testing.assert_allclose(_served(exported, X), reference(X), atol=1e-5)
+    _assert_exported_and_served(h5, tmp_path, "keras_h5", reference)
 
 
 def test_keras2_hard_sigmoid_is_keras2s_not_keras3s(tmp_path, tf):
@@ -109,10 +113,7 @@ def test_keras2_json_and_extensionless_weights_in_a_directory(tmp_path, tf):
     write_weights_h5(pair / "weights", weights, "2.0.8")
     handler, entry = detect_format(pair)
     assert (handler.name, entry) == ("keras_architecture_weights", pair)
-    exported, model_meta, meta = _export(pair, tmp_path)
-    assert model_meta["format"] == "keras_architecture_weights"
-    assert meta["parity_passed"] is True
-    np.testing.assert_allclose(_served(exported, X), reference(X), atol=1e-5)
+    _assert_exported_and_served(pair, tmp_path, "keras_architecture_weights", reference)
 
 
 def test_keras2_yaml_architecture_with_python_tuples(tmp_path, tf):
@@ -199,28 +200,5 @@ def test_cli_publishes_a_keras2_pair_that_saved_model_cli_answers(tmp_path, tf):
     proc = run_cli("run", str(arch), "--weights", str(tmp_path / "weights.bin"), "--base-path", str(base))
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert published_versions(base) == [1]
-    np.save(tmp_path / "x.npy", X)
-    out = tmp_path / "answers"
-    cli = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "tensorflow.python.tools.saved_model_cli",
-            "run",
-            "--dir",
-            str(base / "1"),
-            "--tag_set",
-            "serve",
-            "--signature_def",
-            "serving_default",
-            "--inputs",
-            f"gru_1_input={tmp_path / 'x.npy'}",
-            "--outdir",
-            str(out),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert cli.returncode == 0, cli.stderr[-2000:]
-    np.testing.assert_allclose(np.load(out / "dense_1.npy"), reference(X), atol=1e-5)
+    answers = saved_model_cli_run(base / "1", "gru_1_input", X, tmp_path)
+    np.testing.assert_allclose(answers["dense_1"], reference(X), atol=1e-5)

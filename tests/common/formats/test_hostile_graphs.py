@@ -86,19 +86,23 @@ def test_saved_model_writing_a_file_is_refused_before_it_runs(tmp_path, tf, cana
     assert not canary.exists()
 
 
-@pytest.mark.parametrize("op", ["WriteFile", "ReadFile", "PyFunc"])
-def test_frozen_graph_with_a_denied_op_is_refused_before_it_runs(tmp_path, tf, canary, op):
+@pytest.mark.parametrize(
+    ("build", "name", "op"),
+    [
+        (_frozen_graph, "graph.pb", "WriteFile"),
+        (_frozen_graph, "graph.pb", "ReadFile"),
+        (_frozen_graph, "graph.pb", "PyFunc"),
+        (_checkpoint, "ckpt", "WriteFile"),
+        (_checkpoint, "ckpt", "PyFunc"),
+    ],
+    ids=lambda value: getattr(value, "__name__", value),
+)
+def test_tf1_graph_with_a_denied_op_is_refused_before_it_runs_or_restores(
+    tmp_path, tf, canary, build, name, op
+):
+    """A frozen graph is refused before it runs, a checkpoint before its restore."""
     canary.parent.mkdir()
-    source = _frozen_graph(tf, tmp_path / "graph.pb", op, canary)
-    err = _export_refused(source, tmp_path)
-    assert f"[denied-op] the graph uses {op}" in err.one_line()
-    assert not canary.exists()
-
-
-@pytest.mark.parametrize("op", ["WriteFile", "PyFunc"])
-def test_tf1_checkpoint_with_a_denied_op_is_refused_before_restore(tmp_path, tf, canary, op):
-    canary.parent.mkdir()
-    source = _checkpoint(tf, tmp_path / "ckpt", op, canary)
+    source = build(tf, tmp_path / name, op, canary)
     err = _export_refused(source, tmp_path)
     assert f"[denied-op] the graph uses {op}" in err.one_line()
     assert not canary.exists()
