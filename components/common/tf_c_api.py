@@ -122,6 +122,8 @@ _SIGNATURES = {
     "TF_GraphGetTensorShape": ([_vp, Output, ctypes.POINTER(ctypes.c_int64), ctypes.c_int, _vp], None),
     "TF_NewOperation": ([_vp, ctypes.c_char_p, ctypes.c_char_p], _vp),
     "TF_AddInput": ([_vp, Output], None),
+    "TF_AddInputList": ([_vp, ctypes.POINTER(Output), ctypes.c_int], None),
+    "TF_SetAttrValueProto": ([_vp, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_size_t, _vp], None),
     "TF_SetAttrType": ([_vp, ctypes.c_char_p, ctypes.c_int], None),
     "TF_FinishOperation": ([_vp, _vp], _vp),
     "TF_AllocateTensor": ([ctypes.c_int, ctypes.POINTER(ctypes.c_int64), ctypes.c_int, ctypes.c_size_t], _vp),
@@ -346,6 +348,25 @@ class SavedModelSession:
                 oper = self._lib.TF_FinishOperation(desc, status.ptr)
                 status.check()
         return Output(oper, 0)
+
+    def add_node(
+        self, op_type: str, name: str, input_lists: Sequence[Sequence[Output]], attrs: dict[str, bytes]
+    ) -> int:
+        """Append one op whose inputs are lists (e.g. BatchFunction's in_tensors, captured_tensors) and
+        whose attrs are serialized AttrValue protos, as a NodeDef holds them; its TF_Operation."""
+        lib = self._lib
+        with self._graph_lock, _Status(lib) as status:
+            desc = lib.TF_NewOperation(self.graph, op_type.encode(), name.encode())
+            for outputs in input_lists:
+                lib.TF_AddInputList(desc, (Output * max(len(outputs), 1))(*outputs), len(outputs))
+            for attr, value in attrs.items():
+                lib.TF_SetAttrValueProto(desc, attr.encode(), value, len(value), status.ptr)
+                # A refused attr leaves desc unfinished (a few bytes leaked): finishing it could add a
+                # half-built node that the session would take in on every later run.
+                status.check()
+            oper = lib.TF_FinishOperation(desc, status.ptr)
+            status.check()
+        return oper
 
     # -- running -----------------------------------------------------------------------------------
 
