@@ -99,6 +99,10 @@ class _RequestPlan:
         self.missing = missing
         self.native_logging_off = native_logging_off()
         self._runner = None
+        # DirectSession builds a feed/fetch set's executors on its first run, outside its lock: requests
+        # arriving together would each build them (16 threads: 11 s). The first run goes alone.
+        self._first_run = threading.Lock()
+        self._ran = False
         if not missing:
             self._runner = model.runner(
                 [model.output(f.tensor) for f in self.feeds],
@@ -108,8 +112,13 @@ class _RequestPlan:
             )
 
     def run(self, values: list[np.ndarray]) -> Tensors:
-        outputs = self._runner.run(values)
-        return dict(zip(self.fetch_keys, outputs, strict=True))
+        if not self._ran:
+            with self._first_run:
+                if not self._ran:
+                    outputs = self._runner.run(values)
+                    self._ran = True
+                    return dict(zip(self.fetch_keys, outputs, strict=True))
+        return dict(zip(self.fetch_keys, self._runner.run(values), strict=True))
 
 
 def _in_graph(model: tf_c_api.SavedModelSession, name: str) -> bool:
@@ -213,6 +222,7 @@ class ServedModel:
         self._plans: dict[str, _RequestPlan] = {}
         self._probes: dict[tuple[str, ...], tuple[list[str], object]] = {}
         self._lock = threading.Lock()
+        self._plan_lock = threading.Lock()
         try:
             with silenced_stderr():  # LoadSavedModel logs each stage at INFO
                 self.model = tf_c_api.SavedModelSession(self.model_dir, tags, server_session_config())
@@ -255,7 +265,10 @@ class ServedModel:
     def _request_plan(self, name: str) -> _RequestPlan:
         plan = self._plans.get(name)
         if plan is None:
-            plan = self._plans[name] = _RequestPlan(self.model, self._signature_def(name))
+            with self._plan_lock:  # concurrent first requests build a signature's plan once
+                plan = self._plans.get(name)
+                if plan is None:
+                    plan = self._plans[name] = _RequestPlan(self.model, self._signature_def(name))
         return plan
 
     def predict(self, inputs: Tensors, signature: str = SERVING_DEFAULT) -> Tensors:

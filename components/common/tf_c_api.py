@@ -141,15 +141,38 @@ _SIGNATURES = {
 }
 
 
-@functools.cache
-def _lib() -> ctypes.CDLL:
-    """The C API of the TensorFlow this process imports (the same library, so one op/kernel registry)."""
-    tf = import_tensorflow()
-    lib = ctypes.CDLL(str(Path(tf.__file__).parent / "libtensorflow_cc.so.2"), mode=ctypes.RTLD_GLOBAL)
-    for name, (args, result) in _SIGNATURES.items():
+# Every call but these few only reads, fills or frees a tensor or status and returns in nanoseconds to
+# microseconds; the runner makes those through a second binding, PyDLL, which keeps the GIL. A CDLL call
+# releases and retakes it, and right after TF_SessionRun, with TensorFlow's pool threads still spinning
+# on a 2-core machine, each retake can wait for a core: measured, that was most of what a request cost
+# above TF_SessionRun itself. The calls that may block release the GIL, so sessions run concurrently.
+_BLOCKING = {"TF_LoadSessionFromSavedModel", "TF_SessionRun", "TF_CloseSession", "TF_DeleteSession"}
+
+
+def _bind(lib: ctypes.CDLL, names) -> ctypes.CDLL:
+    for name in names:
+        args, result = _SIGNATURES[name]
         fn = getattr(lib, name)
         fn.argtypes, fn.restype = args, result
     return lib
+
+
+def _library_path() -> str:
+    return str(Path(import_tensorflow().__file__).parent / "libtensorflow_cc.so.2")
+
+
+@functools.cache
+def _lib() -> ctypes.CDLL:
+    """The C API of the TensorFlow this process imports (the same library, so one op/kernel registry)."""
+    return _bind(ctypes.CDLL(_library_path(), mode=ctypes.RTLD_GLOBAL), _SIGNATURES)
+
+
+@functools.cache
+def _quick() -> ctypes.PyDLL:
+    """The same library's non-blocking calls, made holding the GIL."""
+    _lib()
+    quick = set(_SIGNATURES) - _BLOCKING
+    return _bind(ctypes.PyDLL(_library_path(), mode=ctypes.RTLD_GLOBAL), sorted(quick))
 
 
 @functools.cache
@@ -408,7 +431,7 @@ class _InputSlot:
 
     def __init__(self, lib, value: np.ndarray, dtype: int):
         self._lib = lib
-        self.key = (value.shape, value.dtype)
+        self.shape, self.dtype = value.shape, value.dtype
         self.tensor = _to_tensor(lib, value, dtype)
         buffer = (ctypes.c_char * value.nbytes).from_address(lib.TF_TensorData(self.tensor))
         self.view = np.frombuffer(buffer, dtype=value.dtype).reshape(value.shape)
@@ -430,7 +453,8 @@ class Runner:
     def __init__(self, model: SavedModelSession, feeds: Sequence[Output], fetches: Sequence[Output],
                  targets: Sequence[int] = ()):  # fmt: skip
         self._model = model
-        self._lib = model._lib
+        self._session_run = model._lib.TF_SessionRun
+        self._quick = _quick()
         self._feeds = (Output * max(len(feeds), 1))(*feeds)
         self._fetches = (Output * max(len(fetches), 1))(*fetches)
         self._targets = (_vp * max(len(targets), 1))(*targets)
@@ -441,15 +465,16 @@ class Runner:
 
     def _thread_state(self):
         local = self._local
-        if not hasattr(local, "status"):
-            local.status = _ThreadStatus(self._lib)
-            local.slots = [None] * self._n_feeds
-        return local.status, local.slots
+        try:
+            return local.state
+        except AttributeError:
+            local.state = (_ThreadStatus(self._quick), [None] * self._n_feeds)
+            return local.state
 
     def run(self, values: Sequence[np.ndarray]) -> list[np.ndarray]:
         """Session::Run: numpy `values` fed in the feeds' order, each as its own dtype (a dtype the graph
         does not take is the session's error, as for a server request); the fetches' values out."""
-        lib = self._lib
+        lib = self._quick
         session = self._model.session
         if not session:
             raise CApiError(9, f"{self._model.export_dir}: the session is closed")
@@ -457,22 +482,24 @@ class Runner:
             raise ValueError(f"{len(values)} values for {self._n_feeds} feeds")
         status, slots = self._thread_state()
         inputs = self._in_array()
-        made = []
+        made = None  # tensors made for this call only (strings, empty values)
         try:
             for k, value in enumerate(values):
+                slot = slots[k]
+                if slot is not None and slot.shape == value.shape and slot.dtype == value.dtype:
+                    slot.view[...] = value
+                    inputs[k] = slot.tensor
+                    continue
                 dtype = tf_dtype(value.dtype)
                 if dtype == DT_STRING or not value.nbytes:
                     inputs[k] = _to_tensor(lib, value, dtype)
+                    made = made or []
                     made.append((inputs[k], dtype, value.size))
                     continue
-                slot = slots[k]
-                if slot is None or slot.key != (value.shape, value.dtype):
-                    slot = slots[k] = _InputSlot(lib, value, dtype)
-                else:
-                    slot.view[...] = value
+                slot = slots[k] = _InputSlot(lib, value, dtype)
                 inputs[k] = slot.tensor
             outputs = self._out_array()
-            lib.TF_SessionRun(
+            self._session_run(
                 session, None, self._feeds, inputs, self._n_feeds, self._fetches, outputs,
                 self._n_fetches, self._targets, self._n_targets, None, status.ptr,
             )  # fmt: skip
@@ -482,5 +509,6 @@ class Runner:
                 raise CApiError(code, lib.TF_Message(status.ptr).decode("utf-8", "replace"))
             return results
         finally:
-            for tensor, dtype, count in made:
-                _delete_input(lib, tensor, dtype, count)
+            if made:
+                for tensor, dtype, count in made:
+                    _delete_input(lib, tensor, dtype, count)
