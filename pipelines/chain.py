@@ -27,9 +27,9 @@ STEP_RESOURCES: dict[str, tuple[str, str, str]] = {
     "load_model": ("500m", "1", "1Gi"),
     "train_keras_example": ("1", "2", "2Gi"),
     # README "Step resources" (benchmarks/bench_step_memory.py): export 1 GiB + 1.3 x the model (~1.5 GB
-    # models); check 1 GiB + 2.5 x (its batching load test holds the model and a batched copy): ~1.2 GB.
+    # models); check 1 GiB + 1.3 x (one load: the batching load test runs in the loaded session): ~1.5 GB.
     "export_savedmodel": ("1", "2", "3Gi"),
-    "check_signatures": ("1", "2", "4Gi"),
+    "check_signatures": ("1", "2", "3Gi"),
     "push_to_serving": ("500m", "2", "1Gi"),  # copies on one core, flushes the previous file from another
     "deploy_kserve": ("500m", "1", "2Gi"),  # runs the model once for the smoke request's expected answer
 }

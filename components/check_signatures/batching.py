@@ -171,7 +171,7 @@ def measure(
         return result, decision
     result["parameters"] = asdict(decision.config)
     remaining = budget_seconds - (time.perf_counter() - started)
-    load = batching_load.prove(served, decision.config, signature, max(remaining, 2.0), tags)
+    load = batching_load.prove(served, decision.config, signature, max(remaining, 2.0))
     result["load_test"] = load
     result["seconds"]["load_test"] = round(time.perf_counter() - started - sweep_seconds, 2)
     if "verdict" in load:

@@ -1,16 +1,17 @@
 """Proof under concurrent load: the chosen parameters in TensorFlow's own batch scheduler, against no batching.
 
 TF Serving's `--enable_batching` puts the batch scheduler of tensorflow/core/kernels/batching_util in front
-of the session; TensorFlow's `BatchFunction` op runs on the same scheduler. `batched_copy` writes a copy
-of the SavedModel whose serving function call is that op, with the chosen max_batch_size,
-batch_timeout_micros, allowed_batch_sizes, num_batch_threads and max_enqueued_batches: concurrent
-single-example requests are queued, merged (padded to an allowed size), run as one call and split again,
-as the model server does. Both models are loaded through the serving oracle, whose requests release the
-GIL, so N client threads really are N requests in flight.
+of the session; TensorFlow's `BatchFunction` op runs on the same scheduler. `batched_predictor` adds that
+op to the loaded model's own session, calling the serving function on the same inputs and the same
+variables (nothing is loaded or restored again: the test costs no second copy of the weights), with the
+chosen max_batch_size, batch_timeout_micros, allowed_batch_sizes, num_batch_threads and
+max_enqueued_batches: concurrent single-example requests are queued, merged (padded to an allowed size),
+run as one call and split again, as the model server does. The oracle's requests release the GIL, so N
+client threads really are N requests in flight.
 
-`prove` alternates the model alone and the batched copy, each replayed by the same N closed-loop clients
+`prove` alternates the model alone and the model behind the scheduler, each replayed by the same N closed-loop clients
 (each sends its next request when its answer arrives), and compares throughput and p50/p99 latency.
-Batching pays when the batched copy's throughput beats the model's by WORTH_DOUBLING's 10 % in the
+Batching pays when the batched side's throughput beats the model's by WORTH_DOUBLING's 10 % in the
 pairs' lower quartile (4 of 5 pairs): the noise counts against batching.
 """
 
@@ -18,22 +19,22 @@ from __future__ import annotations
 
 import math
 import statistics
-import tempfile
 import threading
 import time
 import uuid
 from collections.abc import Callable
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kfp_tfserving.components.check_signatures.batching_params import BatchingConfig
 from kfp_tfserving.components.check_signatures.batching_rule import WORTH_DOUBLING, robust
+
+if TYPE_CHECKING:
+    from kfp_tfserving.components.common.saved_model.tensor_spec import Tensors
 
 MAX_CLIENTS = 64
 PAIRS = 5
 WARMUP_SHARE = 0.15  # of each side's time: the first batches at each allowed size pay for allocations
 _CALLS = ("StatefulPartitionedCall", "PartitionedCall")
-_SKIPPED_FILES = {"saved_model.pb", "saved_model.pbtxt", "fingerprint.pb", "assets.extra"}
 
 
 class NotLoadTestable(Exception):
@@ -44,14 +45,16 @@ def _tensor(name: str) -> str:
     return name if ":" in name else f"{name}:0"
 
 
-def batch_function_graph(meta, config: BatchingConfig, signature: str) -> None:
-    """Turn the signature's function call in `meta` (a MetaGraphDef) into a BatchFunction op, in place.
+def batch_function_node(meta, config: BatchingConfig, signature: str):
+    """The signature's function call in `meta` (a MetaGraphDef) as a BatchFunction NodeDef (a new one).
 
     TF2 exports (Keras `export`, `tf.saved_model.save`) answer a signature with one (Stateful)PartitionedCall
     whose first inputs are the request tensors and whose others are captured variables: BatchFunction
     takes exactly that split (in_tensors batched, captured_tensors passed whole) and calls the same
-    function on the merged batch, so the signature's tensor names are unchanged.
+    function on the merged batch; its outputs are the call's, in the same order.
     """
+    from tensorflow.core.framework import node_def_pb2
+
     sig = meta.signature_def[signature]
     feeds = {_tensor(t.name) for t in sig.inputs.values()}
     producers = {_tensor(t.name).rsplit(":", 1)[0] for t in sig.outputs.values()}
@@ -66,12 +69,10 @@ def batch_function_graph(meta, config: BatchingConfig, signature: str) -> None:
     if {_tensor(i) for i in data[:batched]} != feeds or feeds & {_tensor(i) for i in data[batched:]}:
         raise NotLoadTestable(f"'{signature}' calls its function with other tensors than its request")
     tin, tout = list(call.attr["Tin"].list.type), list(call.attr["Tout"].list.type)
-    function = call.attr["f"].func.name
-    for key in list(call.attr):
-        del call.attr[key]
-    call.op = "BatchFunction"
-    attr = call.attr
-    attr["f"].func.name = function
+    node = node_def_pb2.NodeDef(name=f"{call.name}/kfp_tfserving_batched", op="BatchFunction")
+    node.input.extend(data)
+    attr = node.attr
+    attr["f"].func.name = call.attr["f"].func.name
     attr["Tin"].list.type.extend(tin[:batched])
     attr["Tcaptured"].list.type.extend(tin[batched:])
     attr["Tout"].list.type.extend(tout)
@@ -84,25 +85,28 @@ def batch_function_graph(meta, config: BatchingConfig, signature: str) -> None:
     attr["shared_name"].s = f"kfp_tfserving_batch_{uuid.uuid4().hex}".encode()
     attr["batching_queue"].s = b""
     attr["enable_large_batch_splitting"].b = False
+    return node
 
 
-def batched_copy(model_dir: Path, dest: Path, config: BatchingConfig, signature: str, tags) -> Path:
-    """A SavedModel in `dest` that is `model_dir` (variables and assets linked) behind the batch scheduler."""
-    from kfp_tfserving.components.common.saved_model.proto import read_saved_model_proto
+def batched_predictor(served, config: BatchingConfig, signature: str) -> Callable[[Tensors], Tensors]:
+    """predict() on `signature` of the loaded model `served` through the batch scheduler.
 
-    proto = read_saved_model_proto(model_dir)
-    meta = next((m for m in proto.meta_graphs if set(m.meta_info_def.tags) == set(tags)), None)
-    if meta is None:
-        raise NotLoadTestable(f"no meta graph with the tag-set {sorted(tags)}")
-    batch_function_graph(meta, config, signature)
-    dest.mkdir(parents=True, exist_ok=True)
-    for entry in Path(model_dir).iterdir():
-        if entry.name not in _SKIPPED_FILES:
-            (dest / entry.name).symlink_to(entry.resolve())
-    del proto.meta_graphs[:]
-    proto.meta_graphs.add().CopyFrom(meta)
-    (dest / "saved_model.pb").write_bytes(proto.SerializeToString())
-    return dest
+    The BatchFunction goes into the loaded session's graph (the session takes it in on its next run), its
+    captured inputs the variable handles the signature's call already reads: the weights are shared, not
+    restored a second time, so the load test costs no second copy of the model.
+    """
+    from kfp_tfserving.components.common.tf_c_api import Output
+
+    node = batch_function_node(served.meta, config, signature)
+    model = served.model
+    split = len(node.attr["Tin"].list.type)
+    inputs = [model.output(i) for i in node.input]
+    attrs = {key: value.SerializeToString() for key, value in node.attr.items()}
+    name = f"{node.name}_{uuid.uuid4().hex[:8]}"  # one per load test: a graph's node names are unique
+    op = model.add_node(node.op, name, [inputs[:split], inputs[split:]], attrs)
+    sig = served.meta.signature_def[signature]
+    fetches = [Output(op, int(_tensor(sig.outputs[key].name).rsplit(":", 1)[1])) for key in sig.outputs]
+    return served.predictor(signature, fetches)
 
 
 def replay(request: Callable[[], Any], clients: int, seconds: float) -> dict[str, float]:
@@ -201,40 +205,37 @@ def clients_for(config: BatchingConfig) -> int:
     return max(2, min(MAX_CLIENTS, config.max_batch_size * config.num_batch_threads))
 
 
-def prove(served, config: BatchingConfig, signature: str, seconds: float, tags=("serve",)) -> dict[str, Any]:
+def prove(served, config: BatchingConfig, signature: str, seconds: float) -> dict[str, Any]:
     """The load test of `config` on the loaded model `served` (its model_dir holds the SavedModel).
 
     Returns compare()'s figures plus `verdict` (one sentence), or `skipped` when it could not run.
     """
     from kfp_tfserving.components.common.samples import generate_inputs
-    from kfp_tfserving.components.common.serving_oracle import ServedModel
 
     started = time.perf_counter()
     clients = clients_for(config)
     request = generate_inputs(served.signatures[signature].inputs, batch=1)
-    with tempfile.TemporaryDirectory(prefix="kfp-tfserving-batched-") as scratch:
-        try:
-            copy = batched_copy(served.model_dir, Path(scratch) / "model", config, signature, tags)
-        except NotLoadTestable as err:
-            return {"skipped": f"not load-tested: {err}"}
-        try:
-            with ServedModel(copy, tuple(tags)) as batched:
-                # One request each before any concurrency: the oracle prepares a signature's request path
-                # on first use, and 64 clients arriving at once would each prepare it (seconds each).
-                served.predict(request, signature=signature)
-                batched.predict(request, signature=signature)
-                left = max(1.0, seconds - (time.perf_counter() - started))
-                out = compare(
-                    {
-                        "unbatched": lambda: served.predict(request, signature=signature),
-                        "batched": lambda: batched.predict(request, signature=signature),
-                    },
-                    clients,
-                    left,
-                )
-        except Exception as err:  # the scheduler refused the model: no proof either way
-            text = str(getattr(err, "what", err)).strip().splitlines()
-            return {"skipped": f"not load-tested: the batched model failed: {text[0] if text else err}"}
+    try:
+        batched = batched_predictor(served, config, signature)
+    except NotLoadTestable as err:
+        return {"skipped": f"not load-tested: {err}"}
+    try:
+        # One request each before any concurrency: the oracle prepares a signature's request path on first
+        # use (the session takes the BatchFunction in), and 64 clients arriving at once would each wait.
+        served.predict(request, signature=signature)
+        batched(request)
+        left = max(1.0, seconds - (time.perf_counter() - started))
+        out = compare(
+            {
+                "unbatched": lambda: served.predict(request, signature=signature),
+                "batched": lambda: batched(request),
+            },
+            clients,
+            left,
+        )
+    except Exception as err:  # the scheduler refused the model: no proof either way
+        text = str(getattr(err, "what", err)).strip().splitlines()
+        return {"skipped": f"not load-tested: the batched model failed: {text[0] if text else err}"}
     u, b = out["unbatched"], out["batched"]
     summary = (
         f"{clients} concurrent single-example clients: {b['throughput']:,.0f} requests/s batched against "

@@ -14,9 +14,10 @@ restores, the TF1 loader feeds a duplicated asset once), so every servability ve
 from __future__ import annotations
 
 import contextlib
+import functools
 import re
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -88,7 +89,7 @@ class _Feed:
 class _RequestPlan:
     """A signature's feeds and fetches resolved once into one TF_SessionRun argument set."""
 
-    def __init__(self, model: tf_c_api.SavedModelSession, sig):
+    def __init__(self, model: tf_c_api.SavedModelSession, sig, fetches: list[tf_c_api.Output] | None = None):
         dtypes = tf_c_api.numpy_dtypes()
         self.feeds = [_Feed(k, t.name, dtypes.get(t.dtype, np.dtype(object))) for k, t in sig.inputs.items()]
         self.keys = {f.key for f in self.feeds}
@@ -105,7 +106,9 @@ class _RequestPlan:
         if not missing:
             self._runner = model.runner(
                 [model.output(f.tensor) for f in self.feeds],
-                [model.output(sig.outputs[k].name) for k in self.fetch_keys],
+                fetches
+                if fetches is not None
+                else [model.output(sig.outputs[k].name) for k in self.fetch_keys],
             )
 
     def run(self, values: list[np.ndarray]) -> Tensors:
@@ -270,7 +273,15 @@ class ServedModel:
 
     def predict(self, inputs: Tensors, signature: str = SERVING_DEFAULT) -> Tensors:
         """A Predict request: every signature input fed by name, every output fetched."""
-        plan = self._request_plan(signature)
+        return self._request(self._request_plan(signature), inputs, signature)
+
+    def predictor(self, signature: str, fetches: list[tf_c_api.Output]) -> Callable[[Tensors], Tensors]:
+        """predict() on the signature's feeds with `fetches` (tensors added to the loaded graph, one per
+        signature output in its order) fetched in place of the signature's outputs."""
+        plan = _RequestPlan(self.model, self._signature_def(signature), fetches)
+        return functools.partial(self._request, plan, signature=signature)
+
+    def _request(self, plan: _RequestPlan, inputs: Tensors, signature: str) -> Tensors:
         if inputs.keys() != plan.keys:
             raise ServingRunError(
                 f"{signature}: the request sends inputs {sorted(inputs)}, the signature takes "

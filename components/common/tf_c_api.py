@@ -122,6 +122,8 @@ _SIGNATURES = {
     "TF_GraphGetTensorShape": ([_vp, Output, ctypes.POINTER(ctypes.c_int64), ctypes.c_int, _vp], None),
     "TF_NewOperation": ([_vp, ctypes.c_char_p, ctypes.c_char_p], _vp),
     "TF_AddInput": ([_vp, Output], None),
+    "TF_AddInputList": ([_vp, ctypes.POINTER(Output), ctypes.c_int], None),
+    "TF_SetAttrValueProto": ([_vp, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_size_t, _vp], None),
     "TF_SetAttrType": ([_vp, ctypes.c_char_p, ctypes.c_int], None),
     "TF_FinishOperation": ([_vp, _vp], _vp),
     "TF_AllocateTensor": ([ctypes.c_int, ctypes.POINTER(ctypes.c_int64), ctypes.c_int, ctypes.c_size_t], _vp),
@@ -370,6 +372,25 @@ class SavedModelSession:
                 status.check()
         return Output(oper, 0)
 
+    def add_node(
+        self, op_type: str, name: str, input_lists: Sequence[Sequence[Output]], attrs: dict[str, bytes]
+    ) -> int:
+        """Append one op whose inputs are lists (e.g. BatchFunction's in_tensors, captured_tensors) and
+        whose attrs are serialized AttrValue protos, as a NodeDef holds them; its TF_Operation."""
+        lib = self._lib
+        with self._graph_lock, _Status(lib) as status:
+            desc = lib.TF_NewOperation(self.graph, op_type.encode(), name.encode())
+            for outputs in input_lists:
+                lib.TF_AddInputList(desc, (Output * max(len(outputs), 1))(*outputs), len(outputs))
+            for attr, value in attrs.items():
+                lib.TF_SetAttrValueProto(desc, attr.encode(), value, len(value), status.ptr)
+                # A refused attr leaves desc unfinished (a few bytes leaked): finishing it could add a
+                # half-built node that the session would take in on every later run.
+                status.check()
+            oper = lib.TF_FinishOperation(desc, status.ptr)
+            status.check()
+        return oper
+
     # -- running -----------------------------------------------------------------------------------
 
     def runner(
@@ -422,33 +443,48 @@ class _InputSlot:
             pass
 
 
+class _RunnerThread:
+    """One thread's state for one Runner: its status, its input slots and the feed/fetch value arrays."""
+
+    def __init__(self, lib, n_feeds: int, n_fetches: int):
+        self.status = _ThreadStatus(lib)
+        self.slots: list[_InputSlot | None] = [None] * n_feeds
+        self.inputs = (_vp * max(n_feeds, 1))()
+        self.outputs = (_vp * max(n_fetches, 1))()
+        self.args = (ctypes.addressof(self.inputs), ctypes.addressof(self.outputs), self.status.ptr)
+
+
 class Runner:
     """TF_SessionRun on fixed feeds, fetches and targets; the argument arrays are built once.
 
-    Thread-safe: each thread has its own status and input tensors; TF_SessionRun itself runs concurrently
-    (ctypes releases the GIL around it), as Session::Run does for a server's request threads.
+    Thread-safe: each thread has its own status, input tensors and value arrays; TF_SessionRun itself runs
+    concurrently (ctypes releases the GIL around it), as Session::Run does for a server's request threads.
     """
 
     def __init__(self, model: SavedModelSession, feeds: Sequence[Output], fetches: Sequence[Output],
                  targets: Sequence[int] = ()):  # fmt: skip
         self._model = model
-        self._session_run = model._lib.TF_SessionRun
         self._quick = _quick()
+        # Its own function object, every pointer passed as an address: no per-call type checks.
+        self._session_run = model._lib["TF_SessionRun"]
+        self._session_run.argtypes = (
+            [_vp] * 4 + [ctypes.c_int] + [_vp] * 2 + [ctypes.c_int, _vp, ctypes.c_int]
+        )
+        self._session_run.argtypes += [_vp, _vp]
+        self._session_run.restype = None
         self._feeds = (Output * max(len(feeds), 1))(*feeds)
         self._fetches = (Output * max(len(fetches), 1))(*fetches)
         self._targets = (_vp * max(len(targets), 1))(*targets)
         self._n_feeds, self._n_fetches, self._n_targets = len(feeds), len(fetches), len(targets)
-        self._in_array = _vp * max(len(feeds), 1)
-        self._out_array = _vp * max(len(fetches), 1)
+        self._addresses = tuple(ctypes.addressof(a) for a in (self._feeds, self._fetches, self._targets))
         self._local = threading.local()
 
-    def _thread_state(self):
-        local = self._local
+    def _thread_state(self) -> _RunnerThread:
         try:
-            return local.state
+            return self._local.state
         except AttributeError:
-            local.state = (_ThreadStatus(self._quick), [None] * self._n_feeds)
-            return local.state
+            state = self._local.state = _RunnerThread(self._quick, self._n_feeds, self._n_fetches)
+            return state
 
     def run(self, values: Sequence[np.ndarray]) -> list[np.ndarray]:
         """Session::Run: numpy `values` fed in the feeds' order, each as its own dtype (a dtype the graph
@@ -459,8 +495,8 @@ class Runner:
             raise CApiError(9, f"{self._model.export_dir}: the session is closed")
         if len(values) != self._n_feeds:
             raise ValueError(f"{len(values)} values for {self._n_feeds} feeds")
-        status, slots = self._thread_state()
-        inputs = self._in_array()
+        state = self._thread_state()
+        slots, inputs, outputs = state.slots, state.inputs, state.outputs
         made = None  # tensors made for this call only (strings, empty values)
         try:
             for k, value in enumerate(values):
@@ -477,15 +513,21 @@ class Runner:
                     continue
                 slot = slots[k] = _InputSlot(lib, value, dtype)
                 inputs[k] = slot.tensor
-            outputs = self._out_array()
+            in_address, out_address, status = state.args
+            feeds, fetches, targets = self._addresses
             self._session_run(
-                session, None, self._feeds, inputs, self._n_feeds, self._fetches, outputs,
-                self._n_fetches, self._targets, self._n_targets, None, status.ptr,
+                session, None, feeds, in_address, self._n_feeds, fetches, out_address,
+                self._n_fetches, targets, self._n_targets, None, status,
             )  # fmt: skip
-            results = [_from_tensor(lib, outputs[k]) for k in range(self._n_fetches) if outputs[k]]
-            code = lib.TF_GetCode(status.ptr)
+            results = []
+            for k in range(self._n_fetches):
+                tensor = outputs[k]
+                if tensor:
+                    outputs[k] = None
+                    results.append(_from_tensor(lib, tensor))
+            code = lib.TF_GetCode(status)
             if code:
-                raise CApiError(code, lib.TF_Message(status.ptr).decode("utf-8", "replace"))
+                raise CApiError(code, lib.TF_Message(status).decode("utf-8", "replace"))
             return results
         finally:
             if made:

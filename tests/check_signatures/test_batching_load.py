@@ -9,8 +9,7 @@ import pytest
 
 from kfp_tfserving.components.check_signatures import batching, batching_load
 from kfp_tfserving.components.check_signatures.batching_params import BATCHING_PARAMS_FILE, BatchingConfig
-from kfp_tfserving.components.common.saved_model.proto import read_saved_model_proto
-from kfp_tfserving.components.common.serving_oracle import ServedModel
+from kfp_tfserving.components.common.serving_oracle import ServedModel, ServingRunError
 
 tf = pytest.importorskip("tensorflow")
 
@@ -51,35 +50,36 @@ def batch_reporter(tmp_path_factory):
     return _save(tmp_path_factory.mktemp("reporter"), fn, tf.TensorSpec([None, 4], tf.float32, "x"))
 
 
-def test_the_batched_copy_answers_like_the_model_through_a_batch_function(tmp_path, tiny):
-    copy = batching_load.batched_copy(tiny, tmp_path / "b", CONFIG, "serving_default", ("serve",))
-    meta = read_saved_model_proto(copy).meta_graphs[0]
-    (node,) = [n for n in meta.graph_def.node if n.op == "BatchFunction"]
-    assert node.attr["max_batch_size"].i == 8 and list(node.attr["allowed_batch_sizes"].list.i) == [
-        1,
-        2,
-        4,
-        8,
-    ]
-    assert node.attr["batch_timeout_micros"].i == 20_000 and node.attr["num_batch_threads"].i == 1
-    assert (copy / "variables").resolve() == (tiny / "variables").resolve()  # linked, not copied
+def test_the_batch_function_goes_into_the_loaded_session_and_answers_like_the_model(tiny):
     x = {"x": np.arange(4, dtype=np.float32).reshape(1, 4)}
-    with ServedModel(tiny) as alone, ServedModel(copy) as batched:
-        np.testing.assert_array_equal(batched.predict(x)["y"], alone.predict(x)["y"])
+    with ServedModel(tiny) as served:
+        node = batching_load.batch_function_node(served.meta, CONFIG, "serving_default")
+        assert node.op == "BatchFunction" and list(node.attr["allowed_batch_sizes"].list.i) == [1, 2, 4, 8]
+        assert node.attr["max_batch_size"].i == 8 and node.attr["batch_timeout_micros"].i == 20_000
+        assert len(node.attr["Tin"].list.type) == 1 and len(node.attr["Tcaptured"].list.type) >= 1
+        assert not any(n.op == "BatchFunction" for n in served.meta.graph_def.node)  # meta left as loaded
+        batched = batching_load.batched_predictor(served, CONFIG, "serving_default")
+        again = batching_load.batched_predictor(served, CONFIG, "serving_default")  # a second node: no clash
+        np.testing.assert_array_equal(batched(x)["y"], served.predict(x)["y"])
+        x2 = {"x": 2 * x["x"]}
+        np.testing.assert_array_equal(again(x2)["y"], served.predict(x2)["y"])
+        with pytest.raises(ServingRunError, match="inputs"):
+            batched({"z": x["x"]})
 
 
-def test_concurrent_single_example_requests_are_merged_by_the_scheduler(tmp_path, batch_reporter):
-    copy = batching_load.batched_copy(batch_reporter, tmp_path / "b", CONFIG, "serving_default", ("serve",))
+def test_concurrent_single_example_requests_are_merged_by_the_scheduler(batch_reporter):
     seen: list[float] = []
     lock = threading.Lock()
-    with ServedModel(copy) as batched:
+    with ServedModel(batch_reporter) as served:
+        batched = batching_load.batched_predictor(served, CONFIG, "serving_default")
 
         def request():
-            out = batched.predict({"x": np.ones((1, 4), np.float32)})["seen"]
+            out = batched({"x": np.ones((1, 4), np.float32)})["seen"]
             with lock:
                 seen.extend(out.tolist())
 
         figures = batching_load.replay(request, clients=8, seconds=1.0)
+        assert served.predict({"x": np.ones((3, 4), np.float32)})["seen"].tolist() == [3.0] * 3  # unbatched
     assert figures["requests"] == len(seen) > 0
     assert max(seen) > 1  # requests from different clients were computed as one batch ...
     assert set(seen) <= {1.0, 2.0, 4.0, 8.0}  # ... padded to an allowed size
@@ -111,9 +111,9 @@ def test_a_tf1_graph_without_a_serving_function_is_not_load_testable(tmp_path):
             sig = tf.compat.v1.saved_model.predict_signature_def({"x": x}, {"y": y})
             builder.add_meta_graph_and_variables(session, ["serve"], {"serving_default": sig})
             builder.save()
-    with pytest.raises(batching_load.NotLoadTestable, match="function call"):
-        batching_load.batched_copy(tmp_path / "tf1", tmp_path / "b", CONFIG, "serving_default", ("serve",))
     with ServedModel(tmp_path / "tf1") as served:
+        with pytest.raises(batching_load.NotLoadTestable, match="function call"):
+            batching_load.batch_function_node(served.meta, CONFIG, "serving_default")
         out = batching_load.prove(served, CONFIG, "serving_default", 1.0)
     assert out["skipped"].startswith("not load-tested")
 

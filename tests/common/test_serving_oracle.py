@@ -152,6 +152,41 @@ def test_requests_answer_and_refuse_as_session_run_on_the_signature_names_does(t
         )
 
 
+def test_concurrent_first_requests_build_the_signature_plan_once(tmp_path, monkeypatch):
+    """16 threads sending a signature's first request at once: one request plan (and one executor build in
+    the session), every thread answered as a lone request is."""
+    import threading
+
+    from kfp_tfserving.components.common import serving_oracle
+
+    built = []
+    original = serving_oracle._RequestPlan.__init__
+
+    def counting(self, *args, **kwargs):
+        built.append(threading.get_ident())
+        time.sleep(0.05)  # widen the window in which unlocked builders would overlap
+        original(self, *args, **kwargs)
+
+    monkeypatch.setattr(serving_oracle._RequestPlan, "__init__", counting)
+    features = np.random.default_rng(7).random((16, 2, 3), dtype=np.float32)
+    with load_served(tf1_builder(tmp_path / "tf1", tf1_predict)) as served:
+        start, answers = threading.Barrier(16), [None] * 16
+
+        def request(k: int) -> None:
+            start.wait()
+            answers[k] = served.predict({"features": features[k]})["score"]
+
+        threads = [threading.Thread(target=request, args=(k,)) for k in range(16)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert len(built) == 1
+        for k in range(16):
+            np.testing.assert_array_equal(answers[k], served.predict({"features": features[k]})["score"])
+            np.testing.assert_allclose(answers[k], features[k].sum(axis=1, keepdims=True), rtol=1e-6)
+
+
 def test_failing_requests_write_nothing_to_stderr_at_the_quiet_log_level(tmp_path, tf, capfd):
     """With TF's C++ logging at FATAL only (the default here) requests run without the fd-2 guard."""
 

@@ -161,7 +161,7 @@ def test_committed_pipelines_size_every_step_and_give_export_and_check_the_memor
     assert sizes == {
         "load_model": "1Gi",
         "export_savedmodel": "3Gi",
-        "check_signatures": "4Gi",
+        "check_signatures": "3Gi",
         "push_to_serving": "1Gi",
     }
     for step, resources in executor_resources(doc).items():
