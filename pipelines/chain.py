@@ -70,18 +70,16 @@ def export_check_push_tasks(model: Any, base_path: Any, **settings: Any) -> tupl
     """The same chain; returns (check task, push task), for a step that needs the checked model too.
 
     `settings` are the chain's parameters (pipelines/parameters.py CHAIN, and `model_name`); each step takes
-    the ones its options declare. `tags` (the tag-set TF Serving loads) goes to the export step and, as
-    `saved_model_tags`, to the check step, so the check judges the graph the export serves.
+    the ones its options declare. `tags` (the tag-set TF Serving loads) goes to the export, the check and
+    the push alike: one parameter, so the check judges and the push verifies the graph the export serves.
     """
     unknown = set(settings) - set(CHAIN) - {"model_name"}
     if unknown:
         raise TypeError(f"no step takes {', '.join(sorted(unknown))}")
-    check_settings = CHECK_OPTIONS.pick(settings)
-    if "tags" in settings:
-        check_settings["saved_model_tags"] = settings["tags"]
     exported = sized(export_savedmodel(model=model, **EXPORT_OPTIONS.pick(settings)), "export_savedmodel")
     checked = sized(
-        check_signatures(model=exported.outputs["exported_model"], **check_settings), "check_signatures"
+        check_signatures(model=exported.outputs["exported_model"], **CHECK_OPTIONS.pick(settings)),
+        "check_signatures",
     )
     pushed = sized(
         push_to_serving(

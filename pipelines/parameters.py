@@ -20,14 +20,10 @@ from kfp_tfserving.components.load_model.options import LOAD_OPTIONS
 from kfp_tfserving.components.push_to_serving.options import PUSH_OPTIONS
 from kfp_tfserving.components.train_keras_example.options import TRAIN_OPTIONS
 
-# What the export → check → push chain takes besides the model and the base path. The check step judges
-# the tag-set the export serves: the chain hands the export's `tags` to it as `saved_model_tags`, and
-# `sample_uri` to both.
-CHAIN = (
-    EXPORT_OPTIONS
-    + CHECK_OPTIONS.without("saved_model_tags")
-    + PUSH_OPTIONS.without("base_path", "model_name", "run_id")
-)
+# What the export → check → push chain takes besides the model and the base path. Options the steps share
+# (`tags`, `sample_uri`) are one chain parameter (`+` keeps the first declaration), handed to every step
+# that declares it.
+CHAIN = EXPORT_OPTIONS + CHECK_OPTIONS + PUSH_OPTIONS.without("base_path", "model_name", "run_id")
 
 
 def _kserve(name: str, help_text: str) -> Option:

@@ -142,7 +142,7 @@ def check_step(
     serving_tf_version: str = CHECK_OPTIONS.default("serving_tf_version"),
     batching_params: bool = CHECK_OPTIONS.default("batching_params"),
     serving_cpus: int = CHECK_OPTIONS.default("serving_cpus"),
-    saved_model_tags: str = CHECK_OPTIONS.default("saved_model_tags"),
+    tags: str = CHECK_OPTIONS.default("tags"),
     sample_uri: str = CHECK_OPTIONS.default("sample_uri"),
 ) -> CheckReport:
     """Check the exported model; pass it on, with its warmup file, only when no error-level finding stands.
@@ -160,7 +160,7 @@ def check_step(
         serving_tf_version,
         checked_dir,
         batching,
-        parse_tags(saved_model_tags),
+        parse_tags(tags),
         sample_uri,
     )
     report = outcome.report

@@ -16,7 +16,7 @@ def check_signatures(
     serving_tf_version: str = "",
     batching_params: bool = True,
     serving_cpus: int = 0,
-    saved_model_tags: str = "serve",
+    tags: str = "serve",
     sample_uri: str = "",
 ):
     """Predict TF Serving's verdict on a SavedModel; fail before anything is published.
@@ -38,7 +38,7 @@ def check_signatures(
             into the version only when batching pays (read by TF Serving started with --enable_batching
             --enable_per_model_batching_parameters); the report shows both, the metrics the figures.
         serving_cpus: CPUs of the model server, for num_batch_threads (0: as many as the check step has).
-        saved_model_tags: The tag-set TF Serving loads (its `--saved_model_tags`, comma-separated): the
+        tags: The tag-set TF Serving loads (its `--saved_model_tags`, comma-separated): the
             meta graph judged, loaded and run.
         sample_uri: The `.npz` or TF Serving JSON request the export compared on; the runtime checks run
             it (then an existing warmup file) before any generated input, and it becomes the warmup file.
@@ -58,6 +58,6 @@ def check_signatures(
         serving_tf_version,
         batching_params,
         serving_cpus,
-        saved_model_tags,
+        tags,
         sample_uri,
     )

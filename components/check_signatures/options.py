@@ -34,7 +34,7 @@ CHECK_OPTIONS = Options(
         "CPUs of the model server, for num_batch_threads (0: as many as the check step has).",
     ),
     Option(
-        "saved_model_tags",
+        "tags",
         str,
         "serve",
         "The tag-set TF Serving loads (its `--saved_model_tags`, comma-separated): the meta graph judged, "

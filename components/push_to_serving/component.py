@@ -46,7 +46,8 @@ def push_to_serving(
             AVAILABLE and answer like the export, or it is removed again and the step fails.
         serving_timeout: Seconds to wait for the version to become AVAILABLE.
         tags: The tag-set TF Serving loads, comma-separated (`serve,gpu`): the meta graph the push verifies
-            before publishing; a checked model's metadata names the tag-set its export served, which wins.
+            before publishing; a checked model whose export served another tag-set is refused (the
+            pipelines give every step the same `tags`).
         run_id: The Kubeflow run that publishes, recorded in the version's manifest as `pipeline_run_id`
             (`kfp-tfserving runs` finds the version a run published by it); the pipelines pass their own
             run's id.

@@ -64,7 +64,8 @@ PUSH_OPTIONS = Options(
         str,
         "serve",
         "The tag-set TF Serving loads, comma-separated (`serve,gpu`): the meta graph the push verifies "
-        "before publishing; a checked model's metadata names the tag-set its export served, which wins.",
+        "before publishing; a checked model whose export served another tag-set is refused (the pipelines give "
+        "every step the same `tags`).",
     ),
     Option(
         "run_id",

@@ -9,7 +9,6 @@ fails), retention.
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -19,7 +18,7 @@ from typing import Any
 from kfp_tfserving.components.common.arguments import check_publish_arguments
 from kfp_tfserving.components.common.artifacts import CheckedModelMetadata, PushedModelMetadata
 from kfp_tfserving.components.common.errors import PublishError, UserError, reports_errors
-from kfp_tfserving.components.common.saved_model.tags import Tags, parse_tags
+from kfp_tfserving.components.common.saved_model.tags import Tags, parse_tags, tag_set_text, tags_option
 from kfp_tfserving.components.common.storage import join_uri, storage_for
 from kfp_tfserving.components.common.storage.local import local_path
 from kfp_tfserving.components.common.tree_walk import check_tree
@@ -283,8 +282,15 @@ def push_step(
         "source_format": checked.source_format,
         "model_fingerprint": checked.model_fingerprint,
     }
-    if checked.saved_model_tags:  # the tag-set the export served its graph under
-        options = dataclasses.replace(options, tags=tuple(checked.saved_model_tags))
+    # One channel for the tag-set: the step's `tags`. The export's record of it is a cross-check, so a
+    # push standing alone after an export under another tag-set is refused rather than silently retargeted.
+    if checked.saved_model_tags and parse_tags(checked.saved_model_tags) != options.tags:
+        served = parse_tags(checked.saved_model_tags)
+        raise UserError(
+            f"{model_dir}: the export served its graph under the tag-set {tag_set_text(served)}, the push "
+            f"verifies {tag_set_text(options.tags)}",
+            f"push with tags={tags_option(served)}, the export step's tags",
+        )
     result = publish(model_dir, base_path, source=source, options=options)
     pushed = PushedModelMetadata(
         pushed=1,

@@ -1,8 +1,8 @@
 """ServingPusher's execution parameters: the export, check and push steps' own options (one source,
 components/<step>/options.py), so a setting means the same thing in KFP, on the command line and in TFX.
 
-The check judges the tag-set the export serves, so it gets the export's `tags` as its `saved_model_tags`;
-`sample_uri` goes to both the export and the check, as in the KFP chain.
+Options the steps share (`tags`, `sample_uri`) are one parameter, handed to every step that declares it, as in
+the KFP chain.
 """
 
 from __future__ import annotations
@@ -17,10 +17,10 @@ from kfp_tfserving.components.push_to_serving.options import PUSH_OPTIONS
 
 STEP_OPTIONS: dict[str, Options] = {
     "export_savedmodel": EXPORT_OPTIONS,
-    "check_signatures": CHECK_OPTIONS.without("saved_model_tags"),
+    "check_signatures": CHECK_OPTIONS,
     "push_to_serving": PUSH_OPTIONS,
 }
-SERVING_PUSHER = EXPORT_OPTIONS + STEP_OPTIONS["check_signatures"] + PUSH_OPTIONS
+SERVING_PUSHER = EXPORT_OPTIONS + CHECK_OPTIONS + PUSH_OPTIONS  # `+` keeps one `tags`, one `sample_uri`
 
 
 def tfx_type(option: Option) -> Any:
@@ -42,5 +42,4 @@ def resolve(exec_properties: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """Per step, the keyword arguments of its logic call: the value given, else the option's default."""
     values = {name: _value(o, exec_properties.get(name)) for name, o in SERVING_PUSHER.items()}
     out = {step: options.pick(values) for step, options in STEP_OPTIONS.items()}
-    out["check_signatures"]["saved_model_tags"] = values["tags"]
     return out

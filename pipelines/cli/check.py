@@ -16,10 +16,8 @@ from kfp_tfserving.pipelines.cli.options import cli_options
 @click.command()
 @click.argument("path", type=click.Path(path_type=Path))
 @cli_options(
-    CHECK_OPTIONS.only(
-        "contract_uri", "serving_tf_version", "saved_model_tags", "sample_uri", "serving_cpus"
-    ),
-    saved_model_tags="--tags",
+    CHECK_OPTIONS.only("contract_uri", "serving_tf_version", "tags", "sample_uri", "serving_cpus"),
+    tags="--saved-model-tags",  # the spelling of earlier releases
 )
 @click.option(
     "--batching",
@@ -32,7 +30,7 @@ def check(
     path: Path,
     contract_uri: str,
     serving_tf_version: str,
-    saved_model_tags: str,
+    tags: str,
     sample_uri: str,
     serving_cpus: int,
     batching: bool,
@@ -62,7 +60,7 @@ def check(
         contract=contract,
         serving_tf_version=serving_tf_version,
         batching=measure if batching else None,
-        tags=parse_tags(saved_model_tags),
+        tags=parse_tags(tags),
         sample_uri=sample_uri,
     )
     if as_json:

@@ -43,7 +43,7 @@ def _click_option(option: Option, *aliases: str) -> Callable:
 
 def cli_options(options: Options, **aliases: str) -> Callable[[Callable], Callable]:
     """Decorate a click command with one option per step option, in declaration order; `aliases` gives an
-    option a second flag (saved_model_tags="--tags")."""
+    option a second flag (tags="--saved-model-tags")."""
 
     def decorate(command: Callable) -> Callable:
         for option in reversed(list(options.values())):

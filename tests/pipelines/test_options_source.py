@@ -115,9 +115,7 @@ def _click_params(command: click.Command) -> dict[str, click.Parameter]:
         ("push", _options("push_to_serving")),
         (
             "check",
-            _options("check_signatures").only(
-                "contract_uri", "serving_tf_version", "saved_model_tags", "sample_uri"
-            ),
+            _options("check_signatures").only("contract_uri", "serving_tf_version", "tags", "sample_uri"),
         ),
     ],
 )
@@ -184,7 +182,7 @@ def test_logic_defaults_are_the_options():
         (check_step, _options("check_signatures")),
     ):
         params = inspect.signature(func).parameters
-        for name in ("parity_atol", "parity_rtol", "tags", "batching_params", "saved_model_tags"):
+        for name in ("parity_atol", "parity_rtol", "tags", "batching_params"):
             if name in options and name in params:
                 assert params[name].default == options[name].default
     push = PushOptions()

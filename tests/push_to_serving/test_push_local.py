@@ -188,3 +188,16 @@ def test_push_step_metadata_uses_tfx_pusher_keys(tmp_path, tiny_model):
     again: dict = {}
     push_step(tiny_model, {}, again, str(base), PushOptions())
     assert again["pushed"] == 1 and again["pushed_version"] == "1" and again["published"] == 0
+
+
+def test_push_step_refuses_a_model_exported_under_another_tag_set(tmp_path, tiny_model):
+    """The tag-set travels as the step's `tags` only; the export's record of it is checked, never adopted."""
+    base = tmp_path / "m"
+    exported = {"saved_model_tags": ["gpu", "serve"]}
+    with pytest.raises(UserError, match=r"tag-set \{gpu,serve\}.*verifies \{serve\}") as err:
+        push_step(tiny_model, exported, {}, str(base), PushOptions())
+    assert "tags=gpu,serve" in str(err.value)
+    assert not base.exists() or not published_versions(base)
+    pushed: dict = {}
+    push_step(tiny_model, {"saved_model_tags": ["serve"]}, pushed, str(base), PushOptions(tags="serve"))
+    assert pushed["pushed_version"] == "1"

@@ -283,13 +283,16 @@ def test_parameters_are_the_steps_own_options(trainer_model):
         ("push_to_serving", PUSH_OPTIONS),
     ]:
         for name, option in options.items():
-            assert name in ServingPusherSpec.PARAMETERS or name == "saved_model_tags"
+            assert name in ServingPusherSpec.PARAMETERS
             if not option.required:
                 assert defaults[step][name] == option.default, name
     given = resolve({"force": 1, "custom_objects": '["a.b"]', "tags": "serve,gpu"})
     assert given["push_to_serving"]["force"] is True
     assert given["export_savedmodel"]["custom_objects"] == ["a.b"]
-    assert given["check_signatures"]["saved_model_tags"] == "serve,gpu"  # the export's tag-set is judged
+    assert (
+        given["check_signatures"]["tags"] == given["export_savedmodel"]["tags"] == "serve,gpu"
+    )  # one tag-set
+    assert given["push_to_serving"]["tags"] == "serve,gpu"
     model = _import_model(trainer_model)
     with pytest.raises(TypeError, match="unknown parameter.*version_polcy"):
         ServingPusher(model=model.outputs["result"], base_path="/m", version_polcy="next")

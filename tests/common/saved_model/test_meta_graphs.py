@@ -99,8 +99,9 @@ def test_check_judges_the_tag_set_tf_serving_loads(tmp_path, tf):
 def test_check_cli_takes_saved_model_tags(tmp_path, tf):
     source = build_multi_graph(tf, tmp_path / "src", [["serve", "gpu"]])
     assert run_cli("check", str(source)).returncode == 1
-    proc = run_cli("check", str(source), "--saved-model-tags", "serve,gpu")
-    assert proc.returncode == 0, proc.stdout + proc.stderr
+    for flag in ("--tags", "--saved-model-tags"):  # the step's name, and the spelling of earlier releases
+        proc = run_cli("check", str(source), flag, "serve,gpu")
+        assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
 @pytest.mark.slow
@@ -115,14 +116,20 @@ def test_run_publishes_the_gpu_graph_with_every_meta_graph_kept(tmp_path, tf):
         np.testing.assert_allclose(served.predict({"x": X})["y"], [[9.0], [21.0]])
 
 
-def test_push_publishes_the_tag_set_the_export_served_and_refuses_it_without(tmp_path, keras_two_io):
-    from kfp_tfserving.components.common.errors import PublishError
+def test_push_publishes_the_tag_set_the_export_served_when_its_tags_name_it(tmp_path, keras_two_io):
+    from kfp_tfserving.components.common.errors import PublishError, UserError
     from kfp_tfserving.components.push_to_serving.publisher import PushOptions, push_step
 
     export_dir, metadata = _export(keras_two_io, tmp_path, tags="gpu,serve")
     with pytest.raises(PublishError, match=r"no meta graph with the tag-set \{serve\}"):
         push_step(export_dir, {}, {}, str(tmp_path / "refused"), PushOptions(), tmp_path / "r1.md")
     assert not (tmp_path / "refused").exists()
+    # The export's record of its tag-set is a cross-check of the step's `tags`, never a second channel.
+    with pytest.raises(UserError, match=r"served its graph under the tag-set \{gpu,serve\}.*tags=gpu,serve"):
+        push_step(export_dir, metadata, {}, str(tmp_path / "m"), PushOptions(), tmp_path / "r2.md")
+    assert not (tmp_path / "m").exists() or not published_versions(tmp_path / "m")
     pushed: dict = {}
-    push_step(export_dir, metadata, pushed, str(tmp_path / "m"), PushOptions(), tmp_path / "r2.md")
+    push_step(
+        export_dir, metadata, pushed, str(tmp_path / "m"), PushOptions(tags="serve,gpu"), tmp_path / "r2.md"
+    )
     assert pushed["pushed"] == 1 and published_versions(tmp_path / "m") == [1]
