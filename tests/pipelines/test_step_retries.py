@@ -126,8 +126,10 @@ def _load_step(source: str, out: Path) -> subprocess.CompletedProcess:
 
 
 def test_load_step_exits_75_when_storage_is_unavailable_and_2_when_the_source_is_wrong(
-    s3_server, tiny_model, tmp_path
+    s3_server, tiny_model, tmp_path, monkeypatch
 ):
+    for key, value in s3_server.env.items():  # the step must talk to the server the faults are injected in
+        monkeypatch.setenv(key, value)
     bucket = s3_server.new_bucket()
     storage = storage_for(f"s3://{bucket}/m")
     for path in tiny_model.rglob("*"):

@@ -84,8 +84,10 @@ def test_dead_push_leftovers_are_cleaned_when_stale(remote_base, tiny_models):
     assert storage.read_bytes(f"{base}/7/saved_model.pb") == b"foreign"
 
 
-def test_transient_errors_during_a_push_are_retried(remote_base, tiny_models):
+def test_transient_errors_during_a_push_are_retried(remote_base, tiny_models, monkeypatch):
     server, base = remote_base
+    for key, value in server.env.items():  # the client must talk to the server the faults are injected in
+        monkeypatch.setenv(key, value)
     server.inject_faults(3, status=503)
     result = _push(tiny_models[0], base)
     assert server.faults_remaining() == 0
