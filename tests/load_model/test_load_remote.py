@@ -13,16 +13,12 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
-import storage_servers
 from conftest import published_versions, run_cli_json
 
 from kfp_tfserving.components.common.errors import StorageError
 from kfp_tfserving.components.common.saved_model.proto import read_signatures
 from kfp_tfserving.components.common.storage import storage_for
 from kfp_tfserving.components.load_model.loader import load_source
-
-gcs_server = storage_servers.gcs_server  # the loopback object-store fixtures
-s3_server = storage_servers.s3_server
 
 
 def sha256(path: Path) -> str:
