@@ -410,6 +410,15 @@ class SavedModelSession:
             self.graph = None
 
 
+def _free_quietly(free, ptr: int) -> None:
+    """A finalizer's foreign free: at interpreter shutdown the binding may already be gone, and the
+    process frees the memory itself."""
+    try:  # noqa: SIM105 (at interpreter shutdown contextlib may already be gone)
+        free(ptr)
+    except Exception:
+        pass
+
+
 class _ThreadStatus:
     """A TF_Status owned by one thread (statuses must not be shared), freed with the thread's state."""
 
@@ -418,10 +427,7 @@ class _ThreadStatus:
         self.ptr = lib.TF_NewStatus()
 
     def __del__(self) -> None:
-        try:  # noqa: SIM105 (at interpreter shutdown contextlib may already be gone)
-            self._lib.TF_DeleteStatus(self.ptr)
-        except Exception:  # interpreter shutdown: the process frees it
-            pass
+        _free_quietly(self._lib.TF_DeleteStatus, self.ptr)
 
 
 class _InputSlot:
@@ -437,10 +443,7 @@ class _InputSlot:
         self.view = np.frombuffer(buffer, dtype=value.dtype).reshape(value.shape)
 
     def __del__(self) -> None:
-        try:  # noqa: SIM105 (at interpreter shutdown contextlib may already be gone)
-            self._lib.TF_DeleteTensor(self.tensor)
-        except Exception:  # interpreter shutdown: the process frees it
-            pass
+        _free_quietly(self._lib.TF_DeleteTensor, self.tensor)
 
 
 class _RunnerThread:
