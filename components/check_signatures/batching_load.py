@@ -53,7 +53,9 @@ def batch_function_node(meta, config: BatchingConfig, signature: str):
     takes exactly that split (in_tensors batched, captured_tensors passed whole) and calls the same
     function on the merged batch; its outputs are the call's, in the same order.
     """
-    from tensorflow.core.framework import node_def_pb2
+    from kfp_tfserving.components.common.saved_model.tf_protos import tf_proto_module
+
+    node_def_pb2 = tf_proto_module("tensorflow.core.framework.node_def_pb2")
 
     sig = meta.signature_def[signature]
     feeds = {_tensor(t.name) for t in sig.inputs.values()}

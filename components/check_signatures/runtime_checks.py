@@ -35,6 +35,7 @@ from kfp_tfserving.components.common.serving_oracle import (
     ServingRunError,
     unrestored_variables_problem,
 )
+from kfp_tfserving.components.common.tf_c_api import registered_op_names
 
 # Ops that decode a string input as a structured record: generated strings will not parse.
 PARSING_OPS = {
@@ -88,9 +89,8 @@ def _run_failure(meta, specs, err: Exception, origin: str) -> Finding:
 
 def unregistered_ops(meta) -> tuple[bool, list[Finding]]:
     """(whether the model can be loaded here, findings): every op must be registered in this clean process."""
-    from tensorflow.python.framework import op_def_registry  # the runtime is imported by now
-
-    unregistered = [op for op in used_op_names(meta) if op_def_registry.get(op) is None]
+    registered = registered_op_names()
+    unregistered = [op for op in used_op_names(meta) if op not in registered]
     findings = unregistered_findings(unregistered)
     if unregistered and not findings:  # only TF Text / TF-DF ops: the server may have them linked
         findings.append(

@@ -24,9 +24,9 @@ def installed_tf_version() -> str:
     try:
         return version("tensorflow")
     except PackageNotFoundError:  # a TensorFlow built from source and not pip-installed
-        from kfp_tfserving.components.common.tfenv import import_tensorflow
+        from kfp_tfserving.components.common.tf_c_api import version as library_version
 
-        return import_tensorflow().__version__
+        return library_version()
 
 
 def validate_target(serving_tf_version: str) -> None:

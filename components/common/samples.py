@@ -59,10 +59,9 @@ def _item_bytes(dtype: str) -> int:
 
 def _serialized_examples(spec: TensorSpecInfo, shape: tuple[int, ...], rng) -> np.ndarray:
     """tf.Example protos carrying every feature the model parses from this input (random values)."""
-    from kfp_tfserving.components.common.tfenv import import_tensorflow
+    from kfp_tfserving.components.common.saved_model.tf_protos import tf_proto_module
 
-    import_tensorflow()
-    from tensorflow.core.example import example_pb2
+    example_pb2 = tf_proto_module("tensorflow.core.example.example_pb2")
 
     rows = []
     for i in range(int(np.prod(shape))):

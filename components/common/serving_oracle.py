@@ -38,13 +38,14 @@ from kfp_tfserving.components.common.saved_model.proto import (
 )
 from kfp_tfserving.components.common.saved_model.tags import SERVE, Tags
 from kfp_tfserving.components.common.saved_model.tensor_spec import Tensors
+from kfp_tfserving.components.common.saved_model.tf_protos import tf_proto_module
 from kfp_tfserving.components.common.saved_model.warmup import (
     WARMUP_FILE,
     WarmupError,
     WarmupRequest,
     read_warmup,
 )
-from kfp_tfserving.components.common.tfenv import import_tensorflow, native_logging_off, silenced_stderr
+from kfp_tfserving.components.common.tfenv import native_logging_off, silenced_stderr
 
 REPAIR_FIX = "kfp-tfserving run repairs such a SavedModel; or export Keras models with model.export()"
 
@@ -70,9 +71,9 @@ def server_session_config() -> bytes:
     left out: the name is the deployment's, and DirectSession refuses a second session of one name and
     version, which the server never opens but checks in one process do.
     """
-    from tensorflow.core.protobuf import config_pb2
-
-    config = config_pb2.ConfigProto(intra_op_parallelism_threads=0, inter_op_parallelism_threads=0)
+    config = tf_proto_module("tensorflow.core.protobuf.config_pb2").ConfigProto(
+        intra_op_parallelism_threads=0, inter_op_parallelism_threads=0
+    )
     config.gpu_options.per_process_gpu_memory_fraction = 0
     config.graph_options.rewrite_options.SetInParent()
     config.gpu_options.SetInParent()
@@ -215,9 +216,7 @@ class ServedModel:
     """One loaded version: the session TensorFlow's C++ loader made of the chosen meta graph."""
 
     def __init__(self, model_dir: Path, tags: Tags = SERVE):
-        import_tensorflow()
-        from tensorflow.core.protobuf import meta_graph_pb2
-
+        meta_graph_pb2 = tf_proto_module("tensorflow.core.protobuf.meta_graph_pb2")
         self.model_dir = Path(model_dir)
         self._plans: dict[str, _RequestPlan] = {}
         self._probes: dict[tuple[str, ...], tuple[list[str], object]] = {}

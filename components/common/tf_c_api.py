@@ -15,14 +15,16 @@ from __future__ import annotations
 
 import ctypes
 import functools
+import importlib.machinery
 import math
+import sys
 import threading
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
-from kfp_tfserving.components.common.tfenv import import_tensorflow
+from kfp_tfserving.components.common.tfenv import quiet_environment
 
 _vp = ctypes.c_void_p
 _TSTRING_BYTES = 24  # sizeof(TF_TString): the element size of a DT_STRING tensor's buffer
@@ -82,6 +84,10 @@ _SIGNATURES = {
     "TF_DeleteSessionOptions": ([_vp], None),
     "TF_SetConfig": ([_vp, ctypes.c_char_p, ctypes.c_size_t, _vp], None),
     "TF_NewBuffer": ([], ctypes.POINTER(_Buffer)),
+    "TF_NewBufferFromString": ([ctypes.c_char_p, ctypes.c_size_t], ctypes.POINTER(_Buffer)),
+    "TF_Version": ([], ctypes.c_char_p),
+    "TF_GetAllOpList": ([], ctypes.POINTER(_Buffer)),
+    "TF_TensorFromProto": ([ctypes.POINTER(_Buffer), _vp, _vp], None),
     "TF_DeleteBuffer": ([ctypes.POINTER(_Buffer)], None),
     "TF_LoadSessionFromSavedModel": (
         [
@@ -96,6 +102,7 @@ _SIGNATURES = {
         ],
         _vp,
     ),  # fmt: skip
+    "TF_NewSession": ([_vp, _vp, _vp], _vp),
     "TF_CloseSession": ([_vp, _vp], None),
     "TF_DeleteSession": ([_vp, _vp], None),
     "TF_SessionRun": (
@@ -146,7 +153,13 @@ _SIGNATURES = {
 # releases and retakes it, and right after TF_SessionRun, with TensorFlow's pool threads still spinning
 # on a 2-core machine, each retake can wait for a core: measured, that was most of what a request cost
 # above TF_SessionRun itself. The calls that may block release the GIL, so sessions run concurrently.
-_BLOCKING = {"TF_LoadSessionFromSavedModel", "TF_SessionRun", "TF_CloseSession", "TF_DeleteSession"}
+_BLOCKING = {
+    "TF_LoadSessionFromSavedModel",
+    "TF_NewSession",
+    "TF_SessionRun",
+    "TF_CloseSession",
+    "TF_DeleteSession",
+}
 
 
 def _bind(lib: ctypes.CDLL, names) -> ctypes.CDLL:
@@ -157,14 +170,66 @@ def _bind(lib: ctypes.CDLL, names) -> ctypes.CDLL:
     return lib
 
 
+@functools.cache
 def _library_path() -> str:
-    return str(Path(import_tensorflow().__file__).parent / "libtensorflow_cc.so.2")
+    """The installed tensorflow wheel's libtensorflow_cc.so.2, found without importing the package: the C
+    library loads in about 0.4 s, TensorFlow's Python runtime in about 3 s (and 200 MB more)."""
+    if "tensorflow" in sys.modules and getattr(sys.modules["tensorflow"], "__file__", None):
+        return str(Path(sys.modules["tensorflow"].__file__).parent / "libtensorflow_cc.so.2")
+    # The path finder, not importlib.util.find_spec: another thread may hold tf_protos' stand-in package
+    # in sys.modules for a moment, and find_spec would look at that.
+    spec = importlib.machinery.PathFinder.find_spec("tensorflow")
+    if spec is None or not spec.submodule_search_locations:
+        raise CApiError(5, "TensorFlow is not installed: the serving oracle runs its C library")
+    return str(Path(next(iter(spec.submodule_search_locations))) / "libtensorflow_cc.so.2")
 
 
 @functools.cache
 def _lib() -> ctypes.CDLL:
-    """The C API of the TensorFlow this process imports (the same library, so one op/kernel registry)."""
-    return _bind(ctypes.CDLL(_library_path(), mode=ctypes.RTLD_GLOBAL), _SIGNATURES)
+    """The C API of the installed TensorFlow. A process that also imports TensorFlow's Python runtime,
+    before or after, shares this very library: one op and kernel registry."""
+    quiet_environment()  # read by the library as it loads (oneDNN, log level)
+    return _bind(ctypes.CDLL(_library_path()), _SIGNATURES)
+
+
+def version() -> str:
+    """The TensorFlow version of the library (TF_Version)."""
+    return _lib().TF_Version().decode()
+
+
+def registered_op_names() -> frozenset[str]:
+    """Every op registered in this process, as the library's own registry lists them (TF_GetAllOpList).
+    Without TensorFlow's Python runtime that is what a model server built from the same sources has:
+    no ops that only Python registers."""
+    from kfp_tfserving.components.common.saved_model.tf_protos import tf_proto_module
+
+    lib = _lib()
+    buffer = lib.TF_GetAllOpList()
+    try:
+        op_list = tf_proto_module("tensorflow.core.framework.op_def_pb2").OpList.FromString(
+            ctypes.string_at(buffer.contents.data, buffer.contents.length)
+        )
+    finally:
+        lib.TF_DeleteBuffer(buffer)
+    return frozenset(op.name for op in op_list.op)
+
+
+def tensor_from_proto(serialized: bytes) -> np.ndarray:
+    """A serialized TensorProto as numpy, decoded by TensorFlow's own Tensor::FromProto (what the model
+    server does with a request's or a warmup record's tensors); CApiError when it refuses."""
+    lib = _lib()
+    buffer = lib.TF_NewBufferFromString(serialized, len(serialized))
+    tensor = lib.TF_AllocateTensor(1, _dims((0,)), 1, 0)  # an empty float tensor, replaced
+    try:
+        with _Status(lib) as status:
+            lib.TF_TensorFromProto(buffer, tensor, status.ptr)
+            status.check()
+    except CApiError:
+        lib.TF_DeleteTensor(tensor)
+        raise
+    finally:
+        lib.TF_DeleteBuffer(buffer)
+    return _from_tensor(lib, tensor)
 
 
 @functools.cache
@@ -172,7 +237,7 @@ def _quick() -> ctypes.PyDLL:
     """The same library's non-blocking calls, made holding the GIL."""
     _lib()
     quick = set(_SIGNATURES) - _BLOCKING
-    return _bind(ctypes.PyDLL(_library_path(), mode=ctypes.RTLD_GLOBAL), sorted(quick))
+    return _bind(ctypes.PyDLL(_library_path()), sorted(quick))
 
 
 @functools.cache
@@ -284,43 +349,42 @@ def _from_tensor(lib, tensor: int) -> np.ndarray:
         lib.TF_DeleteTensor(tensor)
 
 
-class SavedModelSession:
-    """A SavedModel loaded by `tensorflow::LoadSavedModel` into a session, and the TF_Graph it runs."""
+class GraphSession:
+    """A TF_Graph and a session running it. Built empty (for a graph made op by op), or loaded from a
+    SavedModel (SavedModelSession)."""
 
-    def __init__(self, export_dir: Path, tags: Sequence[str], config: bytes = b""):
-        lib = self._lib = _lib()
-        self.export_dir = Path(export_dir)
-        self._graph_lock = threading.Lock()
-        self._probe_count = 0
-        self.session = None
-        self.graph = lib.TF_NewGraph()
-        options = lib.TF_NewSessionOptions()
-        meta = lib.TF_NewBuffer()
+    def __init__(self, config: bytes = b""):
+        self._init_graph()
+        options = self._lib.TF_NewSessionOptions()
         try:
-            with _Status(lib) as status:
-                if config:
-                    lib.TF_SetConfig(options, config, len(config), status.ptr)
-                    status.check()
-                tag_array = (ctypes.c_char_p * max(len(tags), 1))(*[t.encode() for t in tags])
-                session = lib.TF_LoadSessionFromSavedModel(
-                    options,
-                    None,
-                    str(export_dir).encode(),
-                    tag_array,
-                    len(tags),
-                    self.graph,
-                    meta,
-                    status.ptr,
-                )
+            with _Status(self._lib) as status:
+                self._configure(options, config, status)
+                self.session = self._lib.TF_NewSession(self.graph, options, status.ptr)
                 status.check()
-                self.session = session
-                self.meta_graph_def: bytes = ctypes.string_at(meta.contents.data, meta.contents.length)
         except BaseException:
             self.close()
             raise
         finally:
-            lib.TF_DeleteBuffer(meta)
-            lib.TF_DeleteSessionOptions(options)
+            self._lib.TF_DeleteSessionOptions(options)
+
+    def _init_graph(self) -> None:
+        lib = self._lib = _lib()
+        self.export_dir = Path()
+        self._graph_lock = threading.Lock()
+        self._probe_count = 0
+        self.session = None
+        self.graph = lib.TF_NewGraph()
+
+    def _configure(self, options: int, config: bytes, status: _Status) -> None:
+        if config:
+            self._lib.TF_SetConfig(options, config, len(config), status.ptr)
+            status.check()
+
+    def __enter__(self) -> GraphSession:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
     # -- the graph ---------------------------------------------------------------------------------
 
@@ -373,15 +437,19 @@ class SavedModelSession:
         return Output(oper, 0)
 
     def add_node(
-        self, op_type: str, name: str, input_lists: Sequence[Sequence[Output]], attrs: dict[str, bytes]
+        self, op_type: str, name: str, inputs: Sequence[Output | Sequence[Output]], attrs: dict[str, bytes]
     ) -> int:
-        """Append one op whose inputs are lists (e.g. BatchFunction's in_tensors, captured_tensors) and
-        whose attrs are serialized AttrValue protos, as a NodeDef holds them; its TF_Operation."""
+        """Append one op whose inputs are tensors or lists of them (e.g. BatchFunction's in_tensors,
+        captured_tensors) and whose attrs are serialized AttrValue protos, as a NodeDef holds them; its
+        TF_Operation."""
         lib = self._lib
         with self._graph_lock, _Status(lib) as status:
             desc = lib.TF_NewOperation(self.graph, op_type.encode(), name.encode())
-            for outputs in input_lists:
-                lib.TF_AddInputList(desc, (Output * max(len(outputs), 1))(*outputs), len(outputs))
+            for given in inputs:
+                if isinstance(given, Output):
+                    lib.TF_AddInput(desc, given)
+                    continue
+                lib.TF_AddInputList(desc, (Output * max(len(given), 1))(*given), len(given))
             for attr, value in attrs.items():
                 lib.TF_SetAttrValueProto(desc, attr.encode(), value, len(value), status.ptr)
                 # A refused attr leaves desc unfinished (a few bytes leaked): finishing it could add a
@@ -408,6 +476,40 @@ class SavedModelSession:
         if self.graph:
             lib.TF_DeleteGraph(self.graph)
             self.graph = None
+
+
+class SavedModelSession(GraphSession):
+    """A SavedModel loaded by `tensorflow::LoadSavedModel` into a session, and the TF_Graph it runs."""
+
+    def __init__(self, export_dir: Path, tags: Sequence[str], config: bytes = b""):
+        self._init_graph()
+        lib = self._lib
+        self.export_dir = Path(export_dir)
+        options = lib.TF_NewSessionOptions()
+        meta = lib.TF_NewBuffer()
+        try:
+            with _Status(lib) as status:
+                self._configure(options, config, status)
+                tag_array = (ctypes.c_char_p * max(len(tags), 1))(*[t.encode() for t in tags])
+                session = lib.TF_LoadSessionFromSavedModel(
+                    options,
+                    None,
+                    str(export_dir).encode(),
+                    tag_array,
+                    len(tags),
+                    self.graph,
+                    meta,
+                    status.ptr,
+                )
+                status.check()
+                self.session = session
+                self.meta_graph_def: bytes = ctypes.string_at(meta.contents.data, meta.contents.length)
+        except BaseException:
+            self.close()
+            raise
+        finally:
+            lib.TF_DeleteBuffer(meta)
+            lib.TF_DeleteSessionOptions(options)
 
 
 def _free_quietly(free, ptr: int) -> None:
@@ -464,7 +566,7 @@ class Runner:
     concurrently (ctypes releases the GIL around it), as Session::Run does for a server's request threads.
     """
 
-    def __init__(self, model: SavedModelSession, feeds: Sequence[Output], fetches: Sequence[Output],
+    def __init__(self, model: GraphSession, feeds: Sequence[Output], fetches: Sequence[Output],
                  targets: Sequence[int] = ()):  # fmt: skip
         self._model = model
         self._quick = _quick()

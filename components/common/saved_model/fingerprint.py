@@ -13,7 +13,8 @@ fingerprint.pb's `graph_def_program_hash` and `checkpoint_hash`. The model finge
 - every file under assets/ by relative path and sha256. assets.extra/ (the warmup file) is left out: it
   warms TF Serving up, it does not change an answer.
 
-No model is loaded; TensorFlow is imported only to read the checkpoint.
+No model is loaded, and TensorFlow's Python runtime is not imported: the checkpoint is read by TensorFlow's
+own reader (checkpoint_values.py).
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
+
+import numpy as np
 
 from kfp_tfserving.components.common.saved_model.graph_fingerprint import (
     FunctionHasher,
@@ -35,6 +38,7 @@ from kfp_tfserving.components.common.saved_model.proto import (
     meta_graph,
     read_saved_model_proto,
 )
+from kfp_tfserving.components.common.saved_model.tensor_spec import dtype_name
 
 # Bump when the canonical form changes: fingerprints of another scheme never compare equal.
 SCHEME = "tfserving-v1"
@@ -127,17 +131,13 @@ def checkpoint_value_digests(model_dir: Path) -> dict[str, str]:
     prefix = model_dir / "variables" / "variables"
     if not prefix.with_suffix(".index").is_file():
         return {}
-    from kfp_tfserving.components.common.tfenv import import_tensorflow
+    from kfp_tfserving.components.common.checkpoint_values import checkpoint_dtypes, checkpoint_values
 
-    tf = import_tensorflow()
-    reader = tf.train.load_checkpoint(str(prefix))
-    dtypes = reader.get_variable_to_dtype_map()
+    enums = checkpoint_dtypes(prefix)
+    keys = sorted(key for key in enums if key not in CHECKPOINT_BOOKKEEPING)
     out = {}
-    for key in sorted(dtypes):
-        if key in CHECKPOINT_BOOKKEEPING:
-            continue
-        value = reader.get_tensor(key)
-        h = hashlib.sha256(f"{dtypes[key].name}|{list(getattr(value, 'shape', ()))}|".encode())
+    for key, value in checkpoint_values(prefix, keys, enums):
+        h = hashlib.sha256(f"{dtype_name(enums[key])}|{list(getattr(value, 'shape', ()))}|".encode())
         if getattr(value, "dtype", None) is not None and value.dtype.kind == "O":  # strings: length-prefixed
             for item in value.ravel():
                 data = item if isinstance(item, bytes) else str(item).encode()
@@ -145,7 +145,8 @@ def checkpoint_value_digests(model_dir: Path) -> dict[str, str]:
         elif isinstance(value, bytes):
             h.update(value)
         else:
-            h.update(memoryview(value.tobytes() if not value.flags.c_contiguous else value).cast("B"))
+            # As raw bytes: a buffer of float16/bfloat16 elements has no format memoryview takes.
+            h.update(np.ascontiguousarray(value).reshape(-1).view(np.uint8))
         out[key] = h.hexdigest()
         del value
     return out

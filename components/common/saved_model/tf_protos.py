@@ -1,4 +1,5 @@
-"""TensorFlow's generated protos (tensorflow.core.*_pb2, tensorflow_serving.apis) without TensorFlow.
+"""TensorFlow's generated protos (tensorflow.core.*_pb2, tensorflow_serving.apis) and its standalone
+C++ bindings (record I/O, the checkpoint index reader) without TensorFlow's Python runtime.
 
 `import tensorflow.core.protobuf.saved_model_pb2` runs tensorflow/__init__.py first: the whole runtime,
 about 2 s and hundreds of MB, for a few message classes. The generated modules themselves need only
@@ -20,12 +21,17 @@ from typing import Any
 _lock = threading.Lock()
 
 
+def _real_tensorflow() -> bool:
+    """TensorFlow's own package is imported (the stand-in has no __file__)."""
+    return getattr(sys.modules.get("tensorflow"), "__file__", None) is not None
+
+
 def tf_proto_module(name: str) -> Any:
     """The generated module `name` (e.g. "tensorflow.core.protobuf.saved_model_pb2"), TensorFlow not imported."""
-    if name in sys.modules or "tensorflow" in sys.modules:
+    if name in sys.modules or _real_tensorflow():
         return importlib.import_module(name)
-    with _lock:
-        if "tensorflow" in sys.modules:  # imported meanwhile (another thread): the ordinary way
+    with _lock:  # another thread's stand-in may be in sys.modules until it is done
+        if name in sys.modules or _real_tensorflow():  # imported meanwhile: the ordinary way
             return importlib.import_module(name)
         spec = importlib.util.find_spec("tensorflow")
         if spec is None or not spec.submodule_search_locations:
