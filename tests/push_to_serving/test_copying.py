@@ -1,4 +1,4 @@
-"""The publish copy: one read of every byte, checksummed on its way to the destination, and its fallbacks."""
+"""The publish copy: the kernel copies, the checksum reads the destination back; and the fallbacks."""
 
 from __future__ import annotations
 
@@ -46,12 +46,26 @@ def _expected(files):
 
 @pytest.fixture
 def small_chunks(monkeypatch):
-    # Many reads per file and several write slices per read, so the checksum really spans chunks.
+    # Many chunks per file and several write slices per read, so the checksum really spans chunks.
+    monkeypatch.setattr(copying, "KERNEL_CHUNK", 300 * 1024)
     monkeypatch.setattr(copying, "READ_CHUNK", 300 * 1024)
     monkeypatch.setattr(copying, "WRITE_SLICE", 64 * 1024)
 
 
-def test_copy_tree_hashes_what_it_wrote(tmp_path, small_chunks):
+@pytest.fixture
+def kernel_copies(monkeypatch):
+    """Counts the kernel's copies (the real copy_file_range)."""
+    real, calls = os.copy_file_range, []
+
+    def counting(*args):
+        calls.append(args[2])
+        return real(*args)
+
+    monkeypatch.setattr(copying.os, "copy_file_range", counting)
+    return calls
+
+
+def test_copy_tree_hashes_what_it_wrote(tmp_path, small_chunks, kernel_copies):
     files = _tree(tmp_path / "src")
     os.chmod(tmp_path / "src/saved_model.pb", 0o600)
     written = copying.copy_tree_hashing(
@@ -65,6 +79,8 @@ def test_copy_tree_hashes_what_it_wrote(tmp_path, small_chunks):
         if rel != "assets/vocab.txt":
             assert (tmp_path / "dst" / rel).read_bytes() == data
     assert stat.S_IMODE((tmp_path / "dst/saved_model.pb").stat().st_mode) == 0o600
+    # The big file went through the kernel in several chunks; an empty file needs no copy at all.
+    assert len(kernel_copies) > (3 * 1024 * 1024) // copying.KERNEL_CHUNK
 
 
 def test_checksums_taken_while_copying_equal_the_manifest_of_a_separate_pass(tmp_path, small_chunks):
@@ -74,17 +90,43 @@ def test_checksums_taken_while_copying_equal_the_manifest_of_a_separate_pass(tmp
     assert written == build_manifest(tmp_path / "dst", {}).files
 
 
-def test_short_writes_are_completed(tmp_path, monkeypatch, small_chunks):
-    real_write = os.write
+@pytest.mark.parametrize("code", [errno.EXDEV, errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP])
+def test_a_kernel_copy_refusal_falls_back_to_a_buffer_with_short_writes_completed(
+    tmp_path, monkeypatch, small_chunks, code
+):
+    def refuse(*args):
+        raise OSError(code, os.strerror(code))
 
-    def short_write(fd, data):
-        return real_write(fd, bytes(data[:1000]))
+    real_pwrite = os.pwrite
 
-    monkeypatch.setattr(copying.os, "write", short_write)
+    def short_pwrite(fd, data, offset):
+        return real_pwrite(fd, bytes(data[:1000]), offset)
+
+    monkeypatch.setattr(copying.os, "copy_file_range", refuse)
+    monkeypatch.setattr(copying.os, "pwrite", short_pwrite)
     files = _tree(tmp_path / "src")
     assert copying.copy_tree_hashing(tmp_path / "src", tmp_path / "dst") == _expected(files)
     big = "variables/variables.data-00000-of-00001"
     assert (tmp_path / "dst" / big).read_bytes() == files[big]
+
+
+def test_a_kernel_copy_that_stops_early_is_finished_through_a_buffer(tmp_path, monkeypatch, small_chunks):
+    """Some file systems copy part of a file, then report 0 bytes before its end: the rest is copied by
+    read/write from where the kernel stopped."""
+    real = os.copy_file_range
+
+    def stops(src, dst, count, src_offset, dst_offset):
+        return 0 if src_offset >= 1024 * 1024 else real(src, dst, count, src_offset, dst_offset)
+
+    monkeypatch.setattr(copying.os, "copy_file_range", stops)
+    files = _tree(tmp_path / "src")
+    assert copying.copy_tree_hashing(tmp_path / "src", tmp_path / "dst") == _expected(files)
+
+
+def test_without_copy_file_range_the_buffer_copy_is_used(tmp_path, monkeypatch):
+    monkeypatch.delattr(copying.os, "copy_file_range")
+    files = _tree(tmp_path / "src")
+    assert copying.copy_tree_hashing(tmp_path / "src", tmp_path / "dst") == _expected(files)
 
 
 def test_a_reflinked_clone_is_checksummed_by_reading_it(tmp_path, monkeypatch):
@@ -114,18 +156,37 @@ def test_reflink_refusal_is_remembered_and_the_copy_goes_on(tmp_path, monkeypatc
     assert calls == [copying.FICLONE]  # asked once for the whole tree
 
 
-def test_a_real_copy_error_is_raised_and_leaves_no_thread_behind(tmp_path, monkeypatch):
-    real_write = os.write
+def test_a_real_copy_error_is_raised_naming_the_file_and_leaves_no_thread_behind(
+    tmp_path, monkeypatch, small_chunks
+):
+    real = os.copy_file_range
 
-    def broken(fd, data):
-        if len(data) > 100_000:
-            raise OSError(errno.EIO, "input/output error")
-        return real_write(fd, data)
+    def broken(src, dst, count, src_offset, dst_offset):
+        if src_offset >= 1024 * 1024:
+            raise OSError(errno.EIO, "Input/output error")
+        return real(src, dst, count, src_offset, dst_offset)
 
-    monkeypatch.setattr(copying.os, "write", broken)
+    monkeypatch.setattr(copying.os, "copy_file_range", broken)
     _tree(tmp_path / "src")
     before = threading.active_count()
-    with pytest.raises(OSError, match="input/output error"):
+    with pytest.raises(OSError, match="Input/output error.*variables.data-00000-of-00001"):
+        copying.copy_tree_hashing(tmp_path / "src", tmp_path / "dst")
+    assert threading.active_count() == before
+
+
+def test_a_read_back_error_fails_the_copy_naming_the_file(tmp_path, monkeypatch, small_chunks):
+    """The checksum thread's errors reach the caller (after every fd is closed), with the file's name."""
+    real = os.pread
+
+    def failing(fd, count, offset):
+        if offset >= 2 * 1024 * 1024 and os.fstat(fd).st_size > 1024 * 1024:
+            raise OSError(errno.EIO, "Input/output error")
+        return real(fd, count, offset)
+
+    monkeypatch.setattr(copying.os, "pread", failing)
+    _tree(tmp_path / "src")
+    before = threading.active_count()
+    with pytest.raises(OSError, match="variables/variables.data-00000-of-00001"):
         copying.copy_tree_hashing(tmp_path / "src", tmp_path / "dst")
     assert threading.active_count() == before
 
@@ -142,13 +203,16 @@ def test_a_copy_that_differs_from_the_manifest_publishes_nothing(tmp_path, monke
     bytes that change on their way to the staging directory fail the push: no version, no staging left."""
     _tree(tmp_path / "src")
     manifest = build_manifest(tmp_path / "src", {})
-    real_read = os.read
+    real = os.copy_file_range
 
-    def flipping_read(fd, count):
-        data = real_read(fd, count)
-        return bytes([data[0] ^ 1]) + data[1:] if len(data) > 1_000_000 else data
+    def flipping_copy(src, dst, count, src_offset, dst_offset):
+        copied = real(src, dst, count, src_offset, dst_offset)
+        if copied > 1_000_000:  # the copy lands with one bit changed
+            byte = os.pread(dst, 1, dst_offset)
+            os.pwrite(dst, bytes([byte[0] ^ 1]), dst_offset)
+        return copied
 
-    monkeypatch.setattr(copying.os, "read", flipping_read)
+    monkeypatch.setattr(copying.os, "copy_file_range", flipping_copy)
     base = tmp_path / "base"
     with pytest.raises(PublishError, match="does not match its manifest"):
         publish_local(tmp_path / "src", base, manifest, "auto", 0, {})

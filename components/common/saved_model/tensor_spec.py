@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from kfp_tfserving.components.common.saved_model.tf_protos import types_pb2
 
-Tensors = dict[str, np.ndarray]
+if TYPE_CHECKING:  # numpy is for the steps that hold tensors; the push reads protos only
+    import numpy as np
+
+Tensors = dict[str, "np.ndarray"]
 
 # TensorFlow's DataType enum names whose dtype names are not the lower-cased enum name.
 _RENAMED = {"DT_FLOAT": "float32", "DT_DOUBLE": "float64", "DT_HALF": "float16"}
