@@ -61,6 +61,13 @@ print(json.dumps({'import': imported - started, 'do': time.perf_counter() - impo
 TFX_REFERENCE = "TFX 1.21 Pusher executor (fresh process) && sync"
 
 
+def compiled_bytecode(scratch: Path) -> dict[str, str]:
+    """Environment in which our step runs from compiled bytecode, as in the image (pip compiles the wheel at
+    install). An editable checkout under PYTHONDONTWRITEBYTECODE would compile the project's modules from
+    source on every run, about 20 ms no deployed step pays."""
+    return {"PYTHONDONTWRITEBYTECODE": "", "PYTHONPYCACHEPREFIX": str(scratch / "pycache")}
+
+
 def push(model: Path, base: str, env: dict | None = None):
     return check(run_process([*PUSH_STEP, str(model), base], env=env), "push")
 
@@ -95,9 +102,9 @@ _WARM = {
 }
 
 
-def _settle(model: Path, side: str) -> str:
+def _settle(model: Path, side: str, env: dict | None = None) -> str:
     cache = settle_cache([model])
-    check(run_process(_WARM[side]), f"warming {side}")
+    check(run_process(_WARM[side], env=env), f"warming {side}")
     return f"{cache}; then each side's program run once (its code warm, the model's bytes not)"
 
 
@@ -108,10 +115,12 @@ def local_publish(model: Path, scratch: Path, pairs: int) -> dict[str, dict]:
     counter = iter(range(10**6))
     tfx_phases: dict[str, Series] = {"import": Series(), "do": Series()}
 
+    bytecode = compiled_bytecode(scratch)
+
     def ours() -> float:
         target = scratch / f"base{next(counter)}"
-        state["cache"] = _settle(model, "ours")
-        seconds = push(model, str(target / "model")).seconds
+        state["cache"] = _settle(model, "ours", bytecode)
+        seconds = push(model, str(target / "model"), env=bytecode).seconds
         shutil.rmtree(target, ignore_errors=True)
         return seconds
 

@@ -2,28 +2,26 @@
 
 Each file is
 
-- copied by the kernel (`copy_file_range`, as `cp` does), in chunks; one thread behind the copy reads each
-  chunk back from the destination (from the page cache, where the copy just put it) into the CRC32C, so
-  the manifest describes the destination's bytes, and the source is read from disk once;
+- copied by the kernel (`copy_file_range`, as `cp` does), so the source is read from disk once and no
+  byte passes through Python;
 - or, where the kernel refuses that (another file system on an old kernel, some FUSE and network mounts),
-  read and written through one buffer, checksummed the same way;
-- or cloned (FICLONE reflink, where the file system shares blocks: btrfs, XFS), then checksummed by reading
-  the clone once (nothing was copied, so that is still one pass);
-- made durable by an `fsync` from a flusher thread once its copy is done, while its checksum completes and
-  the next file is copied.
+  read and written through one buffer;
+- or cloned (FICLONE reflink, where the file system shares blocks: btrfs, XFS);
+- then, on two threads at once while the next file is copied, made durable (`fsync`) and read back from
+  the page cache, where the copy just put it, into its CRC32C: the manifest describes the destination's
+  bytes.
 
 What was measured (2 shared cores, ext4 on a virtual disk, page cache dropped before each run, medians of
-6-10 alternating rounds against `cp && sync` on the same file): the kernel copy alone matches `cp` (it is
-what `cp` does); reading each chunk back behind it costs 0.05 s/GB and its CRC32C 0.04 s/GB, on the second
-core. Checksumming in the copying thread instead (each chunk read back, then the next chunk copied) was
-1.1x `cp` at 1 GB and 1.2-1.4x at 5 GB; the read/write loop through one buffer 1.2x at both. Starting the
-writeback of every 128 MB at once (`sync_file_range`) was 0.9x at 1 GB and 1.6x at 5 GB (the disk's writes
-mixed into the source's reads): the flush stays after the copy, as `cp && sync` does. A chunk of 32 MB was
-twice as slow as 8 MB (every read-back buffer a fresh mapping), and writes of 512 KB and more 3-6x slower
-than 256 KB writes on this kernel, so the fallback writes 256 KB slices.
+10 alternating rounds on 1 GB): `cp && sync` 0.81 s, the kernel copy alone 0.79 s, with the read-back
+during the flush 0.77 s; the read-back costs 0.05 s/GB and its CRC32C 0.04 s/GB of the core the flush
+leaves idle. A thread reading each chunk back right behind the copy competed with it: 0.93 s. The earlier
+loop (read, checksum, write through one buffer) took 0.97 s; starting the writeback of every 128 MB during
+the copy (`sync_file_range`) was 0.9x at 1 GB and 1.5x at 5 GB, the disk's writes mixed into the source's
+reads. Read-back buffers of 32 MB were twice as slow as 8 MB (each a fresh mapping), and writes of 512 KB
+and more 3-6x slower than 256 KB writes on this kernel, so the fallback writes 256 KB slices.
 What this does not prove: that the disk kept the bytes (the read-back comes from the page cache);
 `kfp-tfserving versions BASE` reads each local version back against its manifest.
-Memory stays flat: a few chunks in flight, whatever the model's size.
+Memory stays flat: one 8 MB read-back buffer, whatever the model's size.
 """
 
 from __future__ import annotations
@@ -33,7 +31,6 @@ import errno
 import fcntl
 import os
 import shutil
-from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from pathlib import Path
 
@@ -48,19 +45,17 @@ _NO_REFLINK = {errno.EOPNOTSUPP, errno.ENOTTY, errno.EXDEV, errno.EINVAL, errno.
 _NO_KERNEL_COPY = {errno.EXDEV, errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP, errno.EPERM, errno.EBADF}
 
 
-def _buffer_copy(src_fd: int, dst_fd: int, offset: int) -> Iterator[tuple[int, int]]:
+def _buffer_copy(src_fd: int, dst_fd: int, offset: int) -> int:
     while data := os.pread(src_fd, READ_CHUNK, offset):
         view = memoryview(data)
-        at = offset
         while view:
-            written = os.pwrite(dst_fd, view[:WRITE_SLICE], at)
-            view, at = view[written:], at + written
-        yield offset, len(data)
-        offset += len(data)
+            written = os.pwrite(dst_fd, view[:WRITE_SLICE], offset)
+            view, offset = view[written:], offset + written
+    return offset
 
 
-def copied_ranges(src_fd: int, dst_fd: int) -> Iterator[tuple[int, int]]:
-    """Copy src to dst from offset 0 to the source's end, yielding each (offset, length) once it is written."""
+def copy_contents(src_fd: int, dst_fd: int) -> int:
+    """Copy src to dst from offset 0 to the source's end; returns the number of bytes copied."""
     kernel_copy = getattr(os, "copy_file_range", None)
     with contextlib.suppress(OSError, AttributeError):
         os.posix_fadvise(src_fd, 0, 0, os.POSIX_FADV_SEQUENTIAL)
@@ -74,34 +69,25 @@ def copied_ranges(src_fd: int, dst_fd: int) -> Iterator[tuple[int, int]]:
             break
         if count == 0:
             if offset >= os.fstat(src_fd).st_size:
-                return
+                return offset
             break  # the file system copied nothing before the end (some pseudo and FUSE files)
-        yield offset, count
         offset += count
-    yield from _buffer_copy(src_fd, dst_fd, offset)
+    return _buffer_copy(src_fd, dst_fd, offset)
 
 
-def _checksum_range(digest: Crc32c, fd: int, offset: int, length: int) -> None:
-    while length:
-        data = os.pread(fd, min(length, KERNEL_CHUNK), offset)
+def _checksum(fd: int, size: int | None = None) -> tuple[int, str]:
+    """(size, CRC32C) of the file's first `size` bytes (None: all of it), read through the page cache."""
+    digest, offset = Crc32c(), 0
+    while size is None or offset < size:
+        want = KERNEL_CHUNK if size is None else min(KERNEL_CHUNK, size - offset)
+        data = os.pread(fd, want, offset)
         if not data:
-            raise OSError(errno.EIO, f"the copy ended {length} bytes early when read back")
+            if size is None:
+                break
+            raise OSError(errno.EIO, f"the copy ends at byte {offset} of {size} when read back")
         digest.update(data)
-        offset, length = offset + len(data), length - len(data)
-
-
-def _checksum_to_end(fd: int) -> tuple[int, str]:
-    digest, size = Crc32c(), 0
-    while data := os.pread(fd, KERNEL_CHUNK, size):
-        digest.update(data)
-        size += len(data)
-    return size, digest.encoded()
-
-
-def _total(digest: Crc32c, size: int, chunks: list[Future]) -> tuple[int, str]:
-    for chunk in chunks:  # done (one thread runs the checksums in order); raises a chunk's error
-        chunk.result()
-    return size, digest.encoded()
+        offset += len(data)
+    return offset, digest.encoded()
 
 
 class _Reflink:
@@ -143,8 +129,8 @@ class TreeCopier:
     """Copies files one after the other; each one's checksum and flush complete in the background."""
 
     def __init__(self) -> None:
-        # One thread each: chunks are checksummed in the order they were copied, files flushed in the order
-        # they were copied, both while the next chunk or file is copied.
+        # One thread each: a file is read back for its checksum while it is flushed, both while the next
+        # file is copied.
         self._checksummer = ThreadPoolExecutor(1, thread_name_prefix="copy-checksum")
         self._flusher = ThreadPoolExecutor(1, thread_name_prefix="copy-flush")
         self._reflink = _Reflink()
@@ -153,16 +139,8 @@ class TreeCopier:
     def _copy(self, src_fd: int, dst_fd: int) -> Future:
         """Copy src to dst; a future of (size, CRC32C) of the destination once it is read back."""
         if self._reflink.clone(src_fd, dst_fd):
-            return self._checksummer.submit(_checksum_to_end, dst_fd)
-        digest, size, chunks = Crc32c(), 0, []
-        try:
-            for offset, length in copied_ranges(src_fd, dst_fd):
-                chunks.append(self._checksummer.submit(_checksum_range, digest, dst_fd, offset, length))
-                size += length
-        except BaseException:
-            wait(chunks)  # before the caller closes dst_fd under them
-            raise
-        return self._checksummer.submit(_total, digest, size, chunks)
+            return self._checksummer.submit(_checksum, dst_fd)
+        return self._checksummer.submit(_checksum, dst_fd, copy_contents(src_fd, dst_fd))
 
     def start(self, rel: str, src: Path, dst: Path) -> None:
         """Copy src to dst now; its checksum and fsync finish later (collected by `results`)."""

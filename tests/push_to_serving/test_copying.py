@@ -232,3 +232,13 @@ def test_a_published_copy_corrupted_later_fails_verification(tmp_path):
     assert verify_manifest(version, manifest) == [
         "variables/variables.data-00000-of-00001: size or crc32c differs"
     ]
+
+
+def test_a_copy_shorter_than_the_kernel_reported_fails_when_read_back(tmp_path, monkeypatch):
+    """The read-back checks the length too: a destination missing its tail is an error, not a checksum
+    of fewer bytes."""
+    real = copying.copy_contents
+    monkeypatch.setattr(copying, "copy_contents", lambda src, dst: real(src, dst) + 10)
+    _tree(tmp_path / "src")
+    with pytest.raises(OSError, match=r"the copy ends at byte \d+ of \d+ when read back.*saved_model.pb"):
+        copying.copy_tree_hashing(tmp_path / "src", tmp_path / "dst")
