@@ -76,7 +76,7 @@ def main() -> None:
     parser.add_argument("--pairs", type=int, default=3, help="ours/reference pairs per measurement")
     # Local copies of a second or so swing with the disk's write-back: more pairs steady their median.
     parser.add_argument("--publish-pairs", type=int, default=5, help="rounds for the 1 GB local publish")
-    parser.add_argument("--big-pairs", type=int, default=3, help="rounds for the 5 GB local publish")
+    parser.add_argument("--big-pairs", type=int, default=5, help="rounds for the 5 GB local publish")
     parser.add_argument("--passes", type=int, default=2, help="consecutive passes (reproducibility)")
     parser.add_argument("--quick", action="store_true", help="small models, one pair, one pass")
     parser.add_argument("--only", default=",".join(SUITES), help=f"comma-separated subset of {SUITES}")
