@@ -24,6 +24,7 @@ from kfp_tfserving.components.common.formats.keras_export import (
     keras_input_specs,
     keras_reference,
 )
+from kfp_tfserving.components.common.formats.keras_load_init import initial_values_deferred
 from kfp_tfserving.components.common.formats.keras_precision import compute_dtype
 from kfp_tfserving.components.common.tfenv import import_tensorflow, silenced_stderr
 
@@ -42,7 +43,7 @@ def _keras3():
 
 def _keras3_load(keras: Any, path: Path, custom: dict, options: ExportOptions) -> Any:
     """Keras 3's own loader, uncompiled, with safe_mode on unless the user allowed unsafe deserialization."""
-    with silenced_stderr():
+    with silenced_stderr(), initial_values_deferred():
         return keras.saving.load_model(
             path,
             custom_objects=custom or None,
