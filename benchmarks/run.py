@@ -33,7 +33,7 @@ def one_pass(args, only: list[str], scratch: Path, scale) -> dict:
         big_pairs = 1 if args.quick else args.big_pairs
         for mb, n in ((scale(args.publish_mb), local_pairs), (scale(args.publish_big_mb), big_pairs)):
             model = models.filler_saved_model(scratch / f"fill{mb}", mb)
-            rows = bench_publish.local_publish(model, scratch, n)
+            rows = bench_publish.local_publish(model, scratch, n, args.memory_state)
             out["publish_local"][f"{mb} MB"] = rows["cp"]
             if "tfx" in rows:
                 out["publish_tfx"][f"{mb} MB"] = rows["tfx"]
@@ -77,6 +77,13 @@ def main() -> None:
     # Local copies of a second or so swing with the disk's write-back: more pairs steady their median.
     parser.add_argument("--publish-pairs", type=int, default=5, help="rounds for the 1 GB local publish")
     parser.add_argument("--big-pairs", type=int, default=5, help="rounds for the 5 GB local publish")
+    parser.add_argument(
+        "--memory-state",
+        choices=("settled", "as-is"),
+        default="settled",
+        help="local publish: wait before each side until the VM has handed free memory back to its host "
+        "(settled), or start at once (as-is; which state a side meets then depends on its warm-up)",
+    )
     parser.add_argument("--passes", type=int, default=2, help="consecutive passes (reproducibility)")
     parser.add_argument("--quick", action="store_true", help="small models, one pair, one pass")
     parser.add_argument("--only", default=",".join(SUITES), help=f"comma-separated subset of {SUITES}")
