@@ -110,7 +110,7 @@ _WARM = {
 }
 
 
-def _settle(model: Path, side: str, env: dict | None = None, memory: str = "settled") -> str:
+def _settle(model: Path, side: str, env: dict | None = None, memory: str = "as-is") -> str:
     cache = settle_cache([model])
     check(run_process(_WARM[side], env=env), f"warming {side}")
     state = f"{cache}; then each side's program run once (its code warm, the model's bytes not)"
@@ -119,7 +119,7 @@ def _settle(model: Path, side: str, env: dict | None = None, memory: str = "sett
     return state
 
 
-def local_publish(model: Path, scratch: Path, pairs: int, memory: str = "settled") -> dict[str, dict]:
+def local_publish(model: Path, scratch: Path, pairs: int, memory: str = "as-is") -> dict[str, dict]:
     """{"cp": row, "tfx": row}: ours against `cp -r && sync` and against TFX's Pusher (when TFX is installed,
     `make tfx`), all three in the same rounds. `memory`: "settled" waits before each side until the VM has
     handed its free memory back to the host (measure.wait_for_memory_handback); "as-is" starts at once."""

@@ -80,7 +80,7 @@ def main() -> None:
     parser.add_argument(
         "--memory-state",
         choices=("settled", "as-is"),
-        default="settled",
+        default="as-is",
         help="local publish: wait before each side until the VM has handed free memory back to its host "
         "(settled), or start at once (as-is; which state a side meets then depends on its warm-up)",
     )
