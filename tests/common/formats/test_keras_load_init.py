@@ -43,12 +43,30 @@ def unsaved_layer(keras):
 
 
 @pytest.fixture(scope="module")
-def saved_model_file(keras, unsaved_layer, tmp_path_factory) -> Path:
+def direct_writer(keras):
+    """A layer that loads its kernel by writing the TensorFlow variable underneath, past Keras's assign."""
+
+    @keras.saving.register_keras_serializable(package="load_init_test")
+    class DirectWrite(keras.layers.Layer):
+        def build(self, input_shape):
+            self.kernel = self.add_weight(shape=(input_shape[-1], 2), initializer="glorot_uniform")
+
+        def call(self, x):
+            return keras.ops.matmul(x, self.kernel)
+
+        def load_own_variables(self, store):
+            self.kernel.value.assign(store["0"])
+
+    return DirectWrite
+
+
+@pytest.fixture(scope="module")
+def saved_model_file(keras, unsaved_layer, direct_writer, tmp_path_factory) -> Path:
     inputs = keras.Input((6,), name="features")
     x = keras.layers.Dense(8, activation="relu")(inputs)
     x = keras.layers.BatchNormalization()(x)
     x = keras.layers.Dropout(0.3, seed=1)(x)
-    outputs = unsaved_layer(name="scaled")(x)
+    outputs = [unsaved_layer(name="scaled")(x), direct_writer(name="direct")(x)]
     model = keras.Model(inputs, outputs)
     # Moved away from their initial values, so a variable left at zeros or redrawn shows.
     for variable in model.variables:
@@ -79,8 +97,9 @@ def test_the_load_equals_keras_own_load(keras, saved_model_file):
 def test_saved_variables_come_from_the_file(keras, saved_model_file):
     with initial_values_deferred():
         model = keras.saving.load_model(saved_model_file, compile=False)
-    kernel = model.get_layer("scaled").kernel.numpy()
-    assert np.all(kernel >= 0.5)  # the values written before saving, not Glorot's (centred on 0) or zeros
+    for layer in ("scaled", "direct"):  # through Keras's assign, and past it
+        kernel = model.get_layer(layer).kernel.numpy()
+        assert np.all(kernel >= 0.5), layer  # the values written before saving, not Glorot's or zeros
 
 
 def test_outside_the_load_variables_are_drawn_as_usual(keras):
