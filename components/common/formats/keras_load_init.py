@@ -4,11 +4,11 @@
 initializer, then overwrites the variables with the saved weights. For a large model the draw costs as
 much as the read: a 500 MB model of Dense layers spent 1.5 s of its 3 s load on Glorot numbers that were
 never used. Within `initial_values_deferred()`, a variable starts as zeros (a fill, not a draw) and
-remembers its initializer; the ones nothing wrote during the load (a variable a layer does not save, a
-seed state: not assigned through Keras and still all zeros) get their initializer's value when the load is
-over, so the model is the one Keras's own load returns. Parity proves the export against that model, not against the file: `tests/common/
-test_keras_load_init.py` compares this load with Keras's own, layer by layer, for saved and unsaved
-variables.
+remembers its initializer. When the load is over, a variable nothing wrote (not assigned through Keras,
+and still all zeros: a variable a layer does not save, a seed state) gets its initializer's value, so the
+model is the one Keras's own load returns; tests/common/formats/test_keras_load_init.py compares the two.
+Parity proves the export against this model, not against the file. The one case this cannot tell apart:
+a layer writing all-zero saved values past Keras's assign gets its initializer's values instead.
 
 It changes two private Keras methods for the length of the load. Where they are not what this module
 expects (another Keras release or backend), it changes nothing and the load is Keras's own.
@@ -32,8 +32,9 @@ def _variable_classes() -> tuple[Any, Any] | None:
         from keras.src.backend.tensorflow.core import Variable
     except ImportError:
         return None
-    if not (
-        callable(getattr(Variable, "_initialize_with_initializer", None)) and callable(KerasVariable.assign)
+    if not all(
+        callable(getattr(cls, name, None))
+        for cls, name in ((Variable, "_initialize_with_initializer"), (KerasVariable, "assign"))
     ):
         return None
     return Variable, KerasVariable
