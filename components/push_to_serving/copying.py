@@ -2,26 +2,19 @@
 
 Each file is
 
-- copied by the kernel (`copy_file_range`, as `cp` does), so the source is read from disk once and no
-  byte passes through Python;
-- or, where the kernel refuses that (another file system on an old kernel, some FUSE and network mounts),
-  read and written through one buffer;
-- or cloned (FICLONE reflink, where the file system shares blocks: btrfs, XFS);
-- then, on two threads at once while the next file is copied, made durable (`fsync`) and read back from
-  the page cache, where the copy just put it, into its CRC32C: the manifest describes the destination's
-  bytes.
+- copied by the kernel (`copy_file_range`, as `cp` does), so no byte passes through Python; or, where the
+  kernel refuses that (another file system on an old kernel, some FUSE and network mounts), read and
+  written through one buffer; or cloned (FICLONE reflink, where the file system shares blocks);
+- read back chunk by chunk right after each chunk is copied, from the page cache where the copy just put it,
+  into its CRC32C: the manifest describes the destination's bytes, and the model is read once;
+- written back and dropped from the page cache as the copy goes (writeback.py), so the disk writes while the
+  source is read and a push holds a few chunks of cache instead of two copies of the model;
+- made durable (`fsync`) on another thread while the next file is copied.
 
-What was measured (2 shared cores, ext4 on a virtual disk, page cache dropped before each run, medians of
-10 alternating rounds on 1 GB): `cp && sync` 0.81 s, the kernel copy alone 0.79 s, with the read-back
-during the flush 0.77 s; the read-back costs 0.05 s/GB and its CRC32C 0.04 s/GB of the core the flush
-leaves idle. A thread reading each chunk back right behind the copy competed with it: 0.93 s. The earlier
-loop (read, checksum, write through one buffer) took 0.97 s; starting the writeback of every 128 MB during
-the copy (`sync_file_range`) was 0.9x at 1 GB and 1.5x at 5 GB, the disk's writes mixed into the source's
-reads. Read-back buffers of 32 MB were twice as slow as 8 MB (each a fresh mapping), and writes of 512 KB
-and more 3-6x slower than 256 KB writes on this kernel, so the fallback writes 256 KB slices.
 What this does not prove: that the disk kept the bytes (the read-back comes from the page cache);
-`kfp-tfserving versions BASE` reads each local version back against its manifest.
-Memory stays flat: one 8 MB read-back buffer, whatever the model's size.
+`kfp-tfserving versions BASE` reads each local version back against its manifest. Measurements, and the
+designs they ruled out: benchmarks/README.md (fifth and eighth rounds).
+Memory stays flat: one chunk of read-back buffer, whatever the model's size.
 """
 
 from __future__ import annotations
@@ -31,31 +24,35 @@ import errno
 import fcntl
 import os
 import shutil
+from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from pathlib import Path
 
 from kfp_tfserving.components.push_to_serving.manifest import CHECKSUM, Crc32c
+from kfp_tfserving.components.push_to_serving.writeback import WritebackWindow
 
 KERNEL_CHUNK = 8 * 1024 * 1024  # per copy_file_range call, and per read-back into the checksum
 READ_CHUNK = 1024 * 1024  # per read() of the fallback copy
-WRITE_SLICE = 256 * 1024  # per write() of the fallback copy: larger writes were slower here (see above)
+WRITE_SLICE = (
+    256 * 1024
+)  # per write() of the fallback copy: larger writes were slower here (benchmarks/README.md)
 FICLONE = 0x40049409  # linux/fs.h: _IOW(0x94, 9, int)
 _NO_REFLINK = {errno.EOPNOTSUPP, errno.ENOTTY, errno.EXDEV, errno.EINVAL, errno.ENOSYS, errno.EPERM}
 # copy_file_range's refusals of a pair of files it cannot copy (nothing is copied): copy through a buffer.
 _NO_KERNEL_COPY = {errno.EXDEV, errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP, errno.EPERM, errno.EBADF}
 
 
-def _buffer_copy(src_fd: int, dst_fd: int, offset: int) -> int:
+def _buffer_copy(src_fd: int, dst_fd: int, offset: int) -> Iterator[tuple[int, int]]:
     while data := os.pread(src_fd, READ_CHUNK, offset):
-        view = memoryview(data)
+        start, view = offset, memoryview(data)
         while view:
             written = os.pwrite(dst_fd, view[:WRITE_SLICE], offset)
             view, offset = view[written:], offset + written
-    return offset
+        yield start, offset - start
 
 
-def copy_contents(src_fd: int, dst_fd: int) -> int:
-    """Copy src to dst from offset 0 to the source's end; returns the number of bytes copied."""
+def copy_chunks(src_fd: int, dst_fd: int) -> Iterator[tuple[int, int]]:
+    """Copy src to dst from offset 0 to the source's end, yielding each (offset, count) once it is copied."""
     kernel_copy = getattr(os, "copy_file_range", None)
     with contextlib.suppress(OSError, AttributeError):
         os.posix_fadvise(src_fd, 0, 0, os.POSIX_FADV_SEQUENTIAL)
@@ -69,25 +66,48 @@ def copy_contents(src_fd: int, dst_fd: int) -> int:
             break
         if count == 0:
             if offset >= os.fstat(src_fd).st_size:
-                return offset
+                return
             break  # the file system copied nothing before the end (some pseudo and FUSE files)
+        yield offset, count
         offset += count
-    return _buffer_copy(src_fd, dst_fd, offset)
+    yield from _buffer_copy(src_fd, dst_fd, offset)
 
 
-def _checksum(fd: int, size: int | None = None) -> tuple[int, str]:
-    """(size, CRC32C) of the file's first `size` bytes (None: all of it), read through the page cache."""
-    digest, offset = Crc32c(), 0
-    while size is None or offset < size:
-        want = KERNEL_CHUNK if size is None else min(KERNEL_CHUNK, size - offset)
-        data = os.pread(fd, want, offset)
+class ReadBackError(OSError):
+    """Reading the destination back failed: the error names the destination, not the source."""
+
+
+def _read_back(fd: int, offset: int, count: int, digest: Crc32c) -> None:
+    """Extend the digest with [offset, offset + count) of the destination, read through the page cache."""
+    end = offset + count
+    while offset < end:
+        try:
+            data = os.pread(fd, min(KERNEL_CHUNK, end - offset), offset)
+        except OSError as err:
+            raise ReadBackError(err.errno, err.strerror) from None
         if not data:
-            if size is None:
-                break
-            raise OSError(errno.EIO, f"the copy ends at byte {offset} of {size} when read back")
+            raise ReadBackError(errno.EIO, f"the copy ends at byte {offset} of {end} when read back")
         digest.update(data)
         offset += len(data)
-    return offset, digest.encoded()
+
+
+def copy_checksummed(src_fd: int, dst_fd: int, window: WritebackWindow | None = None) -> tuple[int, str]:
+    """Copy src to dst, each chunk read back into the CRC32C right after it is copied (still in the page
+    cache) and then handed to the writeback window; returns (size, CRC32C of the destination)."""
+    digest, size = Crc32c(), 0
+    for offset, count in copy_chunks(src_fd, dst_fd):
+        _read_back(dst_fd, offset, count, digest)
+        if window is not None:
+            window.copied(offset, count)
+        size = offset + count
+    return size, digest.encoded()
+
+
+def _checksum(fd: int) -> tuple[int, str]:
+    """(size, CRC32C) of the whole file, read through the page cache."""
+    digest = Crc32c()
+    _read_back(fd, 0, os.fstat(fd).st_size, digest)
+    return os.fstat(fd).st_size, digest.encoded()
 
 
 class _Reflink:
@@ -116,48 +136,59 @@ def _naming(err: OSError, path: Path | str) -> OSError:
     return err
 
 
-def _flush_and_close(fd: int, checksum: Future) -> tuple[int, str]:
+def _flush_and_close(fd: int, checksum: Future, window: WritebackWindow | None) -> tuple[int, str]:
     try:
         os.fsync(fd)
-    finally:
         wait([checksum])  # the checksum thread may still be reading this fd
+        if window is not None:
+            window.destination_flushed()
+    finally:
+        wait([checksum])
         os.close(fd)
     return checksum.result()
 
 
+def _finished(result: tuple[int, str]) -> Future:
+    done: Future = Future()
+    done.set_result(result)
+    return done
+
+
 class TreeCopier:
-    """Copies files one after the other; each one's checksum and flush complete in the background."""
+    """Copies files one after the other, each read back into its checksum as it is copied; each one's
+    fsync completes in the background while the next file is copied."""
 
     def __init__(self) -> None:
-        # One thread each: a file is read back for its checksum while it is flushed, both while the next
-        # file is copied.
-        self._checksummer = ThreadPoolExecutor(1, thread_name_prefix="copy-checksum")
+        self._checksummer = ThreadPoolExecutor(1, thread_name_prefix="copy-checksum")  # reflinked clones
         self._flusher = ThreadPoolExecutor(1, thread_name_prefix="copy-flush")
         self._reflink = _Reflink()
         self._files: dict[str, Future] = {}
 
-    def _copy(self, src_fd: int, dst_fd: int) -> Future:
-        """Copy src to dst; a future of (size, CRC32C) of the destination once it is read back."""
-        if self._reflink.clone(src_fd, dst_fd):
-            return self._checksummer.submit(_checksum, dst_fd)
-        return self._checksummer.submit(_checksum, dst_fd, copy_contents(src_fd, dst_fd))
+    def _copy(self, src_fd: int, dst_fd: int) -> tuple[Future, WritebackWindow | None]:
+        """Copy src to dst; a future of (size, CRC32C) of the destination, and the file's window."""
+        if self._reflink.clone(src_fd, dst_fd):  # no byte copied: read the clone once, on another thread
+            return self._checksummer.submit(_checksum, dst_fd), None
+        window = WritebackWindow(src_fd, dst_fd)
+        checksum = _finished(copy_checksummed(src_fd, dst_fd, window))
+        window.source_done()
+        return checksum, window
 
     def start(self, rel: str, src: Path, dst: Path) -> None:
-        """Copy src to dst now; its checksum and fsync finish later (collected by `results`)."""
+        """Copy src to dst now; its fsync finishes later (collected by `results`)."""
         src_fd = os.open(src, os.O_RDONLY)
         try:
             dst_fd = os.open(dst, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644)
             try:
-                checksum = self._copy(src_fd, dst_fd)
+                checksum, window = self._copy(src_fd, dst_fd)
             except OSError as err:
                 os.close(dst_fd)
-                raise _naming(err, src) from None
+                raise _naming(err, dst if isinstance(err, ReadBackError) else src) from None
             except BaseException:
                 os.close(dst_fd)
                 raise
         finally:
             os.close(src_fd)
-        self._files[rel] = self._flusher.submit(_flush_and_close, dst_fd, checksum)
+        self._files[rel] = self._flusher.submit(_flush_and_close, dst_fd, checksum, window)
         shutil.copymode(src, dst)
 
     def results(self) -> dict[str, dict]:

@@ -235,10 +235,15 @@ def test_a_published_copy_corrupted_later_fails_verification(tmp_path):
 
 
 def test_a_copy_shorter_than_the_kernel_reported_fails_when_read_back(tmp_path, monkeypatch):
-    """The read-back checks the length too: a destination missing its tail is an error, not a checksum
-    of fewer bytes."""
-    real = copying.copy_contents
-    monkeypatch.setattr(copying, "copy_contents", lambda src, dst: real(src, dst) + 10)
+    """The read-back checks the length too: a destination missing bytes the kernel reported copied is an
+    error naming the destination, not a checksum of fewer bytes."""
+    real = os.copy_file_range
+
+    def overstating(src, dst, count, src_offset, dst_offset):
+        copied = real(src, dst, count, src_offset, dst_offset)
+        return copied + 10 if copied else 0
+
+    monkeypatch.setattr(copying.os, "copy_file_range", overstating)
     _tree(tmp_path / "src")
-    with pytest.raises(OSError, match=r"the copy ends at byte \d+ of \d+ when read back.*saved_model.pb"):
+    with pytest.raises(OSError, match=r"the copy ends at byte \d+ of \d+ when read back.*dst/saved_model.pb"):
         copying.copy_tree_hashing(tmp_path / "src", tmp_path / "dst")
