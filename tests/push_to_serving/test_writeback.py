@@ -145,3 +145,39 @@ def test_the_window_waits_for_each_chunk_before_dropping_it(tmp_path, small_wind
             ("range", offset, writeback._WAIT_BEFORE | writeback._WRITE | writeback._WAIT_AFTER)
         )
         assert events[at + 1 : at + 3] == [("drop", offset, CHUNK), ("drop", offset, CHUNK)]
+
+
+def test_a_source_not_yet_on_disk_is_left_to_the_kernel(tmp_path, small_window):
+    """Dropping a dirty page writes it first: a source another step has just written is not dropped, so
+    the push does not write it back (the destination's window is unchanged)."""
+    data = os.urandom(12 * CHUNK)
+    src = tmp_path / "src" / "variables.data-00000-of-00001"
+    src.parent.mkdir()
+    src.write_bytes(data)  # no fsync: dirty in the page cache
+    with open(src, "rb") as s:
+        before = writeback.cache_state(s.fileno())
+        if before is None:
+            pytest.skip("this kernel has no cachestat (Linux < 6.5): the window never drops the source")
+        assert before.nr_dirty > 0
+        copying.copy_tree_hashing(tmp_path / "src", tmp_path / "dst")
+        after = writeback.cache_state(s.fileno())
+        assert after.nr_cache * mmap.PAGESIZE >= len(data)  # still cached
+        assert after.nr_dirty > 0  # and still the kernel's to write
+    with open(tmp_path / "dst" / src.name, "rb") as d:
+        assert resident_bytes(d.fileno()) <= mmap.PAGESIZE * 2
+    assert (tmp_path / "dst" / src.name).read_bytes() == data
+
+
+def test_the_window_drops_the_source_only_once_it_is_on_disk(tmp_path):
+    src = tmp_path / "model.bin"
+    src.write_bytes(os.urandom(CHUNK))
+    fd = os.open(src, os.O_RDONLY)
+    try:
+        if writeback.cache_state(fd) is None:
+            pytest.skip("this kernel has no cachestat (Linux < 6.5): the window never drops the source")
+        dirty = writeback.WritebackWindow(fd, fd).drops_source
+        os.fsync(fd)
+        written = writeback.WritebackWindow(fd, fd).drops_source
+    finally:
+        os.close(fd)
+    assert (dirty, written) == (False, True)
