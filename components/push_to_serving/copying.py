@@ -33,9 +33,8 @@ from kfp_tfserving.components.push_to_serving.writeback import WritebackWindow
 
 KERNEL_CHUNK = 8 * 1024 * 1024  # per copy_file_range call, and per read-back into the checksum
 READ_CHUNK = 1024 * 1024  # per read() of the fallback copy
-WRITE_SLICE = (
-    256 * 1024
-)  # per write() of the fallback copy: larger writes were slower here (benchmarks/README.md)
+# per write() of the fallback copy: larger writes were slower here (benchmarks/README.md, sixth round)
+WRITE_SLICE = 256 * 1024
 FICLONE = 0x40049409  # linux/fs.h: _IOW(0x94, 9, int)
 _NO_REFLINK = {errno.EOPNOTSUPP, errno.ENOTTY, errno.EXDEV, errno.EINVAL, errno.ENOSYS, errno.EPERM}
 # copy_file_range's refusals of a pair of files it cannot copy (nothing is copied): copy through a buffer.
@@ -105,9 +104,9 @@ def copy_checksummed(src_fd: int, dst_fd: int, window: WritebackWindow | None = 
 
 def _checksum(fd: int) -> tuple[int, str]:
     """(size, CRC32C) of the whole file, read through the page cache."""
-    digest = Crc32c()
-    _read_back(fd, 0, os.fstat(fd).st_size, digest)
-    return os.fstat(fd).st_size, digest.encoded()
+    digest, size = Crc32c(), os.fstat(fd).st_size
+    _read_back(fd, 0, size, digest)
+    return size, digest.encoded()
 
 
 class _Reflink:
@@ -139,11 +138,10 @@ def _naming(err: OSError, path: Path | str) -> OSError:
 def _flush_and_close(fd: int, checksum: Future, window: WritebackWindow | None) -> tuple[int, str]:
     try:
         os.fsync(fd)
-        wait([checksum])  # the checksum thread may still be reading this fd
         if window is not None:
             window.destination_flushed()
     finally:
-        wait([checksum])
+        wait([checksum])  # a reflinked clone's checksum thread may still be reading this fd
         os.close(fd)
     return checksum.result()
 

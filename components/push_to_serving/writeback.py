@@ -14,8 +14,9 @@ byte range without the journal commit of an fsync; the final `fsync` still makes
 durable. Where it is missing or refused (not Linux, some network and FUSE file systems), the copy goes on
 unwindowed, as `cp` does. The source is dropped only when none of it waits to be written (`cachestat`,
 Linux 6.5+): dropping a dirty page writes it first, and a model another step has just written is the
-kernel's to write at its own pace, not the push's. The kernel drops only whole folios inside a range (written files have 2 MB
-ones here), so a window chunk (copying.KERNEL_CHUNK, 8 MB) must be a multiple of 2 MB.
+kernel's to write at its own pace, not the push's. The kernel drops only whole folios inside a range
+(written files have 2 MB ones here), so a window chunk (copying.KERNEL_CHUNK, 8 MB) must be a multiple of
+2 MB.
 """
 
 from __future__ import annotations
@@ -29,17 +30,24 @@ CHUNKS_IN_FLIGHT = 8  # chunks written back asynchronously before the oldest is 
 _WRITE, _WAIT_BEFORE, _WAIT_AFTER = 2, 1, 4  # linux/fs.h SYNC_FILE_RANGE_*
 
 
-def _load_sync_file_range():
+def _libc_function(name: str, argtypes: list | None = None):
+    """The C library's function, or None where there is none (not Linux)."""
     try:
-        function = ctypes.CDLL(None, use_errno=True).sync_file_range
+        function = getattr(ctypes.CDLL(None, use_errno=True), name)
     except (OSError, AttributeError):
         return None
-    function.argtypes = [ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint]
-    function.restype = ctypes.c_int
+    if argtypes is not None:
+        function.argtypes = argtypes
+        function.restype = ctypes.c_int
     return function
 
 
-_sync_file_range = _load_sync_file_range() if hasattr(os, "posix_fadvise") else None
+_sync_file_range = (
+    _libc_function("sync_file_range", [ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint])
+    if hasattr(os, "posix_fadvise")
+    else None
+)
+_syscall = _libc_function("syscall")  # variadic: arguments are passed as ctypes values
 _CACHESTAT = 451  # Linux 6.5+, the same number on every architecture (the unified syscall table)
 
 
@@ -57,18 +65,17 @@ class _CacheStat(ctypes.Structure):
 def cache_state(fd: int) -> _CacheStat | None:
     """The file's pages in the page cache, dirty and under writeback (`cachestat`); None where the kernel
     (before 6.5) or a seccomp profile refuses it."""
-    stat = _CacheStat()
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        done = libc.syscall(
-            ctypes.c_long(_CACHESTAT),
-            ctypes.c_uint(fd),
-            ctypes.byref(_CacheRange(0, 0)),
-            ctypes.byref(stat),
-            ctypes.c_uint(0),
-        )
-    except (OSError, AttributeError):
+    if _syscall is None:
         return None
+    stat = _CacheStat()
+    whole_file = _CacheRange(0, 0)
+    done = _syscall(
+        ctypes.c_long(_CACHESTAT),
+        ctypes.c_uint(fd),
+        ctypes.byref(whole_file),
+        ctypes.byref(stat),
+        ctypes.c_uint(0),
+    )
     return stat if done == 0 else None
 
 
