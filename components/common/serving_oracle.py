@@ -91,8 +91,9 @@ class _RequestPlan:
     """A signature's feeds and fetches resolved once into one TF_SessionRun argument set."""
 
     def __init__(self, model: tf_c_api.SavedModelSession, sig, fetches: list[tf_c_api.Output] | None = None):
-        dtypes = tf_c_api.numpy_dtypes()
-        self.feeds = [_Feed(k, t.name, dtypes.get(t.dtype, np.dtype(object))) for k, t in sig.inputs.items()]
+        self.feeds = [
+            _Feed(k, t.name, tf_c_api.numpy_dtype(t.dtype) or np.dtype(object)) for k, t in sig.inputs.items()
+        ]
         self.keys = {f.key for f in self.feeds}
         self.fetch_keys = list(sig.outputs)
         names = [f.tensor for f in self.feeds] + [sig.outputs[k].name for k in self.fetch_keys]

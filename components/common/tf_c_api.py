@@ -31,27 +31,40 @@ _TSTRING_BYTES = 24  # sizeof(TF_TString): the element size of a DT_STRING tenso
 DT_STRING = 7
 
 
-def _numpy_dtypes() -> dict[int, np.dtype]:
+DT_BFLOAT16 = 14
+# TF_DataType enum -> numpy dtype, for every dtype the binding converts except bfloat16 (below).
+_PLAIN_DTYPES = {
+    1: np.dtype(np.float32),
+    2: np.dtype(np.float64),
+    3: np.dtype(np.int32),
+    4: np.dtype(np.uint8),
+    5: np.dtype(np.int16),
+    6: np.dtype(np.int8),
+    DT_STRING: np.dtype(object),
+    8: np.dtype(np.complex64),
+    9: np.dtype(np.int64),
+    10: np.dtype(np.bool_),
+    17: np.dtype(np.uint16),
+    18: np.dtype(np.complex128),
+    19: np.dtype(np.float16),
+    22: np.dtype(np.uint32),
+    23: np.dtype(np.uint64),
+}
+_PLAIN_ENUMS = {dtype: enum for enum, dtype in _PLAIN_DTYPES.items() if enum != DT_STRING}
+
+
+@functools.cache
+def _bfloat16() -> np.dtype:
+    # Imported only for a bfloat16 tensor: ml_dtypes 0.7 takes about 0.55 s to import (it registers its
+    # ufunc loops one by one), which would be a third of a check process that never sees one.
     import ml_dtypes  # TensorFlow's own dependency: bfloat16 as numpy knows it
 
-    return {
-        1: np.dtype(np.float32),
-        2: np.dtype(np.float64),
-        3: np.dtype(np.int32),
-        4: np.dtype(np.uint8),
-        5: np.dtype(np.int16),
-        6: np.dtype(np.int8),
-        DT_STRING: np.dtype(object),
-        8: np.dtype(np.complex64),
-        9: np.dtype(np.int64),
-        10: np.dtype(np.bool_),
-        14: np.dtype(ml_dtypes.bfloat16),
-        17: np.dtype(np.uint16),
-        18: np.dtype(np.complex128),
-        19: np.dtype(np.float16),
-        22: np.dtype(np.uint32),
-        23: np.dtype(np.uint64),
-    }
+    return np.dtype(ml_dtypes.bfloat16)
+
+
+def numpy_dtype(enum: int) -> np.dtype | None:
+    """The numpy dtype of a TF_DataType the binding converts (DT_STRING -> object), else None."""
+    return _bfloat16() if enum == DT_BFLOAT16 else _PLAIN_DTYPES.get(enum)
 
 
 class CApiError(Exception):
@@ -240,27 +253,17 @@ def _quick() -> ctypes.PyDLL:
     return _bind(ctypes.PyDLL(_library_path()), sorted(quick))
 
 
-@functools.cache
-def numpy_dtypes() -> dict[int, np.dtype]:
-    """TF_DataType enum -> numpy dtype, for every dtype the binding converts (DT_STRING -> object)."""
-    return _numpy_dtypes()
-
-
-@functools.cache
-def _enums() -> dict[np.dtype, int]:
-    return {dtype: enum for enum, dtype in numpy_dtypes().items()}
-
-
 def tf_dtype(dtype: np.dtype) -> int:
     """The TF_DataType a numpy array is fed as: bytes, str and object arrays are DT_STRING."""
     if dtype.kind in "OSU":
         return DT_STRING
-    try:
-        return _enums()[dtype]
-    except KeyError:
-        raise CApiError(
-            3, f"no TensorFlow dtype for numpy {dtype} (the binding feeds {sorted(map(str, _enums()))})"
-        ) from None
+    enum = _PLAIN_ENUMS.get(dtype)
+    if enum is None and dtype.name == "bfloat16" and dtype == _bfloat16():
+        enum = DT_BFLOAT16
+    if enum is None:
+        fed = sorted([*map(str, _PLAIN_ENUMS), "bfloat16", "bytes/str/object"])
+        raise CApiError(3, f"no TensorFlow dtype for numpy {dtype} (the binding feeds {fed})")
+    return enum
 
 
 class _Status:
@@ -335,7 +338,7 @@ def _from_tensor(lib, tensor: int) -> np.ndarray:
                 element = data + _TSTRING_BYTES * k
                 out[k] = ctypes.string_at(lib.TF_StringGetDataPointer(element), lib.TF_StringGetSize(element))
             return out.reshape(shape)
-        np_dtype = numpy_dtypes().get(dtype)
+        np_dtype = numpy_dtype(dtype)
         if np_dtype is None:
             raise CApiError(12, f"the binding does not convert TF_DataType {dtype} (a fetched tensor)")
         nbytes = math.prod(shape) * np_dtype.itemsize

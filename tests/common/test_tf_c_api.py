@@ -155,3 +155,16 @@ def test_close_is_idempotent(tmp_path, echo_model):
     model.close()
     with pytest.raises(tf_c_api.CApiError, match="closed"):
         runner.run([np.ones(1, np.float32)])
+
+
+def test_feed_dtypes_map_to_tensorflow_enums_and_others_are_refused():
+    import ml_dtypes
+
+    assert tf_c_api.tf_dtype(np.dtype(np.float32)) == 1
+    assert tf_c_api.tf_dtype(np.dtype(ml_dtypes.bfloat16)) == tf_c_api.DT_BFLOAT16
+    assert tf_c_api.numpy_dtype(tf_c_api.DT_BFLOAT16) == np.dtype(ml_dtypes.bfloat16)
+    for text in (np.dtype(object), np.dtype("S3"), np.dtype("U2")):
+        assert tf_c_api.tf_dtype(text) == tf_c_api.DT_STRING
+    with pytest.raises(tf_c_api.CApiError, match=r"no TensorFlow dtype for numpy datetime64\[s\]"):
+        tf_c_api.tf_dtype(np.dtype("datetime64[s]"))
+    assert tf_c_api.numpy_dtype(20) is None  # DT_RESOURCE: never converted
