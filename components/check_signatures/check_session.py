@@ -5,7 +5,7 @@ check_step.py. The process is fresh: nothing of the exporting step (the source m
 libraries it loaded) is reachable, its op registry is the one TensorFlow's C library has (as in a model
 server: no op that only TensorFlow's Python runtime registers), and its working directory is empty. The
 process never imports TensorFlow's Python runtime (about 3 s and 200 MB): it reads the protos with
-protobuf, runs the model through the C API (tf_c_api.py), and reads records and checkpoints with
+protobuf, runs the model through the C API (the tf_c_api package), and reads records and checkpoints with
 TensorFlow's own C++ readers.
 
 CheckSession.run(), in order:

@@ -1,6 +1,6 @@
 """The serving oracle: run a SavedModel the way tensorflow_model_server does, and nothing else.
 
-The judge is TensorFlow's own C++ loader, reached through its C API (tf_c_api.py):
+The judge is TensorFlow's own C++ loader, reached through its C API (the tf_c_api package):
 `TF_LoadSessionFromSavedModel` is `tensorflow::LoadSavedModel`, the function TF Serving's
 SavedModelBundleFactory calls (tag-set match, the graph into a DirectSession with its devices as written,
 saver restore, init op fed with the asset paths), and every request is `TF_SessionRun` (Session::Run) on
