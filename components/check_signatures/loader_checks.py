@@ -12,23 +12,14 @@ from __future__ import annotations
 from kfp_tfserving.components.check_signatures.findings import ERROR, WARNING, Finding
 from kfp_tfserving.components.common.saved_model.proto import (
     INIT_OP_COLLECTIONS,
-    INIT_OP_SIGNATURE,
     asset_file_defs,
     duplicate_asset_tensors,
+    init_op_name,
+    init_op_source,
 )
 
 MAIN_OP, LEGACY_INIT_OP = INIT_OP_COLLECTIONS
 DEBUG_INFO = ("debug", "saved_model_debug_info.pb")
-
-
-def used_init_source(meta) -> str:
-    """Where LoadSavedModel takes the init op from: the init signature, else main_op, else legacy_init_op."""
-    if INIT_OP_SIGNATURE in meta.signature_def:
-        return INIT_OP_SIGNATURE
-    for key in (MAIN_OP, LEGACY_INIT_OP):
-        if key in meta.collection_def:
-            return key
-    return ""
 
 
 def check_duplicate_assets(view) -> list[Finding]:
@@ -127,7 +118,7 @@ def check_init_op_sources(view) -> list[Finding]:
     meta = view.serve
     if meta is None:
         return []
-    used = used_init_source(meta)
+    used = init_op_source(meta)
     graph_nodes = {node.name for node in meta.graph_def.node}
     found = []
     for key in (MAIN_OP, LEGACY_INIT_OP):
@@ -145,7 +136,7 @@ def check_init_op_sources(view) -> list[Finding]:
                     f"export with one init op (drop {key})",
                 )
             )
-    name = _used_init_name(meta, used)
+    name = init_op_name(meta)
     if ":" in name:
         found.append(
             Finding(
@@ -157,16 +148,6 @@ def check_init_op_sources(view) -> list[Finding]:
             )
         )
     return found
-
-
-def _used_init_name(meta, used: str) -> str:
-    if used == INIT_OP_SIGNATURE:
-        outputs = meta.signature_def[INIT_OP_SIGNATURE].outputs
-        return outputs[INIT_OP_SIGNATURE].name if INIT_OP_SIGNATURE in outputs else ""
-    if used:
-        values = meta.collection_def[used].node_list.value
-        return values[0] if len(values) == 1 else ""
-    return ""
 
 
 LOADER_CHECKS = [

@@ -12,7 +12,7 @@ from pathlib import Path
 from kfp_tfserving.components.check_signatures.contract import check_contract, contract_names
 from kfp_tfserving.components.check_signatures.findings import ERROR, WARNING, Finding
 from kfp_tfserving.components.check_signatures.graph_checks import check_initializer_files, check_ops
-from kfp_tfserving.components.check_signatures.loader_checks import LOADER_CHECKS, used_init_source
+from kfp_tfserving.components.check_signatures.loader_checks import LOADER_CHECKS
 from kfp_tfserving.components.check_signatures.signature_rules import check_signature_rules
 from kfp_tfserving.components.check_signatures.version_check import check_version
 from kfp_tfserving.components.common.saved_model.proto import (
@@ -21,6 +21,7 @@ from kfp_tfserving.components.common.saved_model.proto import (
     SERVING_DEFAULT,
     NoMetaGraph,
     has_variables,
+    init_op_source,
     meta_graph,
     signatures_of,
 )
@@ -110,7 +111,7 @@ def check_graph_references(view: ModelView) -> list[Finding]:
                         key,
                     )
                 )
-    for key in [k for k in INIT_OP_COLLECTIONS if k == used_init_source(view.serve)]:  # the one it runs
+    for key in [k for k in INIT_OP_COLLECTIONS if k == init_op_source(view.serve)]:  # the one it runs
         collection = view.serve.collection_def.get(key)
         for op_name in collection.node_list.value if collection is not None else []:
             if _graph_lacks(graph, op_name):

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import re
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -25,9 +24,9 @@ import numpy as np
 
 from kfp_tfserving.components.common import tf_c_api
 from kfp_tfserving.components.common.errors import UserError, specific_line
+from kfp_tfserving.components.common.load_stage import LOAD_FIXES, STAGE_TEXT, load_stage
+from kfp_tfserving.components.common.saved_model.graph_nodes import upstream
 from kfp_tfserving.components.common.saved_model.proto import (
-    INIT_OP_COLLECTIONS,
-    INIT_OP_SIGNATURE,
     SERVING_DEFAULT,
     VARIABLE_OPS,
     NoMetaGraph,
@@ -131,88 +130,6 @@ def _in_graph(model: tf_c_api.SavedModelSession, name: str) -> bool:
     return True
 
 
-_NODE = re.compile(r"\{\{node ([^}]+)\}\}|[Nn]ode '?([A-Za-z0-9_./-]+)'? ")
-_FUNCTION = re.compile(r"\{\{function_node ([^}]+)\}\}")
-
-
-def _named_nodes(message: str, graph_def) -> set[str]:
-    """The graph's nodes a C++ error names: `{{node n}}`, and the callers of a `{{function_node f}}`."""
-    names = {a or b for a, b in _NODE.findall(message)}
-    functions = set(_FUNCTION.findall(message))
-    if functions:
-        for node in graph_def.node:
-            called = {node.op} | {v.func.name for v in node.attr.values() if v.HasField("func")}
-            if called & functions:
-                names.add(node.name)
-    return names
-
-
-def _ancestors(graph_def, names: set[str]) -> set[str]:
-    inputs = {n.name: [i.lstrip("^").split(":")[0] for i in n.input] for n in graph_def.node}
-    seen, stack = set(), list(names)
-    while stack:
-        name = stack.pop()
-        if name in seen:
-            continue
-        seen.add(name)
-        stack.extend(inputs.get(name, ()))
-    return seen
-
-
-def init_op_name(meta) -> str:
-    """The init op LoadSavedModel runs (loader.cc GetInitOp): the init signature's output, else the
-    saved_model_main_op collection, else legacy_init_op; '' when there is none."""
-    init = meta.signature_def.get(INIT_OP_SIGNATURE)
-    if init is not None and INIT_OP_SIGNATURE in init.outputs:
-        return init.outputs[INIT_OP_SIGNATURE].name
-    for key in INIT_OP_COLLECTIONS:
-        if key in meta.collection_def:
-            values = meta.collection_def[key].node_list.value
-            return values[0] if len(values) == 1 else ""
-    return ""
-
-
-def _load_stage(message: str, model_dir: Path, tags: Tags) -> str:
-    """Which step of LoadSavedModel failed, read off its message (the C API says what, not where): a node
-    of the restore op's graph named in it is the restore, the init op's (or its fed assets) the init."""
-    try:
-        meta = meta_graph(read_saved_model_proto(model_dir), model_dir, tags)
-    except UserError:
-        return "import"
-    nodes = _named_nodes(message, meta.graph_def)
-    init = init_op_name(meta).split(":")[0].lstrip("^")
-    restore = meta.saver_def.restore_op_name
-    for_init = _ancestors(meta.graph_def, {init}) if init else set()
-    for_restore = _ancestors(meta.graph_def, {restore}) if restore else set()
-    if "Cannot assign a device" in message:  # placement: the graph's devices are not this machine's
-        return "import"
-    if "fed more than once" in message or "main op" in message:
-        return "init"
-    if init and (init in nodes or re.search(rf"(?<![\w/.]){re.escape(init)}(?![\w/.])", message)):
-        return "init"
-    if nodes & (for_restore - for_init):
-        return "restore"
-    if nodes & for_init:
-        return "init"
-    if nodes & for_restore:
-        return "restore"
-    if "{{" in message:  # an op failed while running: the restore's run, or the init op's after it
-        return "init" if init else "restore"
-    return "import"
-
-
-_STAGE_TEXT = {
-    "import": "the graph does not go into a session",
-    "restore": "restoring the variables fails",
-    "init": "running the init op fails",
-}
-_LOAD_FIXES = {
-    "import": "export the model again from its source with this TensorFlow (and without device pins)",
-    "restore": "export the model again from its source; check that every file under variables/ is present",
-    "init": "export the model again from its source; check that every file under assets/ is present",
-}
-
-
 class ServedModel:
     """One loaded version: the session TensorFlow's C++ loader made of the chosen meta graph."""
 
@@ -233,11 +150,11 @@ class ServedModel:
                 raise ServingLoadError("import", missing.what, missing.fix) from None
             except UserError:
                 pass  # a damaged proto: the C API's message says it
-            stage = _load_stage(err.message, self.model_dir, tags)
+            stage = load_stage(err.message, self.model_dir, tags)
             raise ServingLoadError(
                 stage,
-                f"{self.model_dir}: {_STAGE_TEXT[stage]} as TF Serving loads it: {specific_line(err)}",
-                _LOAD_FIXES[stage],
+                f"{self.model_dir}: {STAGE_TEXT[stage]} as TF Serving loads it: {specific_line(err)}",
+                LOAD_FIXES[stage],
             ) from None
         self.meta = meta_graph_pb2.MetaGraphDef.FromString(self.model.meta_graph_def)
         self.signatures: dict[str, SignatureInfo] = signatures_of(self.meta)
@@ -387,12 +304,8 @@ class ServedModel:
         return [name for name, ok in zip(variables, states, strict=True) if not bool(ok)]
 
     def _variable_probes(self, names: tuple[str, ...]):
-        wanted = {
-            t.name.split(":")[0].lstrip("^")
-            for name in names
-            for t in self.meta.signature_def[name].outputs.values()
-        }
-        reachable = _ancestors(self.meta.graph_def, wanted)
+        wanted = [t.name for name in names for t in self.meta.signature_def[name].outputs.values()]
+        reachable = upstream(self.meta.graph_def, wanted)
         handles = [n for n in self.meta.graph_def.node if n.op in VARIABLE_OPS and n.name in reachable]
         probes, variables = [], []
         for node in handles:

@@ -27,7 +27,8 @@ ALLOWED = {
 # Modules whose every use of a loaded model is a verdict: they must not even mention an allowed path.
 VERDICT_MODULES = [
     "components/common/serving_oracle.py",
-    "components/common/tf_c_api.py",
+    "components/common/load_stage.py",
+    "components/common/tf_c_api",
     "components/check_signatures",
     "components/export_savedmodel",
     "components/push_to_serving",

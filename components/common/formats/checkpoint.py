@@ -8,13 +8,14 @@ from pathlib import Path
 
 from kfp_tfserving.components.common.errors import FormatError, message_line
 from kfp_tfserving.components.common.formats.base import ExportOptions, FormatHandler, LoadedModel
-from kfp_tfserving.components.common.formats.tf1_graph import node_name, strip_output_shapes
+from kfp_tfserving.components.common.formats.tf1_graph import strip_output_shapes
 from kfp_tfserving.components.common.formats.tf1_plan import (
     export_plan,
     plan_graph,
     requested_outputs,
     session_reference,
 )
+from kfp_tfserving.components.common.saved_model.graph_nodes import node_name
 from kfp_tfserving.components.common.tfenv import import_tensorflow, silenced_stderr
 
 _STATE_PATH = re.compile(r'^model_checkpoint_path:\s*"(.*)"\s*$', re.MULTILINE)

@@ -12,6 +12,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from kfp_tfserving.components.common.saved_model.graph_nodes import node_name, upstream
+
 # Stateful random ops: each run draws anew (the Stateless* ones are functions of their seed and are not).
 RANDOM_OPS = frozenset(
     {
@@ -48,10 +50,6 @@ class Switch:
         return f"--feed {self.name}={self.inference_value}"
 
 
-def _node_name(tensor: str) -> str:
-    return tensor.lstrip("^").split(":")[0]
-
-
 def _functions(graph_def) -> dict:
     return {f.signature.name: f for f in graph_def.library.function}
 
@@ -78,24 +76,11 @@ def _random_in_function(name: str, functions: dict, seen: set[str]) -> list[tupl
     return found
 
 
-def upstream_nodes(graph_def, targets: list[str]) -> set[str]:
-    nodes = {n.name: n for n in graph_def.node}
-    seen: set[str] = set()
-    stack = [_node_name(t) for t in targets]
-    while stack:
-        name = stack.pop()
-        if name in seen or name not in nodes:
-            continue
-        seen.add(name)
-        stack.extend(_node_name(i) for i in nodes[name].input)
-    return seen
-
-
 def random_ops_feeding(graph_def, targets: list[str]) -> list[tuple[str, str]]:
     """(op type, node name) of the stateful random ops the targets depend on, inside called functions too."""
     functions, seen_functions = _functions(graph_def), set()
     found = []
-    kept = upstream_nodes(graph_def, targets)
+    kept = upstream(graph_def, targets)
     for node in graph_def.node:
         if node.name not in kept:
             continue
@@ -120,14 +105,14 @@ def switches(graph_def, targets: list[str] | None = None) -> list[Switch]:
     """The PlaceholderWithDefault switches (bool ones, or named like training/keep_prob) with a constant
     default, upstream of the targets when given."""
     nodes = {n.name: n for n in graph_def.node}
-    kept = upstream_nodes(graph_def, targets) if targets else set(nodes)
+    kept = upstream(graph_def, targets) if targets else set(nodes)
     out = []
     for node in graph_def.node:
         if node.op != "PlaceholderWithDefault" or node.name not in kept or not node.input:
             continue
-        source = nodes.get(_node_name(node.input[0]))
+        source = nodes.get(node_name(node.input[0]))
         while source is not None and source.op == "Identity" and source.input:
-            source = nodes.get(_node_name(source.input[0]))
+            source = nodes.get(node_name(source.input[0]))
         value = _const_value(source) if source is not None and source.op == "Const" else None
         if value is None or value.size != 1:
             continue

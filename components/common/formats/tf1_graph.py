@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from kfp_tfserving.components.common.errors import FormatError, message_line
+from kfp_tfserving.components.common.saved_model.graph_nodes import node_name, upstream
 from kfp_tfserving.components.common.tfenv import import_tensorflow, silenced_stderr
 
 _INVALID_KEY_CHARS = re.compile(r"[^A-Za-z0-9_.\-/]")
@@ -40,10 +41,6 @@ _NOT_OUTPUT_PREFIXES = ("Apply", "ResourceApply", "Assign", "Save", "Restore", "
 _NOT_OUTPUT_SCOPES = re.compile(
     r"^(save|gradients|init|init_all_tables|report_uninitialized_variables|global_step)(_\d+)?(/|$)"
 )
-
-
-def node_name(tensor: str) -> str:
-    return tensor.lstrip("^").split(":")[0]
 
 
 def tensor_name(name: str) -> str:
@@ -122,21 +119,6 @@ def import_graph(graph_def, where: Path):
 def placeholders(graph_def) -> list[str]:
     """Node names of the true placeholders (a PlaceholderWithDefault is optional, so not an input)."""
     return [n.name for n in graph_def.node if n.op == "Placeholder"]
-
-
-def upstream(graph_def, targets: list[str], boundaries: set[str] = frozenset()) -> set[str]:
-    """Names of the nodes the target nodes depend on (data and control edges), not looking past boundaries."""
-    nodes = {n.name: n for n in graph_def.node}
-    seen: set[str] = set()
-    stack = list(targets)
-    while stack:
-        name = stack.pop()
-        if name in seen or name not in nodes:
-            continue
-        seen.add(name)
-        if name not in boundaries:
-            stack.extend(node_name(i) for i in nodes[name].input)
-    return seen
 
 
 def _is_output_candidate(node) -> bool:

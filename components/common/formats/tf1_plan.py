@@ -17,9 +17,9 @@ from kfp_tfserving.components.common.formats.tf1_graph import (
     import_graph,
     tensor_name,
     unique_keys,
-    upstream,
 )
 from kfp_tfserving.components.common.saved_model.example_parsing import example_features
+from kfp_tfserving.components.common.saved_model.graph_nodes import upstream
 from kfp_tfserving.components.common.saved_model.proto import SERVING_DEFAULT
 from kfp_tfserving.components.common.saved_model.tags import SERVE_TAG
 from kfp_tfserving.components.common.tfenv import import_tensorflow, silenced_stderr

@@ -8,13 +8,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from kfp_tfserving.components.common.saved_model.graph_nodes import node_name
 from kfp_tfserving.components.common.saved_model.tensor_spec import ExampleFeature, dtype_name
 
 _PASS_THROUGH = ("Identity", "StopGradient")
-
-
-def _node_name(tensor: str) -> str:
-    return tensor.lstrip("^").split(":")[0]
 
 
 def _resolve(name: str, nodes: dict[str, Any]) -> str:
@@ -22,12 +19,12 @@ def _resolve(name: str, nodes: dict[str, Any]) -> str:
     seen = set()
     while name in nodes and nodes[name].op in _PASS_THROUGH and nodes[name].input and name not in seen:
         seen.add(name)
-        name = _node_name(nodes[name].input[0])
+        name = node_name(nodes[name].input[0])
     return name
 
 
 def _const_strings(tensor: str, nodes: dict[str, Any]) -> list[str]:
-    node = nodes.get(_resolve(_node_name(tensor), nodes))
+    node = nodes.get(_resolve(node_name(tensor), nodes))
     if node is None or node.op != "Const":
         return []
     return [v.decode() for v in node.attr["value"].tensor.string_val]  # feature keys: string constants
@@ -69,11 +66,11 @@ def _features_of(node, nodes: dict[str, Any]) -> list[ExampleFeature]:
 def example_features(graph_def, tensor_name: str) -> tuple[ExampleFeature, ...] | None:
     """The features parsed from `tensor_name` by ParseExample ops in graph_def, or None when it is not parsed."""
     nodes = {n.name: n for n in graph_def.node}
-    source = _resolve(_node_name(tensor_name), nodes)
+    source = _resolve(node_name(tensor_name), nodes)
     found: dict[str, ExampleFeature] = {}
     for node in graph_def.node:
         parses = node.op in ("ParseExample", "ParseExampleV2") and node.input
-        if parses and _resolve(_node_name(node.input[0]), nodes) == source:
+        if parses and _resolve(node_name(node.input[0]), nodes) == source:
             for feature in _features_of(node, nodes):
                 found.setdefault(feature.name, feature)
     return tuple(found.values()) or None

@@ -127,6 +127,27 @@ def meta_graph(proto, model_dir: Path, tags: Tags = SERVE):
     raise NoMetaGraph(model_dir, proto, tags)
 
 
+def init_op_source(meta) -> str:
+    """Where LoadSavedModel takes the init op from (loader.cc GetInitOp): the init signature, else the
+    saved_model_main_op collection, else legacy_init_op; '' when there is none."""
+    if INIT_OP_SIGNATURE in meta.signature_def:
+        return INIT_OP_SIGNATURE
+    return next((key for key in INIT_OP_COLLECTIONS if key in meta.collection_def), "")
+
+
+def init_op_name(meta) -> str:
+    """The init op LoadSavedModel runs, as its source names it; '' when there is none, or when the source
+    does not name exactly one (the loader's own error then)."""
+    source = init_op_source(meta)
+    if source == INIT_OP_SIGNATURE:
+        outputs = meta.signature_def[INIT_OP_SIGNATURE].outputs
+        return outputs[INIT_OP_SIGNATURE].name if INIT_OP_SIGNATURE in outputs else ""
+    if source:
+        values = meta.collection_def[source].node_list.value
+        return values[0] if len(values) == 1 else ""
+    return ""
+
+
 def is_tf1_meta_graph(meta) -> bool:
     """Written by TF1's Builder (no object graph): its signature_def map is the whole truth."""
     return not meta.object_graph_def.nodes
