@@ -15,6 +15,7 @@ from kfp_tfserving.components.common.tfenv import QUIET_ENV, import_tensorflow
 
 os.environ.update(QUIET_ENV)
 
+from kfp_api_standin import kfp_server  # noqa: E402, F401  (the KFP API stand-in)
 from storage_servers import gcs_server, s3_server  # noqa: E402, F401  (loopback GCS and S3 servers)
 
 REPO = Path(__file__).resolve().parents[1]
@@ -44,6 +45,16 @@ def run_cli(*args: str, timeout: int = 600, env: dict | None = None) -> subproce
         timeout=timeout,
         env={**os.environ, **QUIET_ENV, **(env or {})},
     )
+
+
+def one_error_line(proc) -> str:
+    """The CLI's refusal: exit code != 0, one `error:` line, no traceback, no `unexpected`."""
+    assert proc.returncode != 0, proc.stdout + proc.stderr
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert "Traceback" not in proc.stderr, proc.stderr
+    assert lines and lines[-1].startswith("error: "), proc.stderr
+    assert "unexpected" not in lines[-1], lines[-1]
+    return lines[-1]
 
 
 def run_cli_json(*args: str) -> dict:
