@@ -16,6 +16,7 @@ from kfp_tfserving.components.common.tfenv import QUIET_ENV, import_tensorflow
 os.environ.update(QUIET_ENV)
 
 from kfp_api_standin import kfp_server  # noqa: E402, F401  (the KFP API stand-in)
+from silent_ports import closed_port, silent_port  # noqa: E402, F401  (bounded-wait ports)
 from storage_servers import gcs_server, s3_server  # noqa: E402, F401  (loopback GCS and S3 servers)
 
 REPO = Path(__file__).resolve().parents[1]

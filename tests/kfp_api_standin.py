@@ -8,13 +8,10 @@ assert what was sent and what was not.
 from __future__ import annotations
 
 import json
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlparse
 
 import pytest
+from loopback_http import LoopbackServer, QuietHandler
 
 API = "/apis/v2beta1"
 
@@ -56,40 +53,19 @@ class FakeKfp:
         return [r["body"] for r in self.requests if r["method"] == "POST" and r["path"] == f"{API}/{path}"]
 
 
-@contextmanager
-def serving(fake: FakeKfp) -> Iterator[str]:
-    """Serves `fake` on 127.0.0.1 while the block runs; yields its URL."""
-
-    class Handler(BaseHTTPRequestHandler):
+def _handler(fake: FakeKfp) -> type[QuietHandler]:
+    class Handler(QuietHandler):
         def _serve(self):
             url = urlparse(self.path)
-            length = int(self.headers.get("Content-Length") or 0)
-            body = json.loads(self.rfile.read(length)) if length else None
+            body = self.read_json()
             fake.requests.append(
                 {"method": self.command, "path": url.path, "query": parse_qs(url.query), "body": body}
             )
-            status, payload = fake.answer(self.command, url.path, parse_qs(url.query), body)
-            data = json.dumps(payload).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
+            self.send_json(*fake.answer(self.command, url.path, parse_qs(url.query), body))
 
         do_GET = do_POST = _serve
 
-        def log_message(self, *args):
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()
+    return Handler
 
 
 @pytest.fixture
@@ -97,6 +73,6 @@ def kfp_server(monkeypatch, tmp_path):
     """A FakeKfp served on 127.0.0.1 (its URL as `.url`), with the CLI's default experiment already there."""
     monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.config/kfp/context.json from the developer's machine
     fake = FakeKfp(existing_experiments={"kfp-tfserving": "exp-existing"})
-    with serving(fake) as url:
-        fake.url = url
+    with LoopbackServer(_handler(fake)) as server:
+        fake.url = server.url
         yield fake

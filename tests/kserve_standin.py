@@ -13,10 +13,10 @@ generation, with `status.address.url` = `serving_url` (a TF Serving, or its stan
 from __future__ import annotations
 
 import copy
-import json
 import re
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from loopback_http import LoopbackServer, QuietHandler
 
 _ROUTE = re.compile(
     r"^/apis/serving\.kserve\.io/v1beta1/namespaces/(?P<ns>[^/]+)/inferenceservices(?:/(?P<name>[^/]+))?$"
@@ -50,18 +50,15 @@ class StandInKubernetes:
         self.refuse: dict[str, int] = {}  # method -> HTTP status to answer instead (403, 404, ...)
         self._gets_since_change = 0
         self._lock = threading.Lock()
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
-        self.url = f"http://127.0.0.1:{self._httpd.server_address[1]}"
-        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
+        self._server = LoopbackServer(self._handler_class())
+        self.url = self._server.url
 
     def __enter__(self) -> StandInKubernetes:
-        self._thread.start()
+        self._server.__enter__()
         return self
 
     def __exit__(self, *exc) -> None:
-        self._httpd.shutdown()
-        self._httpd.server_close()
-        self._thread.join()
+        self._server.__exit__(*exc)
 
     def methods(self) -> list[str]:
         return [r["method"] for r in self.requests]
@@ -125,24 +122,14 @@ class StandInKubernetes:
     def _handler_class(self):
         standin = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args) -> None:
-                pass
-
+        class Handler(QuietHandler):
             def _serve(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                body = json.loads(self.rfile.read(length)) if length else None
+                body = self.read_json()
                 content_type = (self.headers.get("Content-Type") or "").split(";")[0]
                 standin.requests.append(
                     {"method": self.command, "path": self.path, "content_type": content_type, "body": body}
                 )
-                status, doc = standin.answer(self.command, self.path, content_type, body)
-                data = json.dumps(doc).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+                self.send_json(*standin.answer(self.command, self.path, content_type, body))
 
             do_GET = do_POST = do_PATCH = _serve
 

@@ -7,6 +7,8 @@ import socket
 import threading
 from collections.abc import Iterator
 
+import pytest
+
 
 @contextlib.contextmanager
 def silent_server() -> Iterator[int]:
@@ -42,3 +44,16 @@ def unused_port() -> int:
     port = probe.getsockname()[1]
     probe.close()
     return port
+
+
+@pytest.fixture
+def silent_port() -> Iterator[int]:
+    """A server on 127.0.0.1 that accepts connections and never sends a byte."""
+    with silent_server() as port:
+        yield port
+
+
+@pytest.fixture
+def closed_port() -> int:
+    """A port on 127.0.0.1 that refuses connections."""
+    return unused_port()

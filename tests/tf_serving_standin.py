@@ -13,11 +13,11 @@ record fails the version), Session.run on the signature_def's tensor names.
 
 from __future__ import annotations
 
-import json
 import re
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+
+from loopback_http import LoopbackServer, QuietHandler
 
 _ROUTE = re.compile(r"^/v1/models/(?P<name>[^/:]+)(?:/versions/(?P<version>\d+))?(?P<predict>:predict)?$")
 
@@ -31,24 +31,19 @@ class StandInTFServing:
         self.failed: dict[int, str] = {}
         self._lock = threading.Lock()
         self._stop = threading.Event()
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
-        self.url = f"http://127.0.0.1:{self._httpd.server_address[1]}"
-        self._threads = [
-            threading.Thread(target=self._httpd.serve_forever, daemon=True),
-            threading.Thread(target=self._poll_loop, daemon=True),
-        ]
+        self._server = LoopbackServer(self._handler_class())
+        self.url = self._server.url
+        self._poller = threading.Thread(target=self._poll_loop, daemon=True)
 
     def __enter__(self) -> StandInTFServing:
-        for thread in self._threads:
-            thread.start()
+        self._server.__enter__()
+        self._poller.start()
         return self
 
     def __exit__(self, *exc) -> None:
         self._stop.set()
-        self._httpd.shutdown()
-        self._httpd.server_close()
-        for thread in self._threads:
-            thread.join(timeout=10)
+        self._server.__exit__(*exc)
+        self._poller.join(timeout=10)
 
     # -- the file-system source: what TF Serving's FileSystemStoragePathSource does, in miniature
     def _present(self) -> list[int]:
@@ -129,18 +124,7 @@ class StandInTFServing:
     def _handler_class(self):
         server = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args) -> None:  # keep the test output clean
-                pass
-
-            def _send(self, status: int, doc: dict) -> None:
-                body = json.dumps(doc).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
+        class Handler(QuietHandler):
             def _route(self):
                 match = _ROUTE.match(self.path)
                 if not match or match["name"] != server.name:
@@ -150,24 +134,26 @@ class StandInTFServing:
             def do_GET(self) -> None:
                 route = self._route()
                 if route is None or route[1]:
-                    self._send(404, {"error": f"Could not find any versions of model {self.path}"})
+                    self.send_json(404, {"error": f"Could not find any versions of model {self.path}"})
                     return
                 statuses = server.statuses(route[0])
                 if not statuses:
-                    self._send(404, {"error": f"Could not find version {route[0]} of model {server.name}"})
+                    self.send_json(
+                        404, {"error": f"Could not find version {route[0]} of model {server.name}"}
+                    )
                     return
-                self._send(200, {"model_version_status": statuses})
+                self.send_json(200, {"model_version_status": statuses})
 
             def do_POST(self) -> None:
                 route = self._route()
-                body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)) or b"{}")
+                body = self.read_json() or {}
                 if route is None or not route[1]:
-                    self._send(404, {"error": "not found"})
+                    self.send_json(404, {"error": "not found"})
                     return
                 try:
                     status, doc = server.predict(route[0], body)
                 except Exception as err:
                     status, doc = 400, {"error": f"{type(err).__name__}: {err}".splitlines()[0]}
-                self._send(status, doc)
+                self.send_json(status, doc)
 
         return Handler

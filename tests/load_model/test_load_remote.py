@@ -5,15 +5,14 @@ from __future__ import annotations
 import hashlib
 import os
 import tarfile
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
 from conftest import published_versions, run_cli_json
+from loopback_http import LoopbackServer, QuietHandler
 
 from kfp_tfserving.components.common.errors import StorageError
 from kfp_tfserving.components.common.saved_model.proto import read_signatures
@@ -43,11 +42,8 @@ class Served:
         return f"http://127.0.0.1:{self.port}/{path}"
 
 
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(QuietHandler):
     served: Served
-
-    def log_message(self, *args) -> None:
-        pass
 
     def do_HEAD(self) -> None:
         self._serve(head=True)
@@ -98,16 +94,10 @@ class _Handler(BaseHTTPRequestHandler):
 def http_server() -> Iterator[Served]:
     served = Served()
     handler = type("Handler", (_Handler,), {"served": served})
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    served.port = server.server_address[1]
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    with pytest.MonkeyPatch.context() as mp:
+    with LoopbackServer(handler) as server, pytest.MonkeyPatch.context() as mp:
+        served.port = server.port
         mp.setenv("NO_PROXY", "127.0.0.1")  # loopback only, whatever proxy the machine has
         yield served
-    server.shutdown()
-    server.server_close()
-    thread.join()
 
 
 @pytest.fixture(scope="module")

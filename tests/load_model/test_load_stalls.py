@@ -9,10 +9,9 @@ import contextlib
 import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
-from silent_ports import silent_server, unused_port
+from loopback_http import LoopbackServer, QuietHandler
 
 from kfp_tfserving.components.common.errors import FormatError, TransientStorageError
 from kfp_tfserving.components.load_model.loader import load_source
@@ -20,25 +19,10 @@ from kfp_tfserving.components.load_model.loader import load_source
 BODY = bytes(range(256)) * 4  # 1 KiB
 
 
-@pytest.fixture()
-def silent_port() -> Iterator[int]:
-    """Accepts connections and never sends a byte."""
-    with silent_server() as port:
-        yield port
-
-
-@pytest.fixture()
-def closed_port() -> int:
-    return unused_port()
-
-
-class _Trickle(BaseHTTPRequestHandler):
+class _Trickle(QuietHandler):
     """/slow: the body in 64-byte pieces every 0.3 s; /stuck: 100 bytes of it, then silence."""
 
     stop: threading.Event
-
-    def log_message(self, *args) -> None:
-        pass
 
     def _headers(self) -> None:
         self.send_response(200)
@@ -65,14 +49,9 @@ class _Trickle(BaseHTTPRequestHandler):
 def trickle_server() -> Iterator[str]:
     stop = threading.Event()
     handler = type("Handler", (_Trickle,), {"stop": stop})
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    stop.set()
-    server.shutdown()
-    server.server_close()
+    with LoopbackServer(handler) as server:
+        yield server.url
+        stop.set()
 
 
 def test_a_silent_http_server_fails_on_the_stall_timeout_not_the_deadline(tmp_path, silent_port):

@@ -7,13 +7,11 @@ import os
 import subprocess
 import sys
 import tempfile
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 from conftest import one_error_line, run_cli
-from silent_ports import silent_server, unused_port
+from loopback_http import LoopbackServer, QuietHandler
 
 from kfp_tfserving.components.common.errors import StorageError, UserError, reports_errors
 from kfp_tfserving.components.common.redaction import redact
@@ -24,22 +22,7 @@ from kfp_tfserving.components.load_model.loader import load_source
 # ---- secrets and bounded waits (2, 6) -----------------------------------------------------------------
 
 
-@pytest.fixture
-def stalled_port():
-    """A server on 127.0.0.1 that accepts connections and never answers."""
-    with silent_server() as port:
-        yield port
-
-
-@pytest.fixture
-def closed_port() -> int:
-    return unused_port()
-
-
-class _Forbidden(BaseHTTPRequestHandler):
-    def log_message(self, *args) -> None:
-        pass
-
+class _Forbidden(QuietHandler):
     def do_HEAD(self) -> None:
         self.send_response(403)
         self.end_headers()
@@ -49,12 +32,10 @@ class _Forbidden(BaseHTTPRequestHandler):
 
 @pytest.mark.slow
 def test_a_password_in_the_source_url_is_never_printed_or_logged(tmp_path):
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Forbidden)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
+    with LoopbackServer(_Forbidden) as server:
         work = tmp_path / "work"
         work.mkdir()
-        url = f"http://deploy:S3CRET-PW@127.0.0.1:{server.server_port}/model.h5?token=T0KEN&x=1"
+        url = f"http://deploy:S3CRET-PW@127.0.0.1:{server.port}/model.h5?token=T0KEN&x=1"
         (tmp_path / "tmp").mkdir()
         proc = subprocess.run(
             [sys.executable, "-m", "kfp_tfserving.pipelines.cli", "run", url, "--base-path", "s/m"],
@@ -64,8 +45,6 @@ def test_a_password_in_the_source_url_is_never_printed_or_logged(tmp_path):
             cwd=work,
             env={**os.environ, **QUIET_ENV, "TMPDIR": str(tmp_path / "tmp")},
         )
-    finally:
-        server.shutdown()
     line = one_error_line(proc)
     assert "access denied (HTTP 403" in line and "http://***@127.0.0.1" in line and "token=***" in line
     logs = [p.read_text() for p in (tmp_path / "tmp").rglob("*") if p.is_file()]
@@ -75,25 +54,25 @@ def test_a_password_in_the_source_url_is_never_printed_or_logged(tmp_path):
     assert not (work / "s").exists()
 
 
-def test_a_stalled_http_server_times_out_within_the_deadline(tmp_path, stalled_port, monkeypatch):
+def test_a_stalled_http_server_times_out_within_the_deadline(tmp_path, silent_port, monkeypatch):
     monkeypatch.setenv(DEADLINE_ENV, "3")
-    uri = f"http://127.0.0.1:{stalled_port}/model.h5"
+    uri = f"http://127.0.0.1:{silent_port}/model.h5"
     with pytest.raises(StorageError, match=r"model.h5: timed out after 3 s without an answer"):
         load_source(uri, tmp_path / "artifact", {})
 
 
-def test_the_load_steps_read_deadline_parameter_bounds_the_wait(tmp_path, stalled_port, monkeypatch):
+def test_the_load_steps_read_deadline_parameter_bounds_the_wait(tmp_path, silent_port, monkeypatch):
     monkeypatch.delenv(DEADLINE_ENV, raising=False)  # the pipeline parameter alone, as on a cluster
-    uri = f"http://127.0.0.1:{stalled_port}/model.h5"
+    uri = f"http://127.0.0.1:{silent_port}/model.h5"
     with pytest.raises(StorageError, match=r"model.h5: timed out after 2 s without an answer"):
         load_source(uri, tmp_path / "artifact", {}, read_deadline=2)
     assert DEADLINE_ENV not in os.environ  # the step's setting does not outlive the read
 
 
-def test_run_against_a_stalled_server_says_timed_out(tmp_path, stalled_port):
+def test_run_against_a_stalled_server_says_timed_out(tmp_path, silent_port):
     work = tmp_path / "work"
     work.mkdir()
-    uri = f"http://127.0.0.1:{stalled_port}/model.h5"
+    uri = f"http://127.0.0.1:{silent_port}/model.h5"
     proc = run_cli("run", uri, "--base-path", str(work / "m"), "--read-deadline", "3", timeout=120)
     assert "timed out after 3 s" in one_error_line(proc)
     assert not (work / "m").exists()
