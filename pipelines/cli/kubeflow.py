@@ -17,11 +17,21 @@ _PIPELINE_HELP = (
 )
 
 
+# The KFP API connection, for every command that talks to it (each use makes its own click.Option).
+_HOST = click.option(
+    "--host",
+    envvar="KF_PIPELINES_ENDPOINT",
+    required=True,
+    help="KFP API endpoint, e.g. http://localhost:8080 after a port-forward ($KF_PIPELINES_ENDPOINT).",
+)
+_NAMESPACE = click.option("--namespace", default=None, help="Kubernetes namespace (multi-user Kubeflow).")
+_TOKEN = click.option("--token", envvar="KFP_TFSERVING_TOKEN", default=None, help="Bearer token for the API.")
+
+
 def _host_options(func):
-    func = click.option(
-        "--token", envvar="KFP_TFSERVING_TOKEN", default=None, help="Bearer token for the API."
-    )(func)
-    func = click.option("--namespace", default=None, help="Kubernetes namespace (multi-user Kubeflow).")(func)
+    """PIPELINE, the connection, -p parameters and the experiment: what submit and schedule share."""
+    func = _TOKEN(func)
+    func = _NAMESPACE(func)
     func = click.option(
         "--experiment", default="kfp-tfserving", show_default=True, help="Experiment to file the run under."
     )(func)
@@ -33,13 +43,7 @@ def _host_options(func):
         metavar="NAME=VALUE",
         help="A pipeline parameter; lists as a,b or JSON.",
     )(func)
-    func = click.option(
-        "--host",
-        envvar="KF_PIPELINES_ENDPOINT",
-        required=True,
-        help="KFP API endpoint, e.g. http://localhost:8080 after a port-forward ($KF_PIPELINES_ENDPOINT).",
-    )(func)
-    return click.argument("pipeline")(func)
+    return click.argument("pipeline")(_HOST(func))
 
 
 @click.command(epilog=_PIPELINE_HELP)
@@ -146,14 +150,9 @@ def _wait(host, run_id, namespace, token, timeout, poll_interval) -> int:
 
 
 @click.command()
-@click.option(
-    "--host",
-    envvar="KF_PIPELINES_ENDPOINT",
-    required=True,
-    help="KFP API endpoint ($KF_PIPELINES_ENDPOINT).",
-)
-@click.option("--namespace", default=None, help="Kubernetes namespace (multi-user Kubeflow).")
-@click.option("--token", envvar="KFP_TFSERVING_TOKEN", default=None, help="Bearer token for the API.")
+@_HOST
+@_NAMESPACE
+@_TOKEN
 @click.option("--limit", default=20, show_default=True, type=int, help="How many recent runs to read.")
 def runs(host: str, namespace: str | None, token: str | None, limit: int) -> None:
     """List recent runs of this project's pipelines: state and the version each published.
