@@ -24,6 +24,7 @@ class FakeKfp:
         self.experiments = dict(existing_experiments or {})
         self.run_script: list[dict] = []  # what GET /runs/run-42 answers, one per poll; the last one repeats
         self.listed_runs: list[dict] = []  # what GET /runs answers
+        self.url = ""  # set once it is served
 
     def answer(self, method: str, path: str, query: dict, body: dict | None) -> tuple[int, dict]:
         if method == "GET" and path == f"{API}/healthz":

@@ -54,11 +54,11 @@ class StandInKubernetes:
         self.url = self._server.url
 
     def __enter__(self) -> StandInKubernetes:
-        self._server.__enter__()
+        self._server.start()
         return self
 
     def __exit__(self, *exc) -> None:
-        self._server.__exit__(*exc)
+        self._server.stop()
 
     def methods(self) -> list[str]:
         return [r["method"] for r in self.requests]

@@ -30,7 +30,7 @@ class QuietHandler(BaseHTTPRequestHandler):
 
 class LoopbackServer:
     """A ThreadingHTTPServer bound to a free port on 127.0.0.1 at once (so `url` is known before it runs),
-    serving from `__enter__` until `__exit__` shuts it down, closes the socket and joins its thread."""
+    serving from `start()` (or `with`) until `stop()` shuts it down, closes the socket and joins its thread."""
 
     def __init__(self, handler: type[BaseHTTPRequestHandler]):
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
@@ -38,11 +38,17 @@ class LoopbackServer:
         self.url = f"http://127.0.0.1:{self.port}"
         self._thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
 
-    def __enter__(self) -> LoopbackServer:
+    def start(self) -> None:
         self._thread.start()
-        return self
 
-    def __exit__(self, *exc) -> None:
+    def stop(self) -> None:
         self.httpd.shutdown()
         self.httpd.server_close()
         self._thread.join(timeout=10)
+
+    def __enter__(self) -> LoopbackServer:
+        self.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()

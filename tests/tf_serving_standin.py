@@ -36,13 +36,13 @@ class StandInTFServing:
         self._poller = threading.Thread(target=self._poll_loop, daemon=True)
 
     def __enter__(self) -> StandInTFServing:
-        self._server.__enter__()
+        self._server.start()
         self._poller.start()
         return self
 
     def __exit__(self, *exc) -> None:
         self._stop.set()
-        self._server.__exit__(*exc)
+        self._server.stop()
         self._poller.join(timeout=10)
 
     # -- the file-system source: what TF Serving's FileSystemStoragePathSource does, in miniature

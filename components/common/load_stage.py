@@ -11,7 +11,7 @@ import re
 from pathlib import Path
 
 from kfp_tfserving.components.common.errors import UserError
-from kfp_tfserving.components.common.saved_model.graph_nodes import upstream
+from kfp_tfserving.components.common.saved_model.graph_nodes import node_name, upstream
 from kfp_tfserving.components.common.saved_model.proto import init_op_name, meta_graph, read_saved_model_proto
 from kfp_tfserving.components.common.saved_model.tags import Tags
 
@@ -34,19 +34,19 @@ def _named_nodes(message: str, graph_def) -> set[str]:
 def load_stage(message: str, model_dir: Path, tags: Tags) -> str:
     """Which step of LoadSavedModel failed, read off its message (the C API says what, not where): a node
     of the restore op's graph named in it is the restore, the init op's (or its fed assets) the init."""
+    if "Cannot assign a device" in message:  # placement: the graph's devices are not this machine's
+        return "import"
+    if "fed more than once" in message or "main op" in message:
+        return "init"
     try:
         meta = meta_graph(read_saved_model_proto(model_dir), model_dir, tags)
     except UserError:
         return "import"
     nodes = _named_nodes(message, meta.graph_def)
-    init = init_op_name(meta).split(":")[0].lstrip("^")
+    init = node_name(init_op_name(meta))
     restore = meta.saver_def.restore_op_name
     for_init = upstream(meta.graph_def, {init}) if init else set()
     for_restore = upstream(meta.graph_def, {restore}) if restore else set()
-    if "Cannot assign a device" in message:  # placement: the graph's devices are not this machine's
-        return "import"
-    if "fed more than once" in message or "main op" in message:
-        return "init"
     if init and (init in nodes or re.search(rf"(?<![\w/.]){re.escape(init)}(?![\w/.])", message)):
         return "init"
     if nodes & (for_restore - for_init):

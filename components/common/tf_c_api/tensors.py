@@ -13,8 +13,6 @@ from kfp_tfserving.components.common.tf_c_api.library import CApiError, _lib, _S
 
 _TSTRING_BYTES = 24  # sizeof(TF_TString): the element size of a DT_STRING tensor's buffer
 DT_STRING = 7
-
-
 DT_BFLOAT16 = 14
 # TF_DataType enum -> numpy dtype, for every dtype the binding converts except bfloat16 (below).
 _PLAIN_DTYPES = {
