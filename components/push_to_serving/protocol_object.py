@@ -48,11 +48,16 @@ HEARTBEAT_SECONDS = 30.0
 
 
 def _started_at(storage: Storage, uri: str) -> float | None:
+    """When the push behind a lease last said it was alive; None when the lease is gone. A lease that is
+    there but cannot be read or parsed counts as just written: nothing is removed on a guess."""
     try:
         doc = json.loads(storage.read_bytes(uri))
         return float(doc.get("started_at", doc.get("claimed_at")))
     except Exception:
-        return None
+        with contextlib.suppress(Exception):
+            if not storage.exists(uri):
+                return None
+        return time.time()
 
 
 def _is_stale(stamp: float | None, stale_after: float) -> bool:
@@ -84,7 +89,11 @@ def clean_stale(storage: Storage, base: str, stale_after: float = DEFAULT_STALE_
         if str(number) in claims and read_manifest(storage, base, number) is None:
             owner = _claim_owner(storage, join_uri(base, CLAIMS_DIR, str(number)))
             owner_lease = join_uri(base, f"{STAGING_PREFIX}{owner}{LEASE_SUFFIX}")
-            if _is_stale(_started_at(storage, owner_lease), stale_after):  # its push stopped beating
+            if not _is_stale(_started_at(storage, owner_lease), stale_after):
+                continue
+            # A push deletes its lease only once it has ended, so look at the version again after the
+            # lease: one that completed between the first look and the lease read has its manifest now.
+            if read_manifest(storage, base, number) is None:
                 remove_version(storage, base, number)
                 removed.append(str(number))
     return removed

@@ -138,6 +138,50 @@ def test_a_version_claimed_long_ago_by_a_push_still_beating_is_left_alone(gcs_se
     assert storage.exists(f"{base}/1/variables/variables.index")
 
 
+def test_a_version_completed_while_a_cleanup_looks_at_it_is_kept(remote_base, tiny_models, monkeypatch):
+    """The race a concurrent push once lost a published version to: the cleanup finds version 1 without its
+    manifest, and before it reads the owner's lease, the owner completes version 1 and deletes its lease."""
+    _, base = remote_base
+    storage = storage_for(base)
+    done = _push(tiny_models[0], base)
+    manifest = storage.read_bytes(join_uri(done.destination, MANIFEST_NAME))
+    storage.delete_tree(join_uri(done.destination, MANIFEST_NAME))  # version 1 as it is mid-promote
+    lease = f"{base}/.staging-owner.lease"
+    storage.write_bytes(
+        f"{base}/.claims/1", json.dumps({"owner": "owner", "claimed_at": time.time()}).encode()
+    )
+    storage.write_bytes(lease, json.dumps({"started_at": time.time()}).encode())
+    storage_cls, real_read = type(storage), type(storage).read_bytes
+    manifest_uri = join_uri(done.destination, MANIFEST_NAME)
+    looked = []
+
+    def owner_finishes_first(self, uri):
+        looked.append(uri)
+        # Once the cleanup has found no manifest, the owner completes just before its lease is read.
+        if uri == lease and manifest_uri in looked and storage.exists(lease):
+            storage.write_bytes(manifest_uri, manifest)
+            storage.delete_tree(lease)
+        return real_read(self, uri)
+
+    monkeypatch.setattr(storage_cls, "read_bytes", owner_finishes_first)
+    assert protocol_object.clean_stale(storage, base) == []
+    monkeypatch.undo()
+    assert inspect_version(storage, base, 1, deep=True).verified
+
+
+def test_an_unreadable_lease_is_not_taken_for_a_dead_push(gcs_server, tiny_models):
+    base = f"gs://{gcs_server.new_bucket()}/models/m"
+    storage = storage_for(base)
+    storage.write_bytes(
+        f"{base}/.claims/1", json.dumps({"owner": "busy", "claimed_at": time.time()}).encode()
+    )
+    storage.write_bytes(f"{base}/1/variables/variables.index", b"x")
+    storage.write_bytes(f"{base}/.staging-busy.lease", b"")  # as read while an emulator rewrites it
+    storage.write_bytes(f"{base}/.staging-gone/variables/variables.index", b"x")  # its lease is gone
+    assert protocol_object.clean_stale(storage, base) == [".staging-gone"]
+    assert storage.exists(f"{base}/1/variables/variables.index")
+
+
 def test_the_lease_is_refreshed_by_a_heartbeat_while_the_push_lives(gcs_server):
     uri = f"gs://{gcs_server.new_bucket()}/models/m/.staging-x.lease"
     storage = storage_for(uri)
